@@ -1,0 +1,184 @@
+//! Passing sockets between generations: adopting the ones the previous generation handed over,
+//! giving them to the program's bind(), reporting readiness, and preparing the record for the next.
+
+use crate::config::STATE_VAR;
+use crate::fdtable::{self, internal, BoundSocket, FdState, SOCKETS};
+use crate::sockkey::SockKey;
+use crate::wire::{Handover, SocketEntry};
+use crate::{debug, info, log, real, sys};
+use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use libc::c_int;
+use std::ffi::CString;
+
+/// This generation was started by a previous one that waits for its readiness byte.
+static AWAITING_READY: AtomicBool = AtomicBool::new(false);
+/// Inherited sockets remain unclaimed; they are closed once the program serves.
+static HAS_PENDING: AtomicBool = AtomicBool::new(false);
+/// Pid of the previous generation (0 for the first).
+pub static PARENT_GENERATION_PID: AtomicI32 = AtomicI32::new(0);
+
+/// Reads the handover record (if any) from the environment, removes it from the environment so
+/// the program's own children never see it, and moves the inherited sockets into the shim's fd
+/// range where the program cannot close them by accident. A malformed record is reported and
+/// ignored: the program starts fresh.
+pub fn adopt_from_env() {
+    let Some(raw) = std::env::var_os(STATE_VAR) else { return };
+    std::env::remove_var(STATE_VAR);
+    let raw = raw.to_string_lossy().into_owned();
+    let h = match Handover::from_env(&raw) {
+        Ok(h) => h,
+        Err(e) => {
+            info!("ignoring the handover record in {STATE_VAR} ({e}); starting fresh");
+            return;
+        }
+    };
+    log::GENERATION.store(h.generation.max(1), Ordering::Relaxed);
+    PARENT_GENERATION_PID.store(h.parent_pid, Ordering::Relaxed);
+    let mut t = SOCKETS.lock();
+    for s in &h.sockets {
+        let st = sys::socktype(s.fd);
+        if st != s.key.socktype {
+            info!("inherited fd {} is not the {} socket the record names; ignoring it", s.fd, s.key);
+            continue;
+        }
+        let fd = sys::move_internal(s.fd);
+        if fd < 0 || !t.add(BoundSocket { fd, key: s.key, pending: true, inherited: true }) {
+            info!("can't keep inherited socket {} (fd {}): {}", s.key, s.fd, std::io::Error::last_os_error());
+            continue;
+        }
+        HAS_PENDING.store(true, Ordering::Release);
+        debug!("inherited {} as fd {fd}", s.key);
+    }
+    drop(t);
+    if h.ready_fd >= 0 {
+        // SAFETY: plain fcntl.
+        if unsafe { real::fcntl(h.ready_fd, libc::F_GETFD, 0) } >= 0 {
+            let fd = sys::move_internal(h.ready_fd);
+            internal::set(internal::READY, fd);
+            AWAITING_READY.store(fd >= 0, Ordering::Release);
+        } else {
+            info!("the readiness fd {} named in the handover record is not open; the previous generation will time out", h.ready_fd);
+        }
+    }
+}
+
+/// bind() hook helper: if an inherited socket matches `key`, puts it at `fd` (replacing the fresh
+/// socket the program made) and returns true.
+pub fn claim(fd: c_int, key: &SockKey) -> bool {
+    if !HAS_PENDING.load(Ordering::Acquire) {
+        return false;
+    }
+    let mut t = SOCKETS.lock();
+    let Some(mut s) = t.take_pending(key) else { return false };
+    // Keep the program's choices for the fd: blocking mode and close-on-exec.
+    // SAFETY: plain fcntl/dup3 calls on fds we own.
+    unsafe {
+        let want = real::fcntl(fd, libc::F_GETFL, 0);
+        let have = real::fcntl(s.fd, libc::F_GETFL, 0);
+        if want >= 0 && have >= 0 && (want ^ have) & libc::O_NONBLOCK != 0 {
+            real::fcntl(s.fd, libc::F_SETFL, ((have & !libc::O_NONBLOCK) | (want & libc::O_NONBLOCK)) as libc::c_long);
+        }
+        let cloexec = real::fcntl(fd, libc::F_GETFD, 0);
+        let flags = if cloexec >= 0 && cloexec & libc::FD_CLOEXEC != 0 { libc::O_CLOEXEC } else { 0 };
+        if real::dup3(s.fd, fd, flags) < 0 {
+            let e = sys::errno();
+            t.add(s);
+            sys::set_errno(e);
+            return false;
+        }
+    }
+    let old = s.fd;
+    s.fd = fd;
+    s.pending = false;
+    t.add(s);
+    drop(t);
+    sys::close(old);
+    fdtable::set_state(fd, FdState::Bound);
+    debug!("bind({fd}, {}) took over the inherited socket", s.key);
+    true
+}
+
+/// Called when the program starts waiting for connections on `fd` (accept, epoll, poll, select).
+/// The first time that happens on an inherited socket, tells the previous generation we are
+/// ready, and closes inherited sockets the program did not claim.
+#[inline]
+pub fn mark_serving(fd: c_int) {
+    if !AWAITING_READY.load(Ordering::Acquire) && !HAS_PENDING.load(Ordering::Acquire) {
+        return;
+    }
+    if fdtable::state(fd) != FdState::Bound {
+        return;
+    }
+    let inherited = SOCKETS.lock().find_fd(fd).map(|s| s.inherited).unwrap_or(false);
+    if !inherited {
+        return;
+    }
+    if AWAITING_READY.swap(false, Ordering::AcqRel) {
+        let w = internal::take(internal::READY);
+        if w >= 0 {
+            // SAFETY: one-byte write from a static buffer.
+            unsafe { real::write(w, b"R".as_ptr().cast(), 1) };
+            // SAFETY: closing our own fd.
+            unsafe { real::close(w) };
+        }
+        info!("ready: serving on inherited sockets");
+    }
+    close_unclaimed();
+}
+
+/// Closes inherited sockets the program never bound.
+pub fn close_unclaimed() {
+    if !HAS_PENDING.swap(false, Ordering::AcqRel) {
+        return;
+    }
+    let mut closed = [-1; 64];
+    let mut n = 0;
+    SOCKETS.lock().drain_pending(|s| {
+        info!("closing inherited {} (fd {}): this generation did not bind it", s.key, s.fd);
+        if n < closed.len() {
+            closed[n] = s.fd;
+            n += 1;
+        }
+    });
+    for &fd in &closed[..n] {
+        sys::close(fd);
+    }
+}
+
+/// The record for the next generation plus the fds that carry it.
+pub struct Outgoing {
+    /// Hex record for HUPTIME_STATE.
+    pub env: CString,
+    /// Private duplicates of the sockets handed over (close them in the sender afterwards).
+    pub fds: Vec<c_int>,
+}
+
+/// Builds the record for generation `generation`, duplicating each unique serving socket into
+/// the shim's range (so the program's later close() or our draining does not affect them).
+pub fn prepare(generation: u32, ready_fd: c_int) -> Outgoing {
+    let mut entries: Vec<SocketEntry> = Vec::new();
+    let mut fds = Vec::new();
+    let sockets: Vec<BoundSocket> = SOCKETS.lock().iter().collect();
+    for s in sockets {
+        if s.pending || entries.iter().any(|e| e.key == s.key) || !sys::is_serving_socket(s.fd) {
+            continue;
+        }
+        let d = sys::dup_internal(s.fd);
+        if d < 0 {
+            info!("can't hand over {} (fd {}): {}", s.key, s.fd, std::io::Error::last_os_error());
+            continue;
+        }
+        fds.push(d);
+        entries.push(SocketEntry { fd: d, key: s.key });
+    }
+    // SAFETY: getpid has no preconditions.
+    let h = Handover { generation, parent_pid: unsafe { libc::getpid() }, ready_fd, sockets: entries };
+    let env = CString::new(format!("{STATE_VAR}={}", h.to_env())).unwrap_or_default();
+    Outgoing { env, fds }
+}
+
+/// Whether poll/select calls need scanning for readiness (cheap check for the hot path).
+#[inline]
+pub fn awaiting() -> bool {
+    AWAITING_READY.load(Ordering::Relaxed) || HAS_PENDING.load(Ordering::Relaxed)
+}

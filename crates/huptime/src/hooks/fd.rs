@@ -1,0 +1,243 @@
+//! close, close_range, dup, dup2, dup3, epoll_create(1), epoll_ctl, poll, ppoll, select, pselect.
+
+use super::{enter, keep_errno};
+use crate::fdtable::{self, FdState, SOCKETS};
+use crate::{handover, real, sys};
+use libc::{c_int, c_uint};
+
+/// Forgets what we knew about `fd` after the program closed or replaced it.
+fn forget(fd: c_int) {
+    if fdtable::state(fd) == FdState::Bound {
+        SOCKETS.lock().remove_fd(fd);
+    }
+    fdtable::set_state(fd, FdState::None);
+}
+
+/// If `old` is a bound socket, records `new` as another fd for it.
+fn alias(old: c_int, new: c_int) {
+    if new < 0 || fdtable::state(old) != FdState::Bound {
+        return;
+    }
+    let mut t = SOCKETS.lock();
+    if let Some(mut s) = t.find_fd(old) {
+        s.fd = new;
+        if t.add(s) {
+            fdtable::set_state(new, FdState::Bound);
+        }
+    }
+}
+
+/// close(): keeps the counts right; the shim's own fds look closed already (EBADF).
+#[no_mangle]
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    match fdtable::state(fd) {
+        FdState::None => return real::close(fd),
+        FdState::Internal if super::ACTIVE.load(core::sync::atomic::Ordering::Relaxed) => {
+            sys::set_errno(libc::EBADF);
+            return -1;
+        }
+        _ => {}
+    }
+    let Some(_g) = enter() else { return real::close(fd) };
+    // Forget first: once closed, another thread may get this number back from accept().
+    forget(fd);
+    real::close(fd)
+}
+
+/// close_range(): closes what the program asked for except the shim's own fds.
+#[no_mangle]
+pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    let Some(_g) = enter() else { return real::close_range(first, last, flags) };
+    if flags & libc::CLOSE_RANGE_CLOEXEC as c_int != 0 || first > last {
+        return real::close_range(first, last, flags);
+    }
+    let top = (last as u64).min(fdtable::MAX_FDS as u64 - 1) as u32;
+    let mut seg_start: Option<u32> = None;
+    let mut result = 0;
+    let mut fd = first;
+    while fd <= top {
+        let internal = fdtable::state(fd as c_int) == FdState::Internal;
+        if internal {
+            if let Some(s) = seg_start.take() {
+                result |= real::close_range(s, fd - 1, flags);
+            }
+        } else {
+            forget(fd as c_int);
+            if seg_start.is_none() {
+                seg_start = Some(fd);
+            }
+        }
+        if fd == u32::MAX {
+            break;
+        }
+        fd += 1;
+    }
+    if let Some(s) = seg_start {
+        result |= real::close_range(s, top, flags);
+    }
+    if last > top && (top as u64) < u32::MAX as u64 {
+        result |= real::close_range(top.max(first.saturating_sub(1)) + 1, last, flags);
+    }
+    if result != 0 {
+        -1
+    } else {
+        0
+    }
+}
+
+/// dup(): a copy of a bound socket is tracked too.
+#[no_mangle]
+pub unsafe extern "C" fn dup(old: c_int) -> c_int {
+    let Some(_g) = enter() else { return real::dup(old) };
+    let r = real::dup(old);
+    keep_errno(r, |&r| alias(old, r))
+}
+
+unsafe fn do_dup3(old: c_int, new: c_int, flags: c_int, three: bool) -> c_int {
+    let call = || if three { real::dup3(old, new, flags) } else { real::dup2(old, new) };
+    let Some(_g) = enter() else { return call() };
+    if old == new {
+        return call();
+    }
+    if fdtable::state(new) == FdState::Internal {
+        sys::relocate_internal(new);
+    }
+    let r = call();
+    keep_errno(r, |&r| {
+        if r >= 0 {
+            forget(new);
+            alias(old, new);
+        }
+    })
+}
+
+/// dup2(): moves a shim fd out of the way first; tracks copies of bound sockets.
+#[no_mangle]
+pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+    do_dup3(old, new, 0, false)
+}
+
+/// dup3(): as dup2().
+#[no_mangle]
+pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    do_dup3(old, new, flags, true)
+}
+
+/// epoll_create(): remembered, so draining can take bound sockets out of it.
+#[no_mangle]
+pub unsafe extern "C" fn epoll_create(size: c_int) -> c_int {
+    let r = real::epoll_create(size);
+    if r >= 0 && super::ACTIVE.load(core::sync::atomic::Ordering::Relaxed) {
+        fdtable::set_state(r, FdState::Epoll);
+    }
+    r
+}
+
+/// epoll_create1(): as epoll_create().
+#[no_mangle]
+pub unsafe extern "C" fn epoll_create1(flags: c_int) -> c_int {
+    let r = real::epoll_create1(flags);
+    if r >= 0 && super::ACTIVE.load(core::sync::atomic::Ordering::Relaxed) {
+        fdtable::set_state(r, FdState::Epoll);
+    }
+    r
+}
+
+/// epoll_ctl(): registering a bound socket means the program is serving (readiness).
+#[no_mangle]
+pub unsafe extern "C" fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut libc::epoll_event) -> c_int {
+    if op == libc::EPOLL_CTL_ADD && fdtable::state(fd) == FdState::Bound {
+        if let Some(_g) = enter() {
+            if fdtable::state(ep) != FdState::Epoll {
+                fdtable::set_state(ep, FdState::Epoll);
+            }
+            handover::mark_serving(fd);
+            crate::restart::ensure_helper();
+        }
+    }
+    real::epoll_ctl(ep, op, fd, ev)
+}
+
+unsafe fn scan_pollfds(fds: *const libc::pollfd, n: libc::nfds_t) {
+    if fds.is_null() {
+        return;
+    }
+    for p in core::slice::from_raw_parts(fds, n.min(65536) as usize) {
+        if p.events & libc::POLLIN != 0 && fdtable::state(p.fd) == FdState::Bound {
+            handover::mark_serving(p.fd);
+        }
+    }
+}
+
+unsafe fn scan_fdset(n: c_int, set: *const libc::fd_set) {
+    if set.is_null() {
+        return;
+    }
+    for fd in 0..n.clamp(0, libc::FD_SETSIZE as c_int) {
+        if libc::FD_ISSET(fd, set) && fdtable::state(fd) == FdState::Bound {
+            handover::mark_serving(fd);
+        }
+    }
+}
+
+/// poll(): waiting on a bound socket means the program is serving (readiness).
+#[no_mangle]
+pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int) -> c_int {
+    if handover::awaiting() {
+        if let Some(_g) = enter() {
+            scan_pollfds(fds, n);
+        }
+    }
+    real::poll(fds, n, timeout)
+}
+
+/// ppoll(): as poll().
+#[no_mangle]
+pub unsafe extern "C" fn ppoll(
+    fds: *mut libc::pollfd,
+    n: libc::nfds_t,
+    ts: *const libc::timespec,
+    mask: *const libc::sigset_t,
+) -> c_int {
+    if handover::awaiting() {
+        if let Some(_g) = enter() {
+            scan_pollfds(fds, n);
+        }
+    }
+    real::ppoll(fds, n, ts, mask)
+}
+
+/// select(): as poll().
+#[no_mangle]
+pub unsafe extern "C" fn select(
+    n: c_int,
+    r: *mut libc::fd_set,
+    w: *mut libc::fd_set,
+    e: *mut libc::fd_set,
+    t: *mut libc::timeval,
+) -> c_int {
+    if handover::awaiting() {
+        if let Some(_g) = enter() {
+            scan_fdset(n, r);
+        }
+    }
+    real::select(n, r, w, e, t)
+}
+
+/// pselect(): as poll().
+#[no_mangle]
+pub unsafe extern "C" fn pselect(
+    n: c_int,
+    r: *mut libc::fd_set,
+    w: *mut libc::fd_set,
+    e: *mut libc::fd_set,
+    t: *const libc::timespec,
+    m: *const libc::sigset_t,
+) -> c_int {
+    if handover::awaiting() {
+        if let Some(_g) = enter() {
+            scan_fdset(n, r);
+        }
+    }
+    real::pselect(n, r, w, e, t, m)
+}

@@ -1,0 +1,31 @@
+//! huptime's native library. Loaded two ways:
+//! - as `LD_PRELOAD` into the served program, where the hooks in [`hooks`] keep bound sockets
+//!   alive across restarts (see [`restart`] for the state machine, [`handover`] for passing
+//!   sockets between generations, [`wire`] for the record they exchange);
+//! - as the CLI's napi module ([`native`]), for the few things Bun cannot do itself (exec).
+//!
+//! Pure logic ([`wire`], [`sockkey`], [`config`]) is unit tested; the rest is tested end to end.
+
+pub mod config;
+pub mod sockkey;
+pub mod wire;
+
+#[cfg(not(test))]
+pub mod fdtable;
+#[cfg(not(test))]
+pub mod handover;
+#[cfg(not(test))]
+pub mod hooks;
+#[cfg(not(test))]
+mod init;
+#[cfg(not(test))]
+pub mod launch;
+#[macro_use]
+pub mod log;
+#[cfg(not(test))]
+pub mod native;
+pub mod real;
+#[cfg(not(test))]
+pub mod restart;
+#[cfg(not(test))]
+pub mod sys;

@@ -1,0 +1,94 @@
+//! One-line log messages, `huptime[pid] gen=N: message`, written with a single `write(2)` from a
+//! stack buffer: no allocation and no locks, so they are safe from any hook or thread.
+
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+
+/// Where messages go: the program's original stderr, saved at start-up (the program may later
+/// point its own fd 2 elsewhere).
+pub static LOG_FD: AtomicI32 = AtomicI32::new(2);
+/// Whether `debug!` messages are printed.
+pub static DEBUG: AtomicBool = AtomicBool::new(false);
+/// This process's generation number, shown in every line.
+pub static GENERATION: AtomicU32 = AtomicU32::new(1);
+
+/// Fixed-size line buffer; text past its end is cut, never allocated.
+pub struct LineBuf {
+    data: [u8; 1024],
+    len: usize,
+}
+
+impl LineBuf {
+    /// An empty buffer.
+    pub const fn new() -> Self {
+        LineBuf { data: [0; 1024], len: 0 }
+    }
+    /// What has been written so far.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.data[..self.len]
+    }
+}
+
+impl Default for LineBuf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Write for LineBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = self.data.len() - 1 - self.len; // keep one byte for the newline
+        let n = s.len().min(room);
+        self.data[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// Formats and writes one line; errno is preserved.
+pub fn emit(args: fmt::Arguments<'_>) {
+    // SAFETY: errno location is always valid for the calling thread.
+    let saved = unsafe { *libc::__errno_location() };
+    let mut b = LineBuf::new();
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let _ = write!(b, "huptime[{pid}] gen={}: ", GENERATION.load(Ordering::Relaxed));
+    let _ = b.write_fmt(args);
+    b.data[b.len] = b'\n';
+    b.len += 1;
+    // SAFETY: buffer is valid for len bytes.
+    unsafe {
+        crate::real::write(LOG_FD.load(Ordering::Relaxed), b.data.as_ptr().cast(), b.len);
+        *libc::__errno_location() = saved;
+    }
+}
+
+/// Always printed: errors, restarts, rollbacks.
+#[macro_export]
+macro_rules! info {
+    ($($t:tt)*) => { $crate::log::emit(format_args!($($t)*)) };
+}
+
+/// Printed only with `--debug`.
+#[macro_export]
+macro_rules! debug {
+    ($($t:tt)*) => {
+        if $crate::log::DEBUG.load(core::sync::atomic::Ordering::Relaxed) {
+            $crate::log::emit(format_args!($($t)*))
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_buffer_truncates_without_panicking() {
+        let mut b = LineBuf::new();
+        for _ in 0..100 {
+            let _ = write!(b, "0123456789abcdefghij");
+        }
+        assert_eq!(b.as_bytes().len(), 1023);
+    }
+}

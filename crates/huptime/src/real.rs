@@ -1,0 +1,91 @@
+//! The real libc functions behind our hooks, resolved once with `dlsym(RTLD_NEXT)`.
+//!
+//! Inside the shim every call to a hooked function must come through here: a plain `libc::close`
+//! from this library would land in our own `close` hook. `resolve_all` runs in the constructor so
+//! that nothing is resolved later from a signal handler or a freshly forked child.
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+use libc::{c_char, c_int, c_long, c_uint, c_void, nfds_t, pollfd, sigset_t, sockaddr, socklen_t};
+
+fn resolve(name: &'static [u8]) -> usize {
+    // SAFETY: name is NUL-terminated; dlsym is safe to call with RTLD_NEXT.
+    let p = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr() as *const c_char) };
+    if p.is_null() {
+        let msg = b"huptime: fatal: cannot find the real ";
+        // SAFETY: raw writes of static buffers to stderr, then abort: nothing else is safe here.
+        unsafe {
+            libc::write(2, msg.as_ptr() as *const c_void, msg.len());
+            libc::write(2, name.as_ptr() as *const c_void, name.len() - 1);
+            libc::write(2, b" in libc\n".as_ptr() as *const c_void, 9);
+            libc::abort();
+        }
+    }
+    p as usize
+}
+
+macro_rules! real_fns {
+    ($($name:ident($($a:ident: $t:ty),*) -> $r:ty;)*) => {
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+        #[repr(usize)]
+        enum Sym { $($name,)* Count }
+        static PTRS: [AtomicUsize; Sym::Count as usize] =
+            [const { AtomicUsize::new(0) }; Sym::Count as usize];
+        static NAMES: [&[u8]; Sym::Count as usize] = [$(concat!(stringify!($name), "\0").as_bytes(),)*];
+
+        $(
+            /// The next (libc) definition of this function.
+            #[inline]
+            pub unsafe fn $name($($a: $t),*) -> $r {
+                let i = Sym::$name as usize;
+                let mut p = PTRS[i].load(Ordering::Relaxed);
+                if p == 0 {
+                    p = resolve(NAMES[i]);
+                    PTRS[i].store(p, Ordering::Relaxed);
+                }
+                let f: unsafe extern "C" fn($($t),*) -> $r = core::mem::transmute(p);
+                f($($a),*)
+            }
+        )*
+
+        /// Resolves every real symbol now (constructor time), so hooks never call dlsym later,
+        /// in particular not from a signal handler or a freshly forked child.
+        pub fn resolve_all() {
+            for i in 0..Sym::Count as usize {
+                if PTRS[i].load(Ordering::Relaxed) == 0 {
+                    PTRS[i].store(resolve(NAMES[i]), Ordering::Relaxed);
+                }
+            }
+        }
+    };
+}
+
+real_fns! {
+    bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int;
+    listen(fd: c_int, backlog: c_int) -> c_int;
+    accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int;
+    accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int;
+    close(fd: c_int) -> c_int;
+    close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int;
+    dup(fd: c_int) -> c_int;
+    dup2(old: c_int, new: c_int) -> c_int;
+    dup3(old: c_int, new: c_int, flags: c_int) -> c_int;
+    epoll_create(size: c_int) -> c_int;
+    epoll_create1(flags: c_int) -> c_int;
+    epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut libc::epoll_event) -> c_int;
+    poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int;
+    ppoll(fds: *mut pollfd, n: nfds_t, ts: *const libc::timespec, mask: *const sigset_t) -> c_int;
+    select(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, t: *mut libc::timeval) -> c_int;
+    pselect(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, t: *const libc::timespec, m: *const sigset_t) -> c_int;
+    fork() -> libc::pid_t;
+    sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int;
+    signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t;
+    unlink(path: *const c_char) -> c_int;
+    unlinkat(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int;
+    shutdown(fd: c_int, how: c_int) -> c_int;
+    syscall(n: c_long, a: c_long, b: c_long, c: c_long, d: c_long, e: c_long, f: c_long) -> c_long;
+    write(fd: c_int, buf: *const c_void, n: usize) -> isize;
+    read(fd: c_int, buf: *mut c_void, n: usize) -> isize;
+    fcntl(fd: c_int, cmd: c_int, arg: c_long) -> c_int;
+    execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int;
+}
+

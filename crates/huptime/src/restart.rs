@@ -1,0 +1,439 @@
+//! SIGHUP and what follows. The signal handler only records the signal and writes an eventfd; a
+//! helper thread (one per process that holds bound sockets) does the rest:
+//!
+//! - a *master* (the process that bound the sockets, or one whose parent is gone) restarts: in
+//!   fork mode it starts the next generation beside itself, waits until that one serves, then
+//!   drains and exits (or, if the new one fails, keeps serving); in exec mode it drains, then
+//!   execs the new code in place;
+//! - a *worker* (a process the master forked: prefork pools, fork-per-connection) drains and exits
+//!   when its master restarts, so no old code keeps taking connections.
+//!
+//! Draining = stop accepting (bound fds are removed from epoll sets and swapped for inert sockets,
+//! parked accept() calls wake), then wait until the open client connections are finished.
+
+use crate::config::{Config, Mode};
+use crate::fdtable::{self, internal, FdState, SOCKETS};
+use crate::launch::{self, ExecPlan};
+use crate::{handover, log, real, sys};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use libc::c_int;
+use std::sync::OnceLock;
+
+static CONFIG: OnceLock<Config> = OnceLock::new();
+/// The helper thread runs in this process.
+static HELPER: AtomicBool = AtomicBool::new(false);
+/// A SIGHUP arrived and is not handled yet (coalesces bursts into one restart).
+static HUP_PENDING: AtomicBool = AtomicBool::new(false);
+/// SIGHUPs received (lets a hooked call tell our own signal from the program's).
+pub static HUP_COUNT: AtomicU64 = AtomicU64::new(0);
+/// This process stopped accepting and is finishing its connections.
+static DRAINING: AtomicBool = AtomicBool::new(false);
+/// Pid this process was forked from (0 when this image was exec'd).
+static FORK_PARENT: AtomicI32 = AtomicI32::new(0);
+
+/// Stores the configuration (constructor time).
+pub fn configure(c: Config) {
+    log::DEBUG.store(c.debug, Ordering::Relaxed);
+    let _ = CONFIG.set(c);
+}
+
+fn config() -> Config {
+    CONFIG.get().cloned().unwrap_or_default()
+}
+
+/// Whether this process is draining.
+#[inline]
+pub fn draining() -> bool {
+    DRAINING.load(Ordering::Acquire)
+}
+
+/// A worker is a forked copy whose forking process is still its parent: it follows its master.
+fn is_worker() -> bool {
+    let p = FORK_PARENT.load(Ordering::Acquire);
+    // SAFETY: getppid has no preconditions.
+    p != 0 && unsafe { libc::getppid() } == p
+}
+
+extern "C" fn on_sighup(_sig: c_int) {
+    let saved = sys::errno();
+    HUP_PENDING.store(true, Ordering::Release);
+    HUP_COUNT.fetch_add(1, Ordering::AcqRel);
+    sys::eventfd_signal(internal::get(internal::HUP));
+    sys::set_errno(saved);
+}
+
+/// Installs the SIGHUP handler (constructor time). SA_RESTART, so the program's own system calls
+/// are not interrupted by it.
+pub fn install_handler() {
+    // SAFETY: installing a handler that only touches atomics and writes an eventfd.
+    unsafe {
+        let mut act: libc::sigaction = core::mem::zeroed();
+        act.sa_sigaction = on_sighup as extern "C" fn(c_int) as usize;
+        act.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut act.sa_mask);
+        real::sigaction(libc::SIGHUP, &act, core::ptr::null_mut());
+    }
+}
+
+/// Starts the helper thread if this process does not have one yet. Called from normal (not
+/// signal) context: bind, accept, epoll registration, and after fork in a child.
+pub fn ensure_helper() {
+    if HELPER.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    if internal::get(internal::HUP) < 0 {
+        internal::set(internal::HUP, sys::eventfd());
+    }
+    if internal::get(internal::DRAIN) < 0 {
+        internal::set(internal::DRAIN, sys::eventfd());
+    }
+    if internal::get(internal::LINEAGE_W) < 0 {
+        let mut p = [-1; 2];
+        // SAFETY: valid out-array.
+        if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } == 0 {
+            internal::set(internal::LINEAGE_R, sys::move_internal(p[0]));
+            internal::set(internal::LINEAGE_W, sys::move_internal(p[1]));
+        }
+    }
+    // SAFETY: standard pthread creation with a detached attribute.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
+        libc::pthread_attr_init(&mut attr);
+        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        libc::pthread_attr_setstacksize(&mut attr, 512 * 1024);
+        let mut t: libc::pthread_t = 0;
+        let r = libc::pthread_create(&mut t, &attr, helper_main, core::ptr::null_mut());
+        libc::pthread_attr_destroy(&mut attr);
+        if r != 0 {
+            HELPER.store(false, Ordering::Release);
+            info!("can't start the restart thread (error {r}); SIGHUP will not restart this process");
+        }
+    }
+}
+
+/// Fork hook, child side: this process is a copy of its parent's generation. It gets its own
+/// eventfds (the inherited ones are shared with the parent) and its own helper if it holds sockets.
+pub fn after_fork_child(parent: libc::pid_t) {
+    FORK_PARENT.store(parent, Ordering::Release);
+    HELPER.store(false, Ordering::Release);
+    for slot in [internal::HUP, internal::DRAIN] {
+        let old = internal::get(slot);
+        if old >= 0 {
+            // SAFETY: plain eventfd/dup3 on our own fd numbers.
+            unsafe {
+                let e = libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK);
+                if e >= 0 {
+                    real::dup3(e, old, libc::O_CLOEXEC);
+                    real::close(e);
+                }
+            }
+        }
+    }
+    if !SOCKETS.lock().is_empty() {
+        ensure_helper();
+    }
+}
+
+extern "C" fn helper_main(_: *mut libc::c_void) -> *mut libc::c_void {
+    // This thread takes SIGHUP (so a program that blocks it everywhere still restarts) and no
+    // other signal (those stay the program's business).
+    // SAFETY: mask manipulation on the current thread.
+    unsafe {
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::sigdelset(&mut set, libc::SIGHUP);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, core::ptr::null_mut());
+    }
+    debug!("restart thread started");
+    loop {
+        if HUP_PENDING.swap(false, Ordering::AcqRel) {
+            on_hup();
+            continue;
+        }
+        let hup = internal::get(internal::HUP);
+        let lineage = if is_worker() { internal::get(internal::LINEAGE_R) } else { -1 };
+        let mut fds = [
+            libc::pollfd { fd: hup, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: lineage, events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: valid pollfd array; a negative fd is ignored by poll.
+        let r = unsafe { real::poll(fds.as_mut_ptr(), 2, 1000) };
+        if r > 0 && fds[0].revents != 0 {
+            sys::eventfd_clear(hup);
+        }
+        if r > 0 && fds[1].revents != 0 && is_worker() && !draining() {
+            debug!("master is restarting; this worker drains");
+            drain_and_exit(None);
+        }
+    }
+}
+
+fn on_hup() {
+    if draining() {
+        debug!("SIGHUP ignored: already draining");
+        return;
+    }
+    if is_worker() {
+        debug!("SIGHUP in a worker: draining");
+        drain_and_exit(None);
+    }
+    match config().mode {
+        Mode::Fork => fork_restart(),
+        Mode::Exec => exec_restart(),
+    }
+}
+
+/// Stops taking connections: tells forked workers, wakes parked accept() calls, removes bound
+/// sockets from the process's epoll sets and puts inert sockets at their fd numbers (so poll and
+/// select loops stop seeing them while they keep serving their open connections).
+fn begin_drain() {
+    if DRAINING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    sys::eventfd_signal(internal::get(internal::DRAIN));
+    if !is_worker() {
+        let w = internal::get(internal::LINEAGE_W);
+        if w >= 0 {
+            // SAFETY: one-byte write.
+            unsafe { real::write(w, b"D".as_ptr().cast(), 1) };
+        }
+    }
+    let mut epolls = [0 as c_int; 256];
+    let n_ep = fdtable::fds_in_state(FdState::Epoll, &mut epolls);
+    let sockets: Vec<_> = SOCKETS.lock().iter().filter(|s| !s.pending).collect();
+    for s in sockets {
+        // SAFETY: epoll_ctl/socket/listen/dup3 on fds this process owns.
+        unsafe {
+            for &ep in &epolls[..n_ep] {
+                real::epoll_ctl(ep, libc::EPOLL_CTL_DEL, s.fd, core::ptr::null_mut());
+            }
+            let ty = sys::socktype(s.fd);
+            let dummy = libc::socket(libc::AF_UNIX, if ty > 0 { ty } else { libc::SOCK_STREAM } | libc::SOCK_CLOEXEC, 0);
+            if dummy >= 0 {
+                if ty == libc::SOCK_STREAM || ty == libc::SOCK_SEQPACKET {
+                    real::listen(dummy, 1);
+                }
+                let fdflags = real::fcntl(s.fd, libc::F_GETFD, 0);
+                let flags = if fdflags >= 0 && fdflags & libc::FD_CLOEXEC != 0 { libc::O_CLOEXEC } else { 0 };
+                // Keep the program's blocking mode on the inert socket.
+                if sys::nonblocking(s.fd) {
+                    real::fcntl(dummy, libc::F_SETFL, libc::O_NONBLOCK as libc::c_long);
+                }
+                real::dup3(dummy, s.fd, flags);
+                real::close(dummy);
+            }
+        }
+        fdtable::set_state(s.fd, FdState::Drained);
+    }
+    debug!("stopped accepting; {} connection(s) open", fdtable::CONNS.load(Ordering::Acquire));
+}
+
+/// Waits until the process has no open client connections, or the drain deadline passes.
+fn wait_idle() {
+    let limit = config().drain_timeout_ms;
+    let start = sys::now_ms();
+    loop {
+        let open = fdtable::CONNS.load(Ordering::Acquire);
+        if open == 0 {
+            return;
+        }
+        if limit > 0 && sys::now_ms().saturating_sub(start) >= limit {
+            info!("drain deadline ({} s) passed with {open} connection(s) still open; cutting them", limit as f64 / 1000.0);
+            return;
+        }
+        sys::sleep_ms(5);
+    }
+}
+
+fn drain_and_exit(reason: Option<&str>) -> ! {
+    begin_drain();
+    wait_idle();
+    if let Some(r) = reason {
+        info!("{r}");
+    } else {
+        debug!("drained; exiting");
+    }
+    // SAFETY: ending the process without running the program's exit path (which could close or
+    // unlink sockets the next generation now serves).
+    unsafe { libc::_exit(0) }
+}
+
+/// Blocks the calling thread for good (a draining process ends from its helper thread).
+pub fn park() -> ! {
+    loop {
+        // SAFETY: poll with no fds just sleeps.
+        unsafe { real::poll(core::ptr::null_mut(), 0, -1) };
+    }
+}
+
+fn next_generation() -> u32 {
+    log::GENERATION.load(Ordering::Relaxed).saturating_add(1)
+}
+
+fn fork_restart() {
+    let Some(launch) = launch::get() else {
+        info!("can't restart: the launch was not captured at start-up");
+        return;
+    };
+    let gen = next_generation();
+    let mut ready = [-1; 2];
+    // SAFETY: valid out-array.
+    if unsafe { libc::pipe2(ready.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        info!("can't restart: can't create the readiness pipe: {}", std::io::Error::last_os_error());
+        return;
+    }
+    let (ready_r, ready_w) = (sys::move_internal(ready[0]), sys::move_internal(ready[1]));
+    let out = handover::prepare(gen, ready_w);
+    let mut keep = out.fds.clone();
+    keep.push(ready_w);
+    let plan = ExecPlan::new(launch, vec![out.env.clone()], keep);
+    let started = sys::now_ms();
+    let (pid, pidfd) = spawn(&plan, launch);
+    for &fd in &out.fds {
+        sys::close(fd);
+    }
+    sys::close(ready_w);
+    if pid < 0 {
+        info!("can't restart: can't start a new process: {}", std::io::Error::last_os_error());
+        sys::close(ready_r);
+        return;
+    }
+    info!("restarting: generation {gen} is pid {pid} ({})", plan.exe().to_string_lossy());
+    let timeout = config().ready_timeout_ms;
+    let outcome = wait_ready(ready_r, pidfd, timeout);
+    sys::close(ready_r);
+    sys::close(pidfd);
+    match outcome {
+        Ready::Yes => {
+            info!("generation {gen} (pid {pid}) is ready after {} ms; draining", sys::now_ms() - started);
+            drain_and_exit(Some("drained; exiting"));
+        }
+        Ready::Exited => {
+            info!("rollback: generation {gen} (pid {pid}) exited before it was ready; this generation keeps serving");
+        }
+        Ready::Timeout => {
+            // SAFETY: signalling the process we started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            info!(
+                "rollback: generation {gen} (pid {pid}) was not ready within {} s; killed it, this generation keeps serving",
+                timeout as f64 / 1000.0
+            );
+        }
+    }
+}
+
+enum Ready {
+    Yes,
+    Exited,
+    Timeout,
+}
+
+fn wait_ready(ready_r: c_int, pidfd: c_int, timeout_ms: u64) -> Ready {
+    let deadline = sys::now_ms() + timeout_ms;
+    loop {
+        let left = deadline.saturating_sub(sys::now_ms());
+        if left == 0 {
+            return Ready::Timeout;
+        }
+        let mut fds = [
+            libc::pollfd { fd: ready_r, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: valid pollfd array.
+        let r = unsafe { real::poll(fds.as_mut_ptr(), 2, left.min(1000) as c_int) };
+        if r < 0 {
+            continue;
+        }
+        if fds[0].revents != 0 {
+            let mut b = [0u8; 1];
+            // SAFETY: one-byte read.
+            let n = unsafe { real::read(ready_r, b.as_mut_ptr().cast(), 1) };
+            return if n == 1 { Ready::Yes } else { Ready::Exited };
+        }
+        if fds[1].revents != 0 {
+            return Ready::Exited;
+        }
+    }
+}
+
+/// Starts the next generation as a sibling (CLONE_PARENT): it is never the program's own child,
+/// so the program's waitpid() cannot reap it and its exit does not look like a worker's. Returns
+/// the pid and a pidfd to watch it.
+fn spawn(plan: &ExecPlan, launch: &launch::Launch) -> (libc::pid_t, c_int) {
+    #[repr(C)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+    }
+    let mut pidfd: c_int = -1;
+    let args = CloneArgs {
+        flags: (libc::CLONE_PARENT | libc::CLONE_PIDFD) as u64,
+        pidfd: &mut pidfd as *mut c_int as u64,
+        child_tid: 0,
+        parent_tid: 0,
+        // With CLONE_PARENT the kernel requires 0 here and uses the group leader's exit signal.
+        exit_signal: 0,
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+    };
+    // SAFETY: clone3 without a new stack behaves like fork for the calling thread; the child only
+    // runs exec_into (async-signal-safe) and _exit.
+    let pid = unsafe {
+        real::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs as libc::c_long,
+            core::mem::size_of::<CloneArgs>() as libc::c_long,
+            0,
+            0,
+            0,
+            0,
+        )
+    } as libc::pid_t;
+    if pid == 0 {
+        plan.exec_into(launch);
+        let msg = b"huptime: can't exec the new generation\n";
+        // SAFETY: write + _exit in the child.
+        unsafe {
+            real::write(2, msg.as_ptr().cast(), msg.len());
+            libc::_exit(127);
+        }
+    }
+    if pid > 0 && pidfd >= 0 {
+        pidfd = sys::move_internal(pidfd);
+    }
+    (pid, pidfd)
+}
+
+fn exec_restart() {
+    let Some(launch) = launch::get() else {
+        info!("can't restart: the launch was not captured at start-up");
+        return;
+    };
+    // SAFETY: access() on a valid C string.
+    if unsafe { libc::access(launch.exe.as_ptr(), libc::X_OK) } != 0 {
+        info!(
+            "can't restart: {} is not executable now ({}); this generation keeps serving",
+            launch.exe.to_string_lossy(),
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    let gen = next_generation();
+    let out = handover::prepare(gen, -1);
+    let plan = ExecPlan::new(launch, vec![out.env.clone()], out.fds.clone());
+    info!("restarting in place: draining before exec of generation {gen}");
+    begin_drain();
+    wait_idle();
+    info!("drained; exec'ing generation {gen}");
+    plan.exec_into(launch);
+    info!("can't exec {}: {}; exiting", plan.exe().to_string_lossy(), std::io::Error::last_os_error());
+    // SAFETY: nothing sensible is left to do in a drained process whose exec failed.
+    unsafe { libc::_exit(127) }
+}

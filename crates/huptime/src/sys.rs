@@ -1,0 +1,172 @@
+//! Small wrappers over the real syscalls that the rest of the shim shares: errno handling, the
+//! shim's private fd range, eventfds, sleeping. Everything here calls `real::*`, never a hook.
+
+use crate::fdtable::{self, internal, FdState};
+use crate::real;
+use core::sync::atomic::{AtomicI32, Ordering};
+use libc::c_int;
+
+/// The calling thread's errno.
+#[inline]
+pub fn errno() -> c_int {
+    // SAFETY: always valid for the calling thread.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Sets the calling thread's errno.
+#[inline]
+pub fn set_errno(e: c_int) {
+    // SAFETY: always valid for the calling thread.
+    unsafe { *libc::__errno_location() = e }
+}
+
+static BASE: AtomicI32 = AtomicI32::new(0);
+
+/// Lowest fd number the shim uses for its own fds: high enough to stay out of the way of the
+/// program's (which are allocated from the bottom), low enough to keep the kernel's fd table small.
+pub fn internal_base() -> c_int {
+    let b = BASE.load(Ordering::Relaxed);
+    if b > 0 {
+        return b;
+    }
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: valid out-pointer.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0 { rl.rlim_cur } else { 1024 };
+    let top = soft.min(4096) as c_int;
+    let b = if top > 256 { top - 128 } else { (top / 2).max(3) };
+    BASE.store(b, Ordering::Relaxed);
+    b
+}
+
+/// Duplicates `fd` into the shim's range, close-on-exec, and marks it internal. -1 on failure.
+pub fn dup_internal(fd: c_int) -> c_int {
+    // SAFETY: plain fcntl.
+    let mut n = unsafe { real::fcntl(fd, libc::F_DUPFD_CLOEXEC, internal_base() as libc::c_long) };
+    if n < 0 {
+        // SAFETY: plain fcntl.
+        n = unsafe { real::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    }
+    if n >= 0 {
+        fdtable::set_state(n, FdState::Internal);
+    }
+    n
+}
+
+/// Moves `fd` into the shim's range (dup + close), returning the new number.
+pub fn move_internal(fd: c_int) -> c_int {
+    let n = dup_internal(fd);
+    if n >= 0 {
+        close(fd);
+    }
+    n
+}
+
+/// Closes an fd with the real close, clearing its state first.
+pub fn close(fd: c_int) {
+    if fd >= 0 {
+        fdtable::set_state(fd, FdState::None);
+        // SAFETY: plain close.
+        unsafe { real::close(fd) };
+    }
+}
+
+/// A new close-on-exec, non-blocking eventfd in the shim's range.
+pub fn eventfd() -> c_int {
+    // SAFETY: plain eventfd.
+    let e = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if e < 0 {
+        return -1;
+    }
+    move_internal(e)
+}
+
+/// Adds one to an eventfd (async-signal-safe).
+pub fn eventfd_signal(fd: c_int) {
+    if fd >= 0 {
+        let one: u64 = 1;
+        // SAFETY: 8-byte write from a valid buffer.
+        unsafe { real::write(fd, (&one as *const u64).cast(), 8) };
+    }
+}
+
+/// Reads and discards an eventfd's counter.
+pub fn eventfd_clear(fd: c_int) {
+    let mut v: u64 = 0;
+    // SAFETY: 8-byte read into a valid buffer.
+    unsafe { real::read(fd, (&mut v as *mut u64).cast(), 8) };
+}
+
+/// Whether `fd` is in non-blocking mode.
+pub fn nonblocking(fd: c_int) -> bool {
+    // SAFETY: plain fcntl.
+    let fl = unsafe { real::fcntl(fd, libc::F_GETFL, 0) };
+    fl >= 0 && fl & libc::O_NONBLOCK != 0
+}
+
+/// Sleeps for `ms` milliseconds.
+pub fn sleep_ms(ms: u64) {
+    let ts = libc::timespec { tv_sec: (ms / 1000) as _, tv_nsec: ((ms % 1000) * 1_000_000) as _ };
+    // SAFETY: valid timespec.
+    unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
+}
+
+/// Milliseconds on the monotonic clock.
+pub fn now_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+/// Moves a shim fd out of the way when the program dup2()s onto its number: every slot and
+/// pending socket that referred to `fd` is updated to the new number.
+pub fn relocate_internal(fd: c_int) {
+    let n = dup_internal(fd);
+    if n < 0 {
+        return;
+    }
+    for s in internal::SLOTS.iter() {
+        let _ = s.compare_exchange(fd, n, Ordering::AcqRel, Ordering::Acquire);
+    }
+    {
+        let mut t = fdtable::SOCKETS.lock();
+        for s in t.iter_mut() {
+            if s.pending && s.fd == fd {
+                s.fd = n;
+            }
+        }
+    }
+    if crate::log::LOG_FD.load(Ordering::Relaxed) == fd {
+        crate::log::LOG_FD.store(n, Ordering::Relaxed);
+    }
+    close(fd);
+}
+
+/// Whether `fd` is a listening stream socket or a datagram socket: the kinds worth handing over.
+pub fn is_serving_socket(fd: c_int) -> bool {
+    let get = |opt: c_int| -> Option<c_int> {
+        let mut v: c_int = 0;
+        let mut l = core::mem::size_of::<c_int>() as libc::socklen_t;
+        // SAFETY: valid out-pointers.
+        let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, (&mut v as *mut c_int).cast(), &mut l) };
+        (r == 0).then_some(v)
+    };
+    match get(libc::SO_TYPE) {
+        Some(libc::SOCK_DGRAM) => true,
+        Some(_) => get(libc::SO_ACCEPTCONN) == Some(1),
+        None => false,
+    }
+}
+
+/// The socket type of `fd` (SO_TYPE), or -1.
+pub fn socktype(fd: c_int) -> c_int {
+    let mut v: c_int = -1;
+    let mut l = core::mem::size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: valid out-pointers.
+    let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, (&mut v as *mut c_int).cast(), &mut l) };
+    if r == 0 {
+        v
+    } else {
+        -1
+    }
+}
