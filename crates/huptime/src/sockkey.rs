@@ -97,7 +97,7 @@ impl SockKey {
 
     /// Rebuilds a key from the wire; validates it the same way `from_sockaddr` does.
     pub fn from_parts(family: u16, socktype: i32, bytes: &[u8]) -> Option<SockKey> {
-        if bytes.len() > ADDR_MAX || bytes.len() < 2 {
+        if bytes.len() > ADDR_MAX || bytes.len() < 2 || !(1..=5).contains(&socktype) {
             return None;
         }
         let mut buf = [0u8; ADDR_MAX];
