@@ -51,6 +51,8 @@ pub enum WireError {
     BadMagic,
     /// Written by a huptime whose format this one does not know.
     UnsupportedVersion(u8),
+    /// The reserved header byte is set: written by a format this one does not know.
+    Reserved(u8),
     /// Declared payload length disagrees with the bytes present.
     LengthMismatch,
     /// Payload checksum mismatch: corrupted in transit.
@@ -70,6 +72,7 @@ impl fmt::Display for WireError {
             WireError::UnsupportedVersion(v) => {
                 write!(f, "unsupported version {v} (this huptime reads {VERSION})")
             }
+            WireError::Reserved(b) => write!(f, "reserved header byte is {b}, expected 0"),
             WireError::LengthMismatch => f.write_str("length field does not match the data"),
             WireError::Checksum => f.write_str("checksum mismatch"),
             WireError::TooManySockets(n) => write!(f, "{n} sockets, at most {MAX_SOCKETS}"),
@@ -151,6 +154,9 @@ impl Handover {
         }
         if buf[4] != VERSION {
             return Err(WireError::UnsupportedVersion(buf[4]));
+        }
+        if buf[5] != 0 {
+            return Err(WireError::Reserved(buf[5]));
         }
         let len = u32::from_le_bytes([buf[6], buf[7], buf[8], buf[9]]) as usize;
         if buf.len() != HEADER.saturating_add(len).saturating_add(4) {
