@@ -41,7 +41,7 @@ pub fn get() -> Option<&'static Launch> {
 
 /// Captures everything; `skip_env` names variables left out of the saved environment.
 pub fn capture(skip_env: &[&str]) -> Result<(), String> {
-    let exe = std::fs::read_link("/proc/self/exe").map_err(|e| format!("can't read /proc/self/exe: {e}"))?;
+    let exe = exec_path()?;
     let cmdline = std::fs::read("/proc/self/cmdline").map_err(|e| format!("can't read /proc/self/cmdline: {e}"))?;
     let argv: Vec<CString> = cmdline
         .split(|&b| b == 0)
@@ -88,6 +88,27 @@ pub fn capture(skip_env: &[&str]) -> Result<(), String> {
     };
     let _ = LAUNCH.set(launch);
     Ok(())
+}
+
+/// The path this image was exec'd by: the kernel's AT_EXECFN when it names the running executable
+/// (so a restart keeps the process name `killall` matches, e.g. `python3`, not `python3.11`),
+/// else the resolved /proc/self/exe (scripts: AT_EXECFN is the script, the image its interpreter).
+fn exec_path() -> Result<std::path::PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    let resolved = std::fs::read_link("/proc/self/exe").map_err(|e| format!("can't read /proc/self/exe: {e}"))?;
+    // SAFETY: getauxval has no preconditions; AT_EXECFN points to a NUL-terminated string.
+    let execfn = unsafe { libc::getauxval(libc::AT_EXECFN) } as *const libc::c_char;
+    if execfn.is_null() {
+        return Ok(resolved);
+    }
+    // SAFETY: see above.
+    let given = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(unsafe { CStr::from_ptr(execfn) }.to_bytes()));
+    match (std::fs::metadata(&given), std::fs::metadata("/proc/self/exe")) {
+        (Ok(a), Ok(b)) if a.dev() == b.dev() && a.ino() == b.ino() => {
+            Ok(std::env::current_dir().map(|d| d.join(&given)).unwrap_or(given))
+        }
+        _ => Ok(resolved),
+    }
 }
 
 /// Saves a private copy of every fd the program was given (they are the ones without
