@@ -1,0 +1,93 @@
+/** The run path's answers to good and bad input: exit codes and messages of dist/huptime. */
+import { describe, expect, test } from "bun:test";
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runCli } from "../helpers/cli";
+
+describe("huptime CLI", () => {
+  test("--version prints the package version", () => {
+    const r = runCli(["--version"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  test("--help lists the options", () => {
+    const r = runCli(["--help"]);
+    expect(r.code).toBe(0);
+    for (const opt of ["--fork", "--exec", "--debug"]) expect(r.stdout).toContain(opt);
+  });
+
+  test("no command is a usage error (exit 2)", () => {
+    const r = runCli([]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^huptime: /);
+  });
+
+  test("unknown option is a usage error naming it", () => {
+    const r = runCli(["--bogus", "true"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("--bogus");
+  });
+
+  test("--fork with --exec is refused", () => {
+    const r = runCli(["--fork", "--exec", "true"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("--fork and --exec");
+  });
+
+  test("command not found: 127, names the command", () => {
+    const r = runCli(["no-such-command-xyz"]);
+    expect(r.code).toBe(127);
+    expect(r.stderr).toContain("no-such-command-xyz");
+  });
+
+  test("not executable: 126, names the file", () => {
+    const dir = mkdtempSync(join(tmpdir(), "huptime-cli-"));
+    const f = join(dir, "script");
+    writeFileSync(f, "#!/bin/sh\necho hi\n");
+    chmodSync(f, 0o644);
+    const r = runCli([f]);
+    expect(r.code).toBe(126);
+    expect(r.stderr).toContain(f);
+  });
+
+  test("the program's own flags are not parsed by huptime", () => {
+    const r = runCli(["echo", "-n", "--exec", "--bogus"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("--exec --bogus");
+  });
+
+  test("-- ends huptime's options", () => {
+    const r = runCli(["--exec", "--", "echo", "ok"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("ok\n");
+  });
+
+  test("the program replaces huptime: exit status and stdin pass through", () => {
+    const r = runCli(["sh", "-c", "read x; echo got:$x; exit 7"], { input: "hello\n" });
+    expect(r.code).toBe(7);
+    expect(r.stdout).toBe("got:hello\n");
+  });
+
+  test("inherited fds reach the program, signals are reset", () => {
+    const dir = mkdtempSync(join(tmpdir(), "huptime-fd-"));
+    const log = join(dir, "log");
+    // fd 3 given by the shell; SIGPIPE/SIGINT must be at their defaults in the program.
+    const r = runCli(["sh", "-c", `exec 3>${log}; exec dist/huptime sh -c 'echo to3 >&3; grep -E "^Sig(Ign|Blk)" /proc/self/status'`], {
+      cwd: join(import.meta.dir, "..", ".."),
+    });
+    expect(r.code).toBe(0);
+    expect(readFileSync(log, "utf8")).toBe("to3\n");
+    expect(r.stdout).toContain("SigIgn:\t0000000000000000");
+    expect(r.stdout).toContain("SigBlk:\t0000000000000000");
+  });
+
+  test("an unwritable library directory is a clear error and the program does not run", () => {
+    const r = runCli(["sh", "-c", "echo RAN"], { env: { ...process.env, HUPTIME_CACHE_DIR: "/proc/huptime-cannot-exist" } });
+    expect(r.code).toBe(1);
+    expect(r.stdout).not.toContain("RAN");
+    expect(r.stderr).toContain("/proc/huptime-cannot-exist");
+    expect(r.stderr).toContain("HUPTIME_CACHE_DIR");
+  });
+});

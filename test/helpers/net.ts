@@ -1,0 +1,123 @@
+/** Network helpers for tests: free ports, one-shot HTTP/1.0 requests, held connections, load loops. */
+import { createServer, connect, type Socket } from "node:net";
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Outcome of one request. */
+export type Reply = { ok: true; body: string } | { ok: false; error: string };
+
+/** Parses a raw HTTP response into a Reply (2xx with a body = ok). */
+function parse(raw: string): Reply {
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(raw);
+  if (!m) return { ok: false, error: `bad response ${JSON.stringify(raw.slice(0, 60))}` };
+  if (!m[1].startsWith("2")) return { ok: false, error: `status ${m[1]}` };
+  const i = raw.indexOf("\r\n\r\n");
+  return { ok: true, body: i >= 0 ? raw.slice(i + 4) : "" };
+}
+
+/** Sends one `GET path` on a new connection and reads the reply until the server closes. */
+export function request(port: number, path = "/", timeoutMs = 10_000, host = "127.0.0.1"): Promise<Reply> {
+  return new Promise((resolve) => {
+    let raw = "";
+    let done = false;
+    const finish = (r: Reply) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(r);
+    };
+    const sock = connect({ port, host });
+    const timer = setTimeout(() => finish({ ok: false, error: "timeout" }), timeoutMs);
+    sock.setEncoding("utf8");
+    sock.on("connect", () => sock.write(`GET ${path} HTTP/1.0\r\nHost: localhost\r\n\r\n`));
+    sock.on("data", (d) => (raw += d));
+    sock.on("end", () => finish(parse(raw)));
+    sock.on("error", (e) => finish({ ok: false, error: (e as NodeJS.ErrnoException).code ?? e.message }));
+  });
+}
+
+/** A connection opened now, whose request is sent later with `send()`. */
+export interface Held {
+  send(path?: string): Promise<Reply>;
+}
+
+/** Opens a connection and waits until it is established; the request goes out on `send()`. */
+export async function hold(port: number, timeoutMs = 15_000): Promise<Held> {
+  const sock: Socket = connect({ port, host: "127.0.0.1" });
+  sock.setEncoding("utf8");
+  let raw = "";
+  const closed = new Promise<Reply>((resolve) => {
+    const timer = setTimeout(() => resolve({ ok: false, error: "timeout" }), timeoutMs);
+    sock.on("data", (d) => (raw += d));
+    sock.on("end", () => {
+      clearTimeout(timer);
+      resolve(parse(raw));
+    });
+    sock.on("error", (e) => {
+      clearTimeout(timer);
+      resolve({ ok: false, error: (e as NodeJS.ErrnoException).code ?? e.message });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    sock.once("connect", () => resolve());
+    sock.once("error", reject);
+  });
+  return {
+    send(path = "/") {
+      sock.write(`GET ${path} HTTP/1.0\r\nHost: localhost\r\n\r\n`);
+      return closed;
+    },
+  };
+}
+
+/** Counters of a running load loop. */
+export interface LoadStats {
+  ok: number;
+  failed: number;
+  errors: string[];
+  /** Body of every successful reply, counted. */
+  bodies: Map<string, number>;
+}
+
+/**
+ * Runs `concurrency` clients that each open a new connection, send a request, read the reply and
+ * wait `intervalMs`, until `stop()` is called (or `maxMs` passes). Every connection is new.
+ */
+export function loadLoop(port: number, opts: { concurrency?: number; intervalMs?: number; maxMs?: number } = {}) {
+  const stats: LoadStats = { ok: 0, failed: 0, errors: [], bodies: new Map() };
+  let running = true;
+  const end = Date.now() + (opts.maxMs ?? 120_000);
+  const worker = async () => {
+    while (running && Date.now() < end) {
+      const r = await request(port);
+      if (r.ok) {
+        stats.ok++;
+        stats.bodies.set(r.body, (stats.bodies.get(r.body) ?? 0) + 1);
+      } else {
+        stats.failed++;
+        if (stats.errors.length < 20) stats.errors.push(r.error);
+      }
+      await Bun.sleep(opts.intervalMs ?? 3);
+    }
+  };
+  const workers = Array.from({ length: opts.concurrency ?? 4 }, worker);
+  return {
+    stats,
+    async stop(): Promise<LoadStats> {
+      running = false;
+      await Promise.all(workers);
+      return stats;
+    },
+  };
+}
