@@ -28,15 +28,21 @@ for (const mode of ["fork", "exec"] as const) {
           const load = loadLoop(port, { concurrency: 4, intervalMs: 2 });
           let master = s.pid;
           for (let gen = 2; gen <= RESTARTS + 1; gen++) {
+            // The load must really be flowing through every restart.
+            const served = load.stats.ok;
+            await waitFor(() => load.stats.ok >= served + 30, "the client loop to be served");
             writeFileSync(cookie, `gen${gen}`);
             const before = groupMembers(s.pgid).map((p) => p.pid);
             const held = await hold(port);
             process.kill(master, "SIGHUP");
+            // Exec mode: the old generation finishes the held connection before it execs, so the
+            // request goes out during the drain. Fork mode: after the new generation serves.
+            const early = mode === "exec" ? held.send() : undefined;
             await waitFor(async () => {
               const r = await request(port, "/", 2000);
               return r.ok && r.body.startsWith(`gen${gen} `);
             }, `generation ${gen} to answer`);
-            const reply = await held.send();
+            const reply = await (early ?? held.send());
             expect(reply.ok ? "served" : reply.error).toBe("served");
             // The previous generation, workers included, goes away.
             const old = before.filter((p) => mode === "fork" || p !== s.pid);
@@ -53,7 +59,6 @@ for (const mode of ["fork", "exec"] as const) {
           }
           const stats = await load.stop();
           expect(stats.failed, `errors: ${stats.errors.join(", ")}\n${s.output().slice(-3000)}`).toBe(0);
-          expect(stats.ok).toBeGreaterThan(50);
           for (let i = 0; i < 8; i++) {
             const r = await request(port);
             expect(r.ok && r.body.startsWith(`gen${RESTARTS + 1} `)).toBe(true);

@@ -99,6 +99,8 @@ pub struct BoundSocket {
     pub pending: bool,
     /// Came from the previous generation (claimed or not).
     pub inherited: bool,
+    /// While draining: a private copy of the real socket (the program's fd holds an inert one).
+    pub shadow: c_int,
 }
 
 /// Fixed-capacity table of bound sockets.

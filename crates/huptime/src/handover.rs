@@ -42,7 +42,7 @@ pub fn adopt_from_env() {
             continue;
         }
         let fd = sys::move_internal(s.fd);
-        if fd < 0 || !t.add(BoundSocket { fd, key: s.key, pending: true, inherited: true }) {
+        if fd < 0 || !t.add(BoundSocket { fd, key: s.key, pending: true, inherited: true, shadow: -1 }) {
             info!("can't keep inherited socket {} (fd {}): {}", s.key, s.fd, std::io::Error::last_os_error());
             continue;
         }

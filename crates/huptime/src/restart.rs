@@ -30,6 +30,50 @@ pub static HUP_COUNT: AtomicU64 = AtomicU64::new(0);
 static DRAINING: AtomicBool = AtomicBool::new(false);
 /// Pid this process was forked from (0 when this image was exec'd).
 static FORK_PARENT: AtomicI32 = AtomicI32::new(0);
+/// Thread ids currently blocked in a real accept() (0 = free slot). A draining process signals
+/// them so that none is left holding the kernel's next connection when the process ends.
+static IN_ACCEPT: [AtomicI32; 64] = [const { AtomicI32::new(0) }; 64];
+/// Threads in a real accept() that found no free slot above.
+static IN_ACCEPT_UNTRACKED: AtomicI32 = AtomicI32::new(0);
+
+/// Marks the calling thread as inside a real accept() until the returned slot is released.
+pub fn enter_accept() -> usize {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    for (i, s) in IN_ACCEPT.iter().enumerate() {
+        if s.compare_exchange(0, tid, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            return i;
+        }
+    }
+    IN_ACCEPT_UNTRACKED.fetch_add(1, Ordering::AcqRel);
+    usize::MAX
+}
+
+/// Releases a slot taken by `enter_accept`.
+pub fn leave_accept(slot: usize) {
+    match IN_ACCEPT.get(slot) {
+        Some(s) => s.store(0, Ordering::Release),
+        None => {
+            IN_ACCEPT_UNTRACKED.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Interrupts every thread blocked in a real accept(); returns how many there are.
+fn interrupt_accepts() -> usize {
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let mut n = IN_ACCEPT_UNTRACKED.load(Ordering::Acquire).max(0) as usize;
+    for s in IN_ACCEPT.iter() {
+        let tid = s.load(Ordering::Acquire);
+        if tid != 0 {
+            n += 1;
+            // SAFETY: signalling a thread of this process.
+            unsafe { real::syscall(libc::SYS_tgkill, pid as libc::c_long, tid as libc::c_long, libc::SIGHUP as libc::c_long, 0, 0, 0) };
+        }
+    }
+    n
+}
 
 /// Stores the configuration (constructor time).
 pub fn configure(c: Config) {
@@ -65,11 +109,15 @@ extern "C" fn on_sighup(_sig: c_int) {
 /// Installs the SIGHUP handler (constructor time). SA_RESTART, so the program's own system calls
 /// are not interrupted by it.
 pub fn install_handler() {
+    set_handler(libc::SA_RESTART);
+}
+
+fn set_handler(flags: c_int) {
     // SAFETY: installing a handler that only touches atomics and writes an eventfd.
     unsafe {
         let mut act: libc::sigaction = core::mem::zeroed();
         act.sa_sigaction = on_sighup as extern "C" fn(c_int) as usize;
-        act.sa_flags = libc::SA_RESTART;
+        act.sa_flags = flags;
         libc::sigemptyset(&mut act.sa_mask);
         real::sigaction(libc::SIGHUP, &act, core::ptr::null_mut());
     }
@@ -151,7 +199,10 @@ extern "C" fn helper_main(_: *mut libc::c_void) -> *mut libc::c_void {
             continue;
         }
         let hup = internal::get(internal::HUP);
-        let lineage = if is_worker() { internal::get(internal::LINEAGE_R) } else { -1 };
+        // Every forked copy listens for its generation's drain notice, even once its master has
+        // exited (the master may well be gone by the time the notice is read).
+        let forked = FORK_PARENT.load(Ordering::Acquire) != 0;
+        let lineage = if forked { internal::get(internal::LINEAGE_R) } else { -1 };
         let mut fds = [
             libc::pollfd { fd: hup, events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: lineage, events: libc::POLLIN, revents: 0 },
@@ -161,8 +212,8 @@ extern "C" fn helper_main(_: *mut libc::c_void) -> *mut libc::c_void {
         if r > 0 && fds[0].revents != 0 {
             sys::eventfd_clear(hup);
         }
-        if r > 0 && fds[1].revents != 0 && is_worker() && !draining() {
-            debug!("master is restarting; this worker drains");
+        if r > 0 && fds[1].revents != 0 && !draining() {
+            debug!("this generation is draining; so does this worker");
             drain_and_exit(None);
         }
     }
@@ -190,6 +241,8 @@ fn begin_drain() {
     if DRAINING.swap(true, Ordering::AcqRel) {
         return;
     }
+    // From now on SIGHUP interrupts a blocked accept() instead of restarting it (see wait_idle).
+    set_handler(0);
     sys::eventfd_signal(internal::get(internal::DRAIN));
     if !is_worker() {
         let w = internal::get(internal::LINEAGE_W);
@@ -202,6 +255,10 @@ fn begin_drain() {
     let n_ep = fdtable::fds_in_state(FdState::Epoll, &mut epolls);
     let sockets: Vec<_> = SOCKETS.lock().iter().filter(|s| !s.pending).collect();
     for s in sockets {
+        let shadow = sys::dup_internal(s.fd);
+        if let Some(e) = SOCKETS.lock().iter_mut().find(|e| e.fd == s.fd && !e.pending) {
+            e.shadow = shadow;
+        }
         // SAFETY: epoll_ctl/socket/listen/dup3 on fds this process owns.
         unsafe {
             for &ep in &epolls[..n_ep] {
@@ -211,7 +268,14 @@ fn begin_drain() {
             let dummy = libc::socket(libc::AF_UNIX, if ty > 0 { ty } else { libc::SOCK_STREAM } | libc::SOCK_CLOEXEC, 0);
             if dummy >= 0 {
                 if ty == libc::SOCK_STREAM || ty == libc::SOCK_SEQPACKET {
-                    real::listen(dummy, 1);
+                    // An AF_UNIX socket must be bound before listen(); an address of just the
+                    // family autobinds it to a unique abstract name. A listening socket nobody
+                    // connects to is never readable, unlike an unconnected one (POLLHUP).
+                    let family = libc::AF_UNIX as libc::sa_family_t;
+                    real::bind(dummy, (&family as *const libc::sa_family_t).cast(), 2);
+                    if real::listen(dummy, 1) != 0 {
+                        info!("can't make an inert socket for fd {}: {}", s.fd, std::io::Error::last_os_error());
+                    }
                 }
                 let fdflags = real::fcntl(s.fd, libc::F_GETFD, 0);
                 let flags = if fdflags >= 0 && fdflags & libc::FD_CLOEXEC != 0 { libc::O_CLOEXEC } else { 0 };
@@ -233,8 +297,9 @@ fn wait_idle() {
     let limit = config().drain_timeout_ms;
     let start = sys::now_ms();
     loop {
+        let accepting = interrupt_accepts();
         let open = fdtable::CONNS.load(Ordering::Acquire);
-        if open == 0 {
+        if open == 0 && accepting == 0 {
             return;
         }
         if limit > 0 && sys::now_ms().saturating_sub(start) >= limit {
@@ -256,6 +321,30 @@ fn drain_and_exit(reason: Option<&str>) -> ! {
     // SAFETY: ending the process without running the program's exit path (which could close or
     // unlink sockets the next generation now serves).
     unsafe { libc::_exit(0) }
+}
+
+/// A blocking accept() in a draining process, by a thread registered with `enter_accept`. If a
+/// connection is pending right now (the program's poll/select saw it just before the drain), it is
+/// taken without waiting and served here: a single-threaded event loop that called accept() must
+/// get back to its open connections. Otherwise the thread parks for good (the process ends from
+/// its helper thread).
+pub fn accept_while_draining(fd: c_int, slot: usize, accept: &dyn Fn(c_int) -> c_int) -> c_int {
+    let shadow = SOCKETS.lock().find_fd(fd).map(|s| s.shadow).unwrap_or(-1);
+    let real_fd = if fdtable::state(fd) == FdState::Bound { fd } else { shadow };
+    if real_fd >= 0 {
+        let mut p = libc::pollfd { fd: real_fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd, no wait.
+        if unsafe { real::poll(&mut p, 1, 0) } == 1 && p.revents & libc::POLLIN != 0 {
+            let r = accept(real_fd);
+            if r >= 0 {
+                fdtable::set_state(r, FdState::Conn);
+                leave_accept(slot);
+                return r;
+            }
+        }
+    }
+    leave_accept(slot);
+    park()
 }
 
 /// Blocks the calling thread for good (a draining process ends from its helper thread).

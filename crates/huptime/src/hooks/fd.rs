@@ -40,7 +40,11 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     }
     let Some(_g) = enter() else { return real::close(fd) };
     // Forget first: once closed, another thread may get this number back from accept().
+    let was = fdtable::state(fd);
     forget(fd);
+    if was == FdState::Conn {
+        crate::debug!("connection fd {fd} closed ({} open)", fdtable::CONNS.load(core::sync::atomic::Ordering::Relaxed));
+    }
     real::close(fd)
 }
 

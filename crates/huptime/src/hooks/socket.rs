@@ -26,7 +26,7 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
     let r = real::bind(fd, addr, len);
     keep_errno(r, |&r| {
         if r == 0 {
-            if SOCKETS.lock().add(BoundSocket { fd, key, pending: false, inherited: false }) {
+            if SOCKETS.lock().add(BoundSocket { fd, key, pending: false, inherited: false, shadow: -1 }) {
                 fdtable::set_state(fd, FdState::Bound);
                 debug!("bind({fd}, {key}): tracking");
             } else {
@@ -52,22 +52,26 @@ pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
 }
 
 unsafe fn do_accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int, four: bool) -> c_int {
-    let call = || if four { real::accept4(fd, addr, len, flags) } else { real::accept(fd, addr, len) };
+    let call_on = |fd: c_int| if four { real::accept4(fd, addr, len, flags) } else { real::accept(fd, addr, len) };
     let st = fdtable::state(fd);
     if st != FdState::Bound && st != FdState::Drained {
-        return call();
+        return call_on(fd);
     }
-    let Some(_g) = enter() else { return call() };
+    let Some(_g) = enter() else { return call_on(fd) };
     handover::mark_serving(fd);
     restart::ensure_helper();
     let blocking = !sys::nonblocking(fd);
+    // From here until a connection is handed to the program (and counted), or the thread parks,
+    // a draining process must not end: this thread may be about to take a connection.
+    let slot = restart::enter_accept();
     loop {
         if restart::draining() || fdtable::state(fd) == FdState::Drained {
             if !blocking {
+                restart::leave_accept(slot);
                 sys::set_errno(libc::EAGAIN);
                 return -1;
             }
-            restart::park();
+            return restart::accept_while_draining(fd, slot, &|real_fd| call_on(real_fd));
         }
         if blocking {
             // Wait for a connection or for the drain signal, so a draining process never takes
@@ -82,16 +86,23 @@ unsafe fn do_accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: 
                 if sys::errno() == libc::EINTR && restart::HUP_COUNT.load(Ordering::Acquire) != hups {
                     continue; // our SIGHUP, not the program's signal
                 }
+                restart::leave_accept(slot);
                 return -1;
             }
             if p[1].revents != 0 {
                 continue;
             }
         }
-        let r = call();
+        let r = call_on(fd);
         if r >= 0 {
             fdtable::set_state(r, FdState::Conn);
+            debug!("accepted fd {r} on fd {fd} ({} open)", fdtable::CONNS.load(Ordering::Relaxed));
+        } else if sys::errno() == libc::EINTR && restart::draining() {
+            continue; // interrupted by the drain: never take a connection now
+        } else if blocking && sys::errno() == libc::EAGAIN {
+            continue; // another process took it between poll and accept
         }
+        restart::leave_accept(slot);
         return r;
     }
 }
@@ -108,14 +119,24 @@ pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut sockl
     do_accept(fd, addr, len, flags, true)
 }
 
-/// syscall(): routes accept/accept4 made through the generic entry point to the hooks above.
+/// syscall(): routes the calls the shim tracks, made through the generic entry point (libuv
+/// closes fds with `syscall(SYS_close)`), to the same hooks as the libc functions.
 #[no_mangle]
 pub unsafe extern "C" fn syscall(n: c_long, a: c_long, b: c_long, c: c_long, d: c_long, e: c_long, f: c_long) -> c_long {
-    if n == libc::SYS_accept4 || n == libc::SYS_accept {
-        if super::ACTIVE.load(Ordering::Relaxed) {
-            let flags = if n == libc::SYS_accept4 { d as c_int } else { 0 };
-            return do_accept(a as c_int, b as *mut sockaddr, c as *mut socklen_t, flags, true) as c_long;
-        }
+    if super::ACTIVE.load(Ordering::Relaxed) {
+        use super::fd;
+        let r = match n {
+            libc::SYS_accept4 => do_accept(a as c_int, b as *mut sockaddr, c as *mut socklen_t, d as c_int, true),
+            libc::SYS_accept => do_accept(a as c_int, b as *mut sockaddr, c as *mut socklen_t, 0, true),
+            libc::SYS_close => fd::close(a as c_int),
+            libc::SYS_dup2 => fd::dup2(a as c_int, b as c_int),
+            libc::SYS_dup3 => fd::dup3(a as c_int, b as c_int, c as c_int),
+            libc::SYS_close_range => fd::close_range(a as libc::c_uint, b as libc::c_uint, c as c_int),
+            libc::SYS_bind => bind(a as c_int, b as *const sockaddr, c as socklen_t),
+            libc::SYS_listen => listen(a as c_int, b as c_int),
+            _ => return real::syscall(n, a, b, c, d, e, f),
+        };
+        return r as c_long;
     }
     real::syscall(n, a, b, c, d, e, f)
 }
