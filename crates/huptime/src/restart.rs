@@ -35,17 +35,22 @@ static FORK_PARENT: AtomicI32 = AtomicI32::new(0);
 static IN_ACCEPT: [AtomicI32; 64] = [const { AtomicI32::new(0) }; 64];
 /// Threads in a real accept() that found no free slot above.
 static IN_ACCEPT_UNTRACKED: AtomicI32 = AtomicI32::new(0);
+/// Set once a draining process found itself idle and is about to end or exec: from then on no
+/// thread may take a connection (it could not be served). Paired with the accept registry in a
+/// store-then-load handshake (SeqCst on both sides), so either the helper sees a thread that
+/// registered, or that thread sees this flag.
+static CLOSING: AtomicBool = AtomicBool::new(false);
 
 /// Marks the calling thread as inside a real accept() until the returned slot is released.
 pub fn enter_accept() -> usize {
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::gettid() };
     for (i, s) in IN_ACCEPT.iter().enumerate() {
-        if s.compare_exchange(0, tid, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        if s.compare_exchange(0, tid, Ordering::SeqCst, Ordering::Relaxed).is_ok() {
             return i;
         }
     }
-    IN_ACCEPT_UNTRACKED.fetch_add(1, Ordering::AcqRel);
+    IN_ACCEPT_UNTRACKED.fetch_add(1, Ordering::SeqCst);
     usize::MAX
 }
 
@@ -63,9 +68,9 @@ pub fn leave_accept(slot: usize) {
 fn interrupt_accepts() -> usize {
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
-    let mut n = IN_ACCEPT_UNTRACKED.load(Ordering::Acquire).max(0) as usize;
+    let mut n = IN_ACCEPT_UNTRACKED.load(Ordering::SeqCst).max(0) as usize;
     for s in IN_ACCEPT.iter() {
-        let tid = s.load(Ordering::Acquire);
+        let tid = s.load(Ordering::SeqCst);
         if tid != 0 {
             n += 1;
             // SAFETY: signalling a thread of this process.
@@ -298,9 +303,13 @@ fn wait_idle() {
     let start = sys::now_ms();
     loop {
         let accepting = interrupt_accepts();
-        let open = fdtable::CONNS.load(Ordering::Acquire);
+        let open = fdtable::CONNS.load(Ordering::SeqCst);
         if open == 0 && accepting == 0 {
-            return;
+            // Looks idle: close the door, then look again for a thread that got in meanwhile.
+            CLOSING.store(true, Ordering::SeqCst);
+            if interrupt_accepts() == 0 && fdtable::CONNS.load(Ordering::SeqCst) == 0 {
+                return;
+            }
         }
         if limit > 0 && sys::now_ms().saturating_sub(start) >= limit {
             info!("drain deadline ({} s) passed with {open} connection(s) still open; cutting them", limit as f64 / 1000.0);
@@ -329,8 +338,13 @@ fn drain_and_exit(reason: Option<&str>) -> ! {
 /// get back to its open connections. Otherwise the thread parks for good (the process ends from
 /// its helper thread).
 pub fn accept_while_draining(fd: c_int, slot: usize, accept: &dyn Fn(c_int) -> c_int) -> c_int {
+    if CLOSING.load(Ordering::SeqCst) {
+        leave_accept(slot);
+        park();
+    }
     let shadow = SOCKETS.lock().find_fd(fd).map(|s| s.shadow).unwrap_or(-1);
-    let real_fd = if fdtable::state(fd) == FdState::Bound { fd } else { shadow };
+    // The kept copy is set before the inert socket takes the fd's place, so prefer it.
+    let real_fd = if shadow >= 0 { shadow } else if fdtable::state(fd) == FdState::Bound { fd } else { -1 };
     if real_fd >= 0 {
         let mut p = libc::pollfd { fd: real_fd, events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd, no wait.
