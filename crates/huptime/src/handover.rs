@@ -36,9 +36,8 @@ pub fn adopt_from_env() {
     PARENT_GENERATION_PID.store(h.parent_pid, Ordering::Relaxed);
     let mut t = SOCKETS.lock();
     for s in &h.sockets {
-        let st = sys::socktype(s.fd);
-        if st != s.key.socktype {
-            info!("inherited fd {} is not the {} socket the record names; ignoring it", s.fd, s.key);
+        if let Err(why) = verify_inherited(s.fd, &s.key) {
+            info!("inherited fd {} is not the {} socket the record names ({why}); ignoring it", s.fd, s.key);
             continue;
         }
         let fd = sys::move_internal(s.fd);
@@ -51,15 +50,60 @@ pub fn adopt_from_env() {
     }
     drop(t);
     if h.ready_fd >= 0 {
-        // SAFETY: plain fcntl.
-        if unsafe { real::fcntl(h.ready_fd, libc::F_GETFD, 0) } >= 0 {
+        if is_ready_pipe(h.ready_fd) {
             let fd = sys::move_internal(h.ready_fd);
             internal::set(internal::READY, fd);
             AWAITING_READY.store(fd >= 0, Ordering::Release);
         } else {
-            info!("the readiness fd {} named in the handover record is not open; the previous generation will time out", h.ready_fd);
+            info!("the readiness fd {} named in the handover record is not a write-only pipe; ignoring it (the previous generation will time out and keep serving)", h.ready_fd);
         }
     }
+}
+
+/// Whether `fd` can be the readiness pipe: above stdio, the write end of a pipe.
+fn is_ready_pipe(fd: c_int) -> bool {
+    // SAFETY: plain data filled by fstat; fcntl has no memory effects.
+    unsafe {
+        let mut st: libc::stat = core::mem::zeroed();
+        fd > 2
+            && libc::fstat(fd, &mut st) == 0
+            && st.st_mode & libc::S_IFMT == libc::S_IFIFO
+            && real::fcntl(fd, libc::F_GETFL, 0) & libc::O_ACCMODE == libc::O_WRONLY
+    }
+}
+
+/// Checks that `fd` really is the socket `key` describes: same type, same family, same port (unless
+/// the program asked for port 0), and listening (stream) — so a lying or stale record can never make
+/// the shim take over, say, the program's stdout.
+fn verify_inherited(fd: c_int, key: &SockKey) -> Result<(), &'static str> {
+    if fd <= 2 {
+        return Err("that is a standard stream");
+    }
+    if sys::socktype(fd) != key.socktype {
+        return Err("not a socket of that type");
+    }
+    // SAFETY: sockaddr_storage is plain data; getsockname fills at most its size.
+    let mut ss: libc::sockaddr_storage = unsafe { core::mem::zeroed() };
+    let mut len = core::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: valid out-pointers.
+    if unsafe { libc::getsockname(fd, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut len) } != 0 {
+        return Err("getsockname failed");
+    }
+    if ss.ss_family != key.family {
+        return Err("different address family");
+    }
+    if key.family == libc::AF_INET as u16 || key.family == libc::AF_INET6 as u16 {
+        // SAFETY: the first four bytes of sockaddr_in/in6 are family and port in both.
+        let raw = unsafe { core::slice::from_raw_parts((&ss as *const libc::sockaddr_storage).cast::<u8>(), 4) };
+        let wanted = [key.addr[2], key.addr[3]];
+        if wanted != [0, 0] && raw[2..4] != wanted {
+            return Err("bound to another port");
+        }
+    }
+    if !sys::is_serving_socket(fd) {
+        return Err("not listening");
+    }
+    Ok(())
 }
 
 /// bind() hook helper: if an inherited socket matches `key`, puts it at `fd` (replacing the fresh
@@ -95,6 +139,11 @@ pub fn claim(fd: c_int, key: &SockKey) -> bool {
     sys::close(old);
     fdtable::set_state(fd, FdState::Bound);
     debug!("bind({fd}, {}) took over the inherited socket", s.key);
+    if s.key.socktype == libc::SOCK_DGRAM {
+        // A datagram server reads right after bind, with no accept or poll to watch for; its
+        // datagrams queue in the shared socket meanwhile, so claiming it counts as serving.
+        mark_serving(fd);
+    }
     true
 }
 
