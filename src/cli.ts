@@ -27,7 +27,9 @@ export function makeCli(): Cli {
 }
 
 function firstLine(s: string): string {
-  return s.split("\n").find((l) => l.trim() !== "")?.trim() ?? s;
+  const line = s.split("\n").find((l) => l.trim() !== "")?.trim() ?? s;
+  // Clipanion's wording for a missing program.
+  return line === "Not enough positional arguments." ? "no command given" : line;
 }
 
 /** Runs the CLI with `argv` (without the executable) and returns the exit status. */

@@ -6,10 +6,20 @@ export interface ShimSettings {
   mode: "fork" | "exec";
   /** Log every decision. */
   debug: boolean;
+  /** Where the program publishes its state. */
+  statusDir?: string;
+  /** Number of instances (pools). */
+  multi?: number;
+  /** Re-execute the program when it exits. */
+  revive?: boolean;
+  /** Wait for child processes before ending or exec'ing a generation. */
+  wait?: boolean;
+  /** File removed before each new generation starts (a pidfile). */
+  unlink?: string;
 }
 
 /** Variables owned by huptime; inherited values are dropped so they never leak into a new run. */
-const OWN = /^HUPTIME_(STATE|MODE|DEBUG|READY_TIMEOUT|DRAIN_TIMEOUT)$/;
+const OWN = /^HUPTIME_(STATE|MODE|DEBUG|READY_TIMEOUT|DRAIN_TIMEOUT|STATUS_DIR|MULTI|REVIVE|WAIT|UNLINK)$/;
 
 /**
  * Builds the program's environment as `KEY=value` strings: `base` without huptime's own
@@ -24,5 +34,10 @@ export function programEnv(base: NodeJS.ProcessEnv, shim: string, s: ShimSetting
   env.LD_PRELOAD = [shim, ...preload].join(":");
   env.HUPTIME_MODE = s.mode;
   if (s.debug) env.HUPTIME_DEBUG = "1";
+  if (s.statusDir) env.HUPTIME_STATUS_DIR = s.statusDir;
+  if (s.multi !== undefined) env.HUPTIME_MULTI = String(s.multi);
+  if (s.revive) env.HUPTIME_REVIVE = "1";
+  if (s.wait) env.HUPTIME_WAIT = "1";
+  if (s.unlink) env.HUPTIME_UNLINK = s.unlink;
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }

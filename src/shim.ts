@@ -76,6 +76,16 @@ function isIntact(path: string, hash: string): boolean {
   }
 }
 
+/**
+ * The private directory where served programs publish their state (created 0700 if needed).
+ */
+export function statusDir(env: NodeJS.ProcessEnv = process.env): string {
+  const dir = join(cacheDir(env), "status");
+  ensurePrivateDir(cacheDir(env));
+  ensurePrivateDir(dir);
+  return dir;
+}
+
 let cached: string | undefined;
 
 /**

@@ -1,11 +1,21 @@
-/** `huptime [options] [--] <command...>`: run a program so that SIGHUP restarts it without downtime. */
+/**
+ * `huptime [options] [--] <command...>`: run a program so that SIGHUP restarts it with zero
+ * downtime; or, with --restart/--stop/--status, act on the instances already running.
+ */
 import { Command, Option, UsageError } from "clipanion";
+import * as t from "typanion";
 import { programEnv } from "../environment";
 import { native } from "../native";
 import { resolveCommand } from "../resolve";
-import { shimPath } from "../shim";
+import { shimPath, statusDir } from "../shim";
+import { restartCommand } from "./restart";
+import { statusCommand } from "./status";
+import { stopCommand } from "./stop";
 
-/** The default command: replaces huptime with the program (same pid), preloaded with the shim. */
+const positiveInt = t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(1)]);
+const seconds = t.cascade(t.isNumber(), [t.isAtLeast(0)]);
+
+/** The one entry command: options, then the program's command line. */
 export class RunCommand extends Command {
   static paths = [Command.Default];
 
@@ -25,25 +35,52 @@ export class RunCommand extends Command {
       by huptime. Use \`--\` if the program's name starts with a dash.
     `,
     examples: [
-      ["Serve a directory, restart it with kill -HUP", "$0 --exec python3 -m http.server &"],
+      ["Serve a directory; restart it with kill -HUP", "$0 --exec python3 -m http.server &"],
       ["Fork mode (default): the new copy starts beside the old one", "$0 /usr/bin/myservice &"],
-      ["Show what the shim does", "$0 --debug node server.js"],
+      ["Restart every running copy and wait until the new code serves", "$0 --restart /usr/bin/myservice"],
+      ["Remove a pidfile before each new copy starts", "$0 --unlink /var/run/myservice.pid /usr/bin/myservice &"],
+      ["Four instances sharing the port", "$0 --multi=4 /usr/bin/myservice &"],
+      ["Start the program again whenever it exits", "$0 --revive nc -l 9000 < message.txt &"],
     ],
   });
 
   fork = Option.Boolean("--fork", false, { description: "restart by starting a new process beside the old one (default)" });
   exec = Option.Boolean("--exec", false, { description: "restart in place: drain, then exec the new code (same pid)" });
+  multi = Option.String("--multi", { validator: positiveInt, description: "run N instances sharing the listening sockets (SO_REUSEPORT)" });
+  revive = Option.Boolean("--revive", false, { description: "start the program again when it exits, keeping its sockets" });
+  wait = Option.Boolean("--wait", false, { description: "before a generation ends, also wait for its child processes" });
+  unlink = Option.String("--unlink", { description: "remove FILE (a pidfile) before each new generation starts" });
   debug = Option.Boolean("--debug", false, { description: "log every step of the shim and the CLI to stderr" });
+  restart = Option.Boolean("--restart", false, { description: "restart the running instances of the command; wait until they serve" });
+  stop = Option.Boolean("--stop", false, { description: "stop the running instances of the command (SIGTERM, then SIGKILL)" });
+  status = Option.Boolean("--status", false, { description: "print the pids of the running instances of the command" });
+  timeout = Option.String("--timeout", "10", { validator: seconds, description: "seconds --stop waits before SIGKILL (default 10)" });
   command = Option.Proxy({ required: 1 });
 
   async execute(): Promise<number> {
-    if (this.fork && this.exec) {
-      throw new UsageError("--fork and --exec cannot be used together");
+    const actions = [this.restart && "--restart", this.stop && "--stop", this.status && "--status"].filter(Boolean);
+    if (actions.length > 1) throw new UsageError(`${actions.join(" and ")} cannot be used together`);
+    if (this.fork && this.exec) throw new UsageError("--fork and --exec cannot be used together");
+    if (actions.length === 1) {
+      const runOnly = [this.fork && "--fork", this.exec && "--exec", this.multi !== undefined && "--multi", this.revive && "--revive", this.wait && "--wait", this.unlink !== undefined && "--unlink"].filter(Boolean);
+      if (runOnly.length > 0) throw new UsageError(`${runOnly.join(", ")} cannot be used with ${actions[0]}`);
+      if (this.status) return statusCommand(this.command, this.context.stdout);
+      if (this.stop) return await stopCommand(this.command, this.timeout, this.context.stdout);
+      return await restartCommand(this.command, statusDir(), 65_000, this.context.stdout);
     }
+    if (this.unlink === "") throw new UsageError("--unlink needs a file name");
     const [cmd, ...args] = this.command;
     const file = resolveCommand(cmd);
     const shim = shimPath();
-    const env = programEnv(process.env, shim, { mode: this.exec ? "exec" : "fork", debug: this.debug });
+    const env = programEnv(process.env, shim, {
+      mode: this.exec ? "exec" : "fork",
+      debug: this.debug,
+      statusDir: statusDir(),
+      multi: this.multi,
+      revive: this.revive,
+      wait: this.wait,
+      unlink: this.unlink,
+    });
     if (this.debug) {
       process.stderr.write(`huptime[${process.pid}] cli: exec ${file} with ${shim} preloaded\n`);
     }

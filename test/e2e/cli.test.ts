@@ -12,16 +12,48 @@ describe("huptime CLI", () => {
     expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 
-  test("--help lists the options", () => {
+  test("--help lists every option", () => {
     const r = runCli(["--help"]);
-    expect(r.code).toBe(0);
-    for (const opt of ["--fork", "--exec", "--debug"]) expect(r.stdout).toContain(opt);
+    for (const opt of ["--fork", "--exec", "--multi", "--revive", "--wait", "--unlink", "--debug", "--restart", "--stop", "--status", "--timeout"]) {
+      expect(r.stdout).toContain(opt);
+    }
   });
 
   test("no command is a usage error (exit 2)", () => {
     const r = runCli([]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^huptime: /);
+    expect(r.stderr).toStartWith("huptime: no command given\n");
+  });
+
+  const usage: [string[], string][] = [
+    [["--multi=0", "true"], "--multi: expected to be at least 1 (got 0)"],
+    [["--multi=abc", "true"], '--multi: expected a number (got "abc")'],
+    [["--multi", "2.5", "true"], "--multi: expected to be an integer"],
+    [["--stop", "--timeout=-1", "true"], "--timeout: expected to be at least 0 (got -1)"],
+    [["--status", "--stop", "true"], "--stop and --status cannot be used together"],
+    [["--restart", "--status", "true"], "--restart and --status cannot be used together"],
+    [["--restart", "--exec", "true"], "--exec cannot be used with --restart"],
+    [["--unlink=", "true"], "--unlink needs a file name"],
+  ];
+  for (const [args, message] of usage) {
+    test(`usage error: ${args.join(" ")}`, () => {
+      const r = runCli(args);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(message);
+      expect(r.stderr.split("\n")[0]).toStartWith("huptime: ");
+    });
+  }
+
+  test("--opt=value and --opt value are the same", () => {
+    for (const args of [["--unlink=/nonexistent/x.pid"], ["--unlink", "/nonexistent/x.pid"]]) {
+      const r = runCli([...args, "sh", "-c", 'printf %s "$HUPTIME_UNLINK"']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe("/nonexistent/x.pid");
+    }
+  });
+
+  test("colors only on a TTY: piped help has no escape codes", () => {
+    expect(runCli(["--help"]).stdout).not.toContain("\x1b[");
   });
 
   test("unknown option is a usage error naming it", () => {

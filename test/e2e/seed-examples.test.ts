@@ -5,6 +5,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HUPTIME } from "../helpers/cli";
+import { freePort } from "../helpers/net";
+import { myservice } from "../helpers/service";
 
 test("huptime --exec python3 -m http.server &, a curl loop, kill -HUP $PID: no fail", () => {
   const dir = mkdtempSync(join(tmpdir(), "huptime-seed-"));
@@ -28,3 +30,74 @@ test("huptime --exec python3 -m http.server &, a curl loop, kill -HUP $PID: no f
   expect(r.stdout).toContain("same-pid:yes");
   expect(r.stdout).toContain("fails:0");
 }, 100_000);
+
+/** Runs a bash script (the README's lines) with `$SVC`, `$PORT`, `$COOKIE`, `$HUPTIME` set. */
+function sh(script: string, env: Record<string, string>, timeout = 60_000) {
+  return spawnSync("bash", ["-c", `set -u\n${script}`], { encoding: "utf8", timeout, env: { ...process.env, ...env } });
+}
+
+async function svcEnv() {
+  const svc = myservice();
+  const cookie = join(svc.dir, "cookie");
+  writeFileSync(cookie, "v1");
+  return { svc, env: { SVC: svc.path, NAME: svc.name, PORT: String(await freePort()), COOKIE: cookie, HUPTIME, DIR: svc.dir } };
+}
+
+/** Waits until the service answers, then prints its reply (shell function used by the scripts). */
+const answer = `answer() { for i in $(seq 1 100); do r=$(curl -s -m 2 http://127.0.0.1:$PORT/) && [ -n "$r" ] && { echo "$r"; return; }; sleep 0.05; done; echo none; }`;
+
+test("huptime myservice &; killall -HUP myservice; huptime --restart myservice", async () => {
+  const { env } = await svcEnv();
+  const r = sh(`${answer}
+    $HUPTIME $SVC $PORT $COOKIE >$DIR/log 2>&1 &
+    answer | cut -d' ' -f1
+    echo v2 >$COOKIE; killall -HUP $NAME; sleep 0.5; answer | cut -d' ' -f1
+    echo v3 >$COOKIE; $HUPTIME --restart $SVC; answer | cut -d' ' -f1
+    $HUPTIME --stop $SVC >/dev/null`, env);
+  const lines = r.stdout.split("\n").filter(Boolean);
+  expect(lines.slice(0, 2)).toEqual(["v1", "v2"]);
+  expect(lines[2]).toMatch(/^huptime: restarted: pid \d+ -> \d+, generation 3 serving$/);
+  expect(lines[3]).toBe("v3");
+}, 60_000);
+
+test("--unlink PIDFILE: a service that refuses to start over its pidfile still restarts", async () => {
+  const { env } = await svcEnv();
+  const r = sh(`${answer}
+    $HUPTIME --unlink $DIR/svc.pid $SVC $PORT $COOKIE $DIR/svc.pid >$DIR/log 2>&1 &
+    answer | cut -d' ' -f1
+    echo v2 >$COOKIE; killall -HUP $NAME; sleep 0.5; answer | cut -d' ' -f1
+    echo v3 >$COOKIE; $HUPTIME --restart $SVC; answer | cut -d' ' -f1
+    echo "pidfile=$(cat $DIR/svc.pid)" ; echo "status=$($HUPTIME --status $SVC)"
+    $HUPTIME --stop $SVC >/dev/null`, env);
+  const lines = r.stdout.split("\n").filter(Boolean);
+  expect(lines.slice(0, 2)).toEqual(["v1", "v2"]);
+  expect(lines[3]).toBe("v3");
+  const pidfile = lines.find((l) => l.startsWith("pidfile="))!.slice(8);
+  expect(lines).toContain(`status=${pidfile}`);
+}, 60_000);
+
+test("without --unlink that same service cannot restart: rolled back, old one serves", async () => {
+  const { env } = await svcEnv();
+  const r = sh(`${answer}
+    $HUPTIME $SVC $PORT $COOKIE $DIR/svc.pid >$DIR/log 2>&1 &
+    answer | cut -d' ' -f1
+    echo v2 >$COOKIE; $HUPTIME --restart $SVC; echo "rc=$?"; answer | cut -d' ' -f1
+    $HUPTIME --stop $SVC >/dev/null`, env);
+  expect(r.stdout.split("\n").filter(Boolean)).toEqual(["v1", "rc=1", "v1"]);
+  expect(r.stderr).toContain("rolled back");
+}, 60_000);
+
+test("huptime --exec myservice &; kill -HUP $PID (same pid); huptime --restart myservice", async () => {
+  const { env } = await svcEnv();
+  const r = sh(`${answer}
+    $HUPTIME --exec $SVC $PORT $COOKIE >$DIR/log 2>&1 &
+    PID=$!
+    answer | cut -d' ' -f1
+    echo v2 >$COOKIE; kill -HUP $PID; sleep 0.5; answer
+    echo v3 >$COOKIE; $HUPTIME --restart $SVC >/dev/null; answer
+    echo "pid=$PID"
+    $HUPTIME --stop $SVC >/dev/null`, env);
+  const lines = r.stdout.split("\n").filter(Boolean);
+  const pid = lines[3].slice(4);
+  expect(lines.slice(0, 3)).toEqual(["v1", `v2 ${pid}`, `v3 ${pid}`]);
+}, 60_000);

@@ -21,11 +21,15 @@ pub struct Config {
     pub ready_timeout_ms: u64,
     /// How long a draining generation waits for its connections (ms, 0 = forever).
     pub drain_timeout_ms: u64,
+    /// File to remove before each new generation starts (`--unlink`, a pidfile).
+    pub unlink: Option<String>,
+    /// Before a generation ends or execs, also wait for its child processes (`--wait`).
+    pub wait_children: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { mode: Mode::Fork, debug: false, ready_timeout_ms: 60_000, drain_timeout_ms: 30_000 }
+        Config { mode: Mode::Fork, debug: false, ready_timeout_ms: 60_000, drain_timeout_ms: 30_000, unlink: None, wait_children: false }
     }
 }
 
@@ -53,6 +57,8 @@ pub fn parse(get: impl Fn(&str) -> Option<String>) -> (Config, Vec<String>) {
         Some(other) => warnings.push(format!("{MODE_VAR}={other:?} is not fork or exec; using fork")),
     }
     c.debug = matches!(get("HUPTIME_DEBUG").as_deref(), Some(v) if !v.is_empty() && v != "0");
+    c.wait_children = matches!(get("HUPTIME_WAIT").as_deref(), Some(v) if !v.is_empty() && v != "0");
+    c.unlink = get("HUPTIME_UNLINK").filter(|v| !v.is_empty());
     for (name, slot) in [
         ("HUPTIME_READY_TIMEOUT", &mut c.ready_timeout_ms),
         ("HUPTIME_DRAIN_TIMEOUT", &mut c.drain_timeout_ms),
@@ -86,9 +92,17 @@ mod tests {
 
     #[test]
     fn values() {
-        let (c, w) = run(&[("HUPTIME_MODE", "exec"), ("HUPTIME_DEBUG", "1"), ("HUPTIME_DRAIN_TIMEOUT", "0.5")]);
+        let (c, w) = run(&[
+            ("HUPTIME_MODE", "exec"),
+            ("HUPTIME_DEBUG", "1"),
+            ("HUPTIME_DRAIN_TIMEOUT", "0.5"),
+            ("HUPTIME_UNLINK", "/run/x.pid"),
+            ("HUPTIME_WAIT", "1"),
+        ]);
         assert_eq!(c.mode, Mode::Exec);
         assert!(c.debug);
+        assert!(c.wait_children);
+        assert_eq!(c.unlink.as_deref(), Some("/run/x.pid"));
         assert_eq!(c.drain_timeout_ms, 500);
         assert!(w.is_empty());
     }

@@ -14,6 +14,8 @@ use std::ffi::CString;
 static AWAITING_READY: AtomicBool = AtomicBool::new(false);
 /// Inherited sockets remain unclaimed; they are closed once the program serves.
 static HAS_PENDING: AtomicBool = AtomicBool::new(false);
+/// This process has not yet been seen waiting for connections on a bound socket.
+static NOT_YET_SERVING: AtomicBool = AtomicBool::new(true);
 /// Pid of the previous generation (0 for the first).
 pub static PARENT_GENERATION_PID: AtomicI32 = AtomicI32::new(0);
 
@@ -152,13 +154,18 @@ pub fn claim(fd: c_int, key: &SockKey) -> bool {
 /// ready, and closes inherited sockets the program did not claim.
 #[inline]
 pub fn mark_serving(fd: c_int) {
-    if !AWAITING_READY.load(Ordering::Acquire) && !HAS_PENDING.load(Ordering::Acquire) {
+    if !awaiting() {
         return;
     }
     if fdtable::state(fd) != FdState::Bound {
         return;
     }
     let inherited = SOCKETS.lock().find_fd(fd).map(|s| s.inherited).unwrap_or(false);
+    if NOT_YET_SERVING.load(Ordering::Acquire) && (inherited || !AWAITING_READY.load(Ordering::Acquire)) {
+        if NOT_YET_SERVING.swap(false, Ordering::AcqRel) {
+            crate::status::publish("serving");
+        }
+    }
     if !inherited {
         return;
     }
@@ -229,5 +236,5 @@ pub fn prepare(generation: u32, ready_fd: c_int) -> Outgoing {
 /// Whether poll/select calls need scanning for readiness (cheap check for the hot path).
 #[inline]
 pub fn awaiting() -> bool {
-    AWAITING_READY.load(Ordering::Relaxed) || HAS_PENDING.load(Ordering::Relaxed)
+    AWAITING_READY.load(Ordering::Relaxed) || HAS_PENDING.load(Ordering::Relaxed) || NOT_YET_SERVING.load(Ordering::Relaxed)
 }

@@ -12,6 +12,7 @@ extern "C" fn huptime_init() {
     }
     real::resolve_all();
     let (cfg, warnings) = config::parse(|k| std::env::var(k).ok());
+    crate::status::configure(cfg.mode);
     restart::configure(cfg);
     handover::adopt_from_env();
     if let Err(e) = launch::capture(&[STATE_VAR]) {

@@ -28,4 +28,6 @@ pub mod real;
 #[cfg(not(test))]
 pub mod restart;
 #[cfg(not(test))]
+pub mod status;
+#[cfg(not(test))]
 pub mod sys;

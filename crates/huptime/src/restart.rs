@@ -297,11 +297,52 @@ fn begin_drain() {
     debug!("stopped accepting; {} connection(s) open", fdtable::CONNS.load(Ordering::Acquire));
 }
 
-/// Waits until the process has no open client connections, or the drain deadline passes.
+/// Running (not zombie) children of this process, from /proc/self/task/*/children.
+fn live_children() -> usize {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    let mut n = 0;
+    for t in tasks.flatten() {
+        let Ok(list) = std::fs::read_to_string(t.path().join("children")) else { continue };
+        for pid in list.split_whitespace() {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rfind(')').and_then(|i| stat.get(i + 2..i + 3)).unwrap_or("Z");
+            if state != "Z" && state != "X" {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Removes the `--unlink` file (a pidfile) before a new generation starts.
+fn unlink_pidfile() {
+    if let Some(path) = config().unlink {
+        match std::fs::remove_file(&path) {
+            Ok(()) => debug!("removed {path}"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => info!("can't remove {path} before the restart: {e}"),
+        }
+    }
+}
+
+/// Waits until the process has no open client connections (and, with `--wait`, no running
+/// children), or the drain deadline passes.
 fn wait_idle() {
-    let limit = config().drain_timeout_ms;
+    let cfg = config();
+    let limit = cfg.drain_timeout_ms;
     let start = sys::now_ms();
     loop {
+        if cfg.wait_children && fdtable::CONNS.load(Ordering::SeqCst) == 0 {
+            let kids = live_children();
+            if kids > 0 {
+                if limit > 0 && sys::now_ms().saturating_sub(start) >= limit {
+                    info!("drain deadline passed with {kids} child process(es) still running");
+                } else {
+                    sys::sleep_ms(10);
+                    continue;
+                }
+            }
+        }
         let accepting = interrupt_accepts();
         let open = fdtable::CONNS.load(Ordering::SeqCst);
         if open == 0 && accepting == 0 {
@@ -321,7 +362,9 @@ fn wait_idle() {
 
 fn drain_and_exit(reason: Option<&str>) -> ! {
     begin_drain();
+    crate::status::publish("draining");
     wait_idle();
+    crate::status::withdraw();
     if let Some(r) = reason {
         info!("{r}");
     } else {
@@ -390,6 +433,7 @@ fn fork_restart() {
     let mut keep = out.fds.clone();
     keep.push(ready_w);
     let plan = ExecPlan::new(launch, vec![out.env.clone()], keep);
+    unlink_pidfile();
     let started = sys::now_ms();
     let (pid, pidfd) = spawn(&plan, launch);
     for &fd in &out.fds {
@@ -402,6 +446,7 @@ fn fork_restart() {
         return;
     }
     info!("restarting: generation {gen} is pid {pid} ({})", plan.exe().to_string_lossy());
+    crate::status::publish("restarting");
     let timeout = config().ready_timeout_ms;
     let outcome = wait_ready(ready_r, pidfd, timeout);
     sys::close(ready_r);
@@ -413,6 +458,8 @@ fn fork_restart() {
         }
         Ready::Exited => {
             info!("rollback: generation {gen} (pid {pid}) exited before it was ready; this generation keeps serving");
+            crate::status::record_rollback(&format!("generation {gen} (pid {pid}) exited before it was ready"));
+            crate::status::publish("serving");
         }
         Ready::Timeout => {
             // SAFETY: signalling the process we started.
@@ -421,6 +468,8 @@ fn fork_restart() {
                 "rollback: generation {gen} (pid {pid}) was not ready within {} s; killed it, this generation keeps serving",
                 timeout as f64 / 1000.0
             );
+            crate::status::record_rollback(&format!("generation {gen} (pid {pid}) was not ready in time"));
+            crate::status::publish("serving");
         }
     }
 }
@@ -533,8 +582,10 @@ fn exec_restart() {
     let plan = ExecPlan::new(launch, vec![out.env.clone()], out.fds.clone());
     info!("restarting in place: draining before exec of generation {gen}");
     begin_drain();
+    crate::status::publish("draining");
     wait_idle();
     info!("drained; exec'ing generation {gen}");
+    unlink_pidfile();
     plan.exec_into(launch);
     info!("can't exec {}: {}; exiting", plan.exe().to_string_lossy(), std::io::Error::last_os_error());
     // SAFETY: nothing sensible is left to do in a drained process whose exec failed.

@@ -42,13 +42,18 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
 pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
     let Some(_g) = enter() else { return real::listen(fd, backlog) };
     if fdtable::state(fd) == FdState::Bound {
-        if let Some(s) = SOCKETS.lock().find_fd(fd) {
-            if s.inherited && sys::is_serving_socket(fd) {
-                return 0;
-            }
+        // Look up first: the table lock must be released before mark_serving takes it again.
+        let inherited = SOCKETS.lock().find_fd(fd).map(|s| s.inherited).unwrap_or(false);
+        if inherited && sys::is_serving_socket(fd) {
+            handover::mark_serving(fd);
+            return 0;
         }
     }
-    real::listen(fd, backlog)
+    let r = real::listen(fd, backlog);
+    if r == 0 && fdtable::state(fd) == FdState::Bound {
+        handover::mark_serving(fd);
+    }
+    r
 }
 
 unsafe fn do_accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int, four: bool) -> c_int {

@@ -1,0 +1,75 @@
+//! What each generation tells the CLI about itself: one small file per process in the private
+//! directory named by `HUPTIME_STATUS_DIR`, replaced atomically on every change. `huptime
+//! --restart` waits on it; `--status` reads it. Written only from normal (not signal) context.
+//!
+//! Format (one `key=value` per line): `pid`, `start` (start time from /proc/PID/stat, so a reader
+//! can tell a reused pid), `generation`, `mode`, `state` (starting, serving, restarting, draining),
+//! `previous` (pid of the generation this one replaced, 0 if none), `rollbacks` (restarts that
+//! failed), `last_error`.
+
+use crate::config::Mode;
+use crate::log;
+use core::sync::atomic::{AtomicU32, Ordering};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+static ROLLBACKS: AtomicU32 = AtomicU32::new(0);
+static LAST_ERROR: Mutex<String> = Mutex::new(String::new());
+static MODE: OnceLock<&'static str> = OnceLock::new();
+
+/// Reads the directory from the environment (constructor time).
+pub fn configure(mode: Mode) {
+    let _ = MODE.set(match mode {
+        Mode::Fork => "fork",
+        Mode::Exec => "exec",
+    });
+    let _ = DIR.set(std::env::var_os("HUPTIME_STATUS_DIR").map(PathBuf::from).filter(|p| p.is_absolute()));
+}
+
+fn start_time() -> String {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rfind(')').map(|i| &stat[i + 2..]).unwrap_or("");
+    after.split(' ').nth(19).unwrap_or("0").to_string()
+}
+
+/// Records that a restart failed and why (shown by the CLI).
+pub fn record_rollback(why: &str) {
+    ROLLBACKS.fetch_add(1, Ordering::AcqRel);
+    if let Ok(mut e) = LAST_ERROR.lock() {
+        *e = why.replace('\n', " ");
+    }
+}
+
+/// Publishes this process's state.
+pub fn publish(state: &str) {
+    let Some(Some(dir)) = DIR.get() else { return };
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let body = format!(
+        "pid={pid}\nstart={}\ngeneration={}\nmode={}\nstate={state}\nprevious={}\nrollbacks={}\nlast_error={}\n",
+        start_time(),
+        log::GENERATION.load(Ordering::Relaxed),
+        MODE.get().copied().unwrap_or("fork"),
+        crate::handover::PARENT_GENERATION_PID.load(Ordering::Relaxed),
+        ROLLBACKS.load(Ordering::Acquire),
+        LAST_ERROR.lock().map(|e| e.clone()).unwrap_or_default(),
+    );
+    let tmp = dir.join(format!(".{pid}.tmp"));
+    let path = dir.join(format!("{pid}.status"));
+    let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(body.as_bytes()));
+    if written.is_ok() {
+        let _ = std::fs::rename(&tmp, &path);
+    } else {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+/// Removes this process's file (it is about to end).
+pub fn withdraw() {
+    let Some(Some(dir)) = DIR.get() else { return };
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let _ = std::fs::remove_file(dir.join(format!("{pid}.status")));
+}

@@ -1,0 +1,101 @@
+/**
+ * Finding the running programs a command line refers to: processes of this user that run under
+ * huptime (their environment has HUPTIME_MODE), whose command line matches, excluding huptime's
+ * own processes. Read from /proc only: the served programs are never disturbed.
+ */
+import { readdirSync, readFileSync, realpathSync } from "node:fs";
+import { basename } from "node:path";
+import { resolveCommand } from "./resolve";
+
+/** A managed process. */
+export interface Instance {
+  pid: number;
+  ppid: number;
+  argv: string[];
+}
+
+function readArgv(pid: number): string[] | undefined {
+  try {
+    const raw = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    return raw.split("\0").filter((_, i, a) => i < a.length - 1 || a[i] !== "");
+  } catch {
+    return undefined;
+  }
+}
+
+function isManaged(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").some((e) => e.startsWith("HUPTIME_MODE="));
+  } catch {
+    return false; // gone, or another user's
+  }
+}
+
+/** Parent pid and state of `pid`, or undefined if it is gone. */
+export function procStat(pid: number): { ppid: number; state: string; start: string } | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    return { state: f[0], ppid: Number(f[1]), start: f[19] };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `pid` is running (not a zombie). */
+export function isRunning(pid: number): boolean {
+  const s = procStat(pid);
+  return s !== undefined && s.state !== "Z" && s.state !== "X";
+}
+
+/** Every running process of this user that runs under huptime (never this CLI itself). */
+export function managedProcesses(): Instance[] {
+  const self = process.pid;
+  const out: Instance[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid === self || !isManaged(pid)) continue;
+    const st = procStat(pid);
+    const argv = readArgv(pid);
+    if (!st || !argv || argv.length === 0 || st.state === "Z") continue;
+    out.push({ pid, ppid: st.ppid, argv });
+  }
+  return out;
+}
+
+const INTERPRETERS = /^(python[0-9.]*|node|nodejs|bun|deno|ruby[0-9.]*|perl[0-9.]*|php[0-9.]*|bash|sh|dash|zsh|lua[0-9.]*)$/;
+
+function sameProgram(a: string, b: string): boolean {
+  if (a === b || basename(a) === basename(b) && (!a.includes("/") || !b.includes("/"))) return true;
+  try {
+    return realpathSync(resolveCommand(a)) === realpathSync(resolveCommand(b));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether a process's command line matches the one the user gave: the same program and the
+ * given arguments as a prefix of its own, or the same after an interpreter (the user names
+ * `server.py`, the process runs `python3 server.py`).
+ */
+export function matches(procArgv: string[], wanted: string[]): boolean {
+  if (wanted.length === 0 || procArgv.length === 0) return false;
+  const prefix = (argv: string[]) =>
+    argv.length >= wanted.length && sameProgram(argv[0], wanted[0]) && wanted.slice(1).every((w, i) => argv[i + 1] === w);
+  if (prefix(procArgv)) return true;
+  return INTERPRETERS.test(basename(procArgv[0])) && prefix(procArgv.slice(1));
+}
+
+/** The matching processes whose parent does not match too (masters, not their workers). */
+export function findMasters(wanted: string[], all = managedProcesses()): Instance[] {
+  const hits = all.filter((p) => matches(p.argv, wanted));
+  const pids = new Set(hits.map((p) => p.pid));
+  return hits.filter((p) => !pids.has(p.ppid));
+}
+
+/** Every matching process, masters and workers. */
+export function findAll(wanted: string[], all = managedProcesses()): Instance[] {
+  return all.filter((p) => matches(p.argv, wanted));
+}
