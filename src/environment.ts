@@ -16,10 +16,12 @@ export interface ShimSettings {
   wait?: boolean;
   /** File removed before each new generation starts (a pidfile). */
   unlink?: string;
+  /** Pid the program will have (huptime execs into it): only it is revived, not its children. */
+  rootPid?: number;
 }
 
 /** Variables owned by huptime; inherited values are dropped so they never leak into a new run. */
-const OWN = /^HUPTIME_(STATE|MODE|DEBUG|READY_TIMEOUT|DRAIN_TIMEOUT|STATUS_DIR|MULTI|REVIVE|WAIT|UNLINK)$/;
+const OWN = /^HUPTIME_(STATE|MODE|DEBUG|READY_TIMEOUT|DRAIN_TIMEOUT|STATUS_DIR|MULTI|REVIVE|REVIVE_STREAK|WAIT|UNLINK|ROOT_PID)$/;
 
 /**
  * Builds the program's environment as `KEY=value` strings: `base` without huptime's own
@@ -39,5 +41,6 @@ export function programEnv(base: NodeJS.ProcessEnv, shim: string, s: ShimSetting
   if (s.revive) env.HUPTIME_REVIVE = "1";
   if (s.wait) env.HUPTIME_WAIT = "1";
   if (s.unlink) env.HUPTIME_UNLINK = s.unlink;
+  if (s.rootPid !== undefined) env.HUPTIME_ROOT_PID = String(s.rootPid);
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }

@@ -80,6 +80,7 @@ export class RunCommand extends Command {
       revive: this.revive,
       wait: this.wait,
       unlink: this.unlink,
+      rootPid: process.pid,
     });
     if (this.debug) {
       process.stderr.write(`huptime[${process.pid}] cli: exec ${file} with ${shim} preloaded\n`);

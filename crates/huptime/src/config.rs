@@ -25,11 +25,19 @@ pub struct Config {
     pub unlink: Option<String>,
     /// Before a generation ends or execs, also wait for its child processes (`--wait`).
     pub wait_children: bool,
+    /// Start the program again when it exits (`--revive`).
+    pub revive: bool,
+    /// Quick exits in a row so far (revive back-off), carried across revivals.
+    pub revive_streak: u32,
+    /// With `--multi`: set SO_REUSEPORT on every socket before bind so instances share ports.
+    pub reuseport: bool,
+    /// Pid of the process huptime started (the program itself, not the processes it spawns).
+    pub root_pid: i32,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { mode: Mode::Fork, debug: false, ready_timeout_ms: 60_000, drain_timeout_ms: 30_000, unlink: None, wait_children: false }
+        Config { mode: Mode::Fork, debug: false, ready_timeout_ms: 60_000, drain_timeout_ms: 30_000, unlink: None, wait_children: false, revive: false, revive_streak: 0, reuseport: false, root_pid: 0 }
     }
 }
 
@@ -59,6 +67,10 @@ pub fn parse(get: impl Fn(&str) -> Option<String>) -> (Config, Vec<String>) {
     c.debug = matches!(get("HUPTIME_DEBUG").as_deref(), Some(v) if !v.is_empty() && v != "0");
     c.wait_children = matches!(get("HUPTIME_WAIT").as_deref(), Some(v) if !v.is_empty() && v != "0");
     c.unlink = get("HUPTIME_UNLINK").filter(|v| !v.is_empty());
+    c.revive = matches!(get("HUPTIME_REVIVE").as_deref(), Some(v) if !v.is_empty() && v != "0");
+    c.revive_streak = get("HUPTIME_REVIVE_STREAK").and_then(|v| v.parse().ok()).unwrap_or(0).min(1000);
+    c.root_pid = get("HUPTIME_ROOT_PID").and_then(|v| v.parse().ok()).unwrap_or(0);
+    c.reuseport = get("HUPTIME_MULTI").is_some_and(|v| v.parse::<u32>().is_ok_and(|n| n >= 1));
     for (name, slot) in [
         ("HUPTIME_READY_TIMEOUT", &mut c.ready_timeout_ms),
         ("HUPTIME_DRAIN_TIMEOUT", &mut c.drain_timeout_ms),

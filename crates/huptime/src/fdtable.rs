@@ -101,6 +101,9 @@ pub struct BoundSocket {
     pub inherited: bool,
     /// While draining: a private copy of the real socket (the program's fd holds an inert one).
     pub shadow: c_int,
+    /// The program closed it, but the shim keeps it (at `fd`, a private fd) for the next
+    /// generation (`--revive`: a listener closed before exit must not refuse connections).
+    pub kept: bool,
 }
 
 /// Fixed-capacity table of bound sockets.
@@ -119,10 +122,10 @@ impl Sockets {
         }
         false
     }
-    /// Removes the entry for program fd `fd` (not pending ones); returns it.
+    /// Removes the entry for program fd `fd` (not pending or kept ones); returns it.
     pub fn remove_fd(&mut self, fd: c_int) -> Option<BoundSocket> {
         for slot in self.slots.iter_mut() {
-            if matches!(slot, Some(s) if s.fd == fd && !s.pending) {
+            if matches!(slot, Some(s) if s.fd == fd && !s.pending && !s.kept) {
                 return slot.take();
             }
         }
@@ -130,12 +133,12 @@ impl Sockets {
     }
     /// The entry for program fd `fd`.
     pub fn find_fd(&self, fd: c_int) -> Option<BoundSocket> {
-        self.iter().find(|s| s.fd == fd && !s.pending)
+        self.iter().find(|s| s.fd == fd && !s.pending && !s.kept)
     }
-    /// Takes the pending (inherited, unclaimed) socket with this key, if any.
+    /// Takes the pending (inherited, unclaimed) or kept socket with this key, if any.
     pub fn take_pending(&mut self, key: &SockKey) -> Option<BoundSocket> {
         for slot in self.slots.iter_mut() {
-            if matches!(slot, Some(s) if s.pending && s.key == *key) {
+            if matches!(slot, Some(s) if (s.pending || s.kept) && s.key == *key) {
                 return slot.take();
             }
         }

@@ -18,6 +18,8 @@ static HAS_PENDING: AtomicBool = AtomicBool::new(false);
 static NOT_YET_SERVING: AtomicBool = AtomicBool::new(true);
 /// Pid of the previous generation (0 for the first).
 pub static PARENT_GENERATION_PID: AtomicI32 = AtomicI32::new(0);
+/// This image was started by a previous generation (it received a valid handover record).
+pub static IS_GENERATION: AtomicBool = AtomicBool::new(false);
 
 /// Reads the handover record (if any) from the environment, removes it from the environment so
 /// the program's own children never see it, and moves the inherited sockets into the shim's fd
@@ -35,6 +37,7 @@ pub fn adopt_from_env() {
         }
     };
     log::GENERATION.store(h.generation.max(1), Ordering::Relaxed);
+    IS_GENERATION.store(true, Ordering::Release);
     PARENT_GENERATION_PID.store(h.parent_pid, Ordering::Relaxed);
     let mut t = SOCKETS.lock();
     for s in &h.sockets {
@@ -43,7 +46,7 @@ pub fn adopt_from_env() {
             continue;
         }
         let fd = sys::move_internal(s.fd);
-        if fd < 0 || !t.add(BoundSocket { fd, key: s.key, pending: true, inherited: true, shadow: -1 }) {
+        if fd < 0 || !t.add(BoundSocket { fd, key: s.key, pending: true, inherited: true, shadow: -1, kept: false }) {
             info!("can't keep inherited socket {} (fd {}): {}", s.key, s.fd, std::io::Error::last_os_error());
             continue;
         }
@@ -111,11 +114,12 @@ fn verify_inherited(fd: c_int, key: &SockKey) -> Result<(), &'static str> {
 /// bind() hook helper: if an inherited socket matches `key`, puts it at `fd` (replacing the fresh
 /// socket the program made) and returns true.
 pub fn claim(fd: c_int, key: &SockKey) -> bool {
-    if !HAS_PENDING.load(Ordering::Acquire) {
+    if !HAS_PENDING.load(Ordering::Acquire) && !crate::restart::keeps_closed_sockets() {
         return false;
     }
     let mut t = SOCKETS.lock();
     let Some(mut s) = t.take_pending(key) else { return false };
+    s.kept = false;
     // Keep the program's choices for the fd: blocking mode and close-on-exec.
     // SAFETY: plain fcntl/dup3 calls on fds we own.
     unsafe {

@@ -15,13 +15,14 @@ extern "C" fn huptime_init() {
     crate::status::configure(cfg.mode);
     restart::configure(cfg);
     handover::adopt_from_env();
-    if let Err(e) = launch::capture(&[STATE_VAR]) {
+    if let Err(e) = launch::capture(&[STATE_VAR, "HUPTIME_REVIVE_STREAK"]) {
         info!("restarts disabled: {e}");
     }
     for w in warnings {
         info!("{w}");
     }
     restart::install_handler();
+    restart::mark_started();
     hooks::ACTIVE.store(true, Ordering::Release);
 }
 

@@ -90,6 +90,77 @@ fn config() -> Config {
     CONFIG.get().cloned().unwrap_or_default()
 }
 
+/// With `--revive`, sockets the program closes are kept for the next generation.
+pub fn keeps_closed_sockets() -> bool {
+    CONFIG.get().is_some_and(|c| c.revive)
+}
+
+/// With `--multi`, every socket gets SO_REUSEPORT before bind.
+pub fn wants_reuseport() -> bool {
+    CONFIG.get().is_some_and(|c| c.reuseport)
+}
+
+/// When this image started (monotonic ms), for the revive back-off.
+static STARTED_MS: AtomicU64 = AtomicU64::new(0);
+/// This image accepted at least one connection (a quick exit after serving is not a failure).
+pub static ACCEPTED_ANY: AtomicBool = AtomicBool::new(false);
+/// A stop was requested (SIGINT/SIGTERM reached the program's handler): exit for real.
+pub static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// Records the start time and, with `--revive`, registers the exit handler (constructor). The
+/// handler is registered before the program's own, so it runs after them, last of all.
+pub fn mark_started() {
+    STARTED_MS.store(sys::now_ms(), Ordering::Relaxed);
+    if keeps_closed_sockets() {
+        extern "C" {
+            fn on_exit(f: extern "C" fn(c_int, *mut libc::c_void), arg: *mut libc::c_void) -> c_int;
+        }
+        // SAFETY: registering a handler with a null argument.
+        unsafe { on_exit(on_program_exit, core::ptr::null_mut()) };
+    }
+}
+
+extern "C" fn on_program_exit(status: c_int, _: *mut libc::c_void) {
+    // SAFETY: flushing stdio before the image is replaced (exit() would do it after handlers).
+    unsafe { libc::fflush(core::ptr::null_mut()) };
+    revive_instead_of_exit(status);
+}
+
+/// Exit hook: with `--revive`, the program that exits (not a forked worker, not a draining old
+/// generation, not one asked to stop) is started again in place, keeping its sockets. Returns only
+/// when the exit should really happen.
+pub fn revive_instead_of_exit(status: c_int) {
+    let cfg = config();
+    if !cfg.revive || FORK_PARENT.load(Ordering::Acquire) != 0 || draining() || STOP_REQUESTED.load(Ordering::Acquire) {
+        return;
+    }
+    // Only the program itself is revived, never a process it spawned (which inherits the shim):
+    // the process huptime exec'd into, or a later generation of it.
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    if me != cfg.root_pid && !handover::IS_GENERATION.load(Ordering::Acquire) {
+        return;
+    }
+    let Some(launch) = launch::get() else { return };
+    let uptime = sys::now_ms().saturating_sub(STARTED_MS.load(Ordering::Relaxed));
+    // Only an exit soon after start without serving anyone counts towards the back-off.
+    let quick = uptime < 1000 && !ACCEPTED_ANY.load(Ordering::Acquire);
+    let streak = if quick { cfg.revive_streak + 1 } else { 0 };
+    let backoff = if streak <= 1 { 0 } else { (100u64 << (streak - 2).min(6)).min(5000) };
+    if backoff > 0 {
+        info!("exited with status {status} after {uptime} ms without serving ({streak} times in a row); reviving in {backoff} ms");
+        sys::sleep_ms(backoff);
+    } else {
+        info!("exited with status {status}; reviving");
+    }
+    let gen = next_generation();
+    let out = handover::prepare(gen, -1);
+    let streak_env = std::ffi::CString::new(format!("HUPTIME_REVIVE_STREAK={streak}")).unwrap_or_default();
+    let plan = ExecPlan::new(launch, vec![out.env.clone(), streak_env], out.fds.clone());
+    plan.exec_into(launch);
+    info!("can't revive {}: {}", plan.exe().to_string_lossy(), std::io::Error::last_os_error());
+}
+
 /// Whether this process is draining.
 #[inline]
 pub fn draining() -> bool {
@@ -372,7 +443,10 @@ fn drain_and_exit(reason: Option<&str>) -> ! {
     }
     // SAFETY: ending the process without running the program's exit path (which could close or
     // unlink sockets the next generation now serves).
-    unsafe { libc::_exit(0) }
+    unsafe {
+        real::_exit(0);
+        libc::abort()
+    }
 }
 
 /// A blocking accept() in a draining process, by a thread registered with `enter_accept`. If a
@@ -554,7 +628,7 @@ fn spawn(plan: &ExecPlan, launch: &launch::Launch) -> (libc::pid_t, c_int) {
         // SAFETY: write + _exit in the child.
         unsafe {
             real::write(2, msg.as_ptr().cast(), msg.len());
-            libc::_exit(127);
+            real::_exit(127);
         }
     }
     if pid > 0 && pidfd >= 0 {
@@ -589,5 +663,8 @@ fn exec_restart() {
     plan.exec_into(launch);
     info!("can't exec {}: {}; exiting", plan.exe().to_string_lossy(), std::io::Error::last_os_error());
     // SAFETY: nothing sensible is left to do in a drained process whose exec failed.
-    unsafe { libc::_exit(127) }
+    unsafe {
+        real::_exit(127);
+        libc::abort()
+    }
 }

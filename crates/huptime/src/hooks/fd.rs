@@ -5,10 +5,22 @@ use crate::fdtable::{self, FdState, SOCKETS};
 use crate::{handover, real, sys};
 use libc::{c_int, c_uint};
 
-/// Forgets what we knew about `fd` after the program closed or replaced it.
+/// Forgets what we knew about `fd` after the program closed or replaced it. With `--revive`, a
+/// serving socket the program closes is kept (privately) for the next generation.
 fn forget(fd: c_int) {
     if fdtable::state(fd) == FdState::Bound {
-        SOCKETS.lock().remove_fd(fd);
+        let removed = SOCKETS.lock().remove_fd(fd);
+        if let Some(mut s) = removed {
+            if crate::restart::keeps_closed_sockets() && sys::is_serving_socket(fd) {
+                let copy = sys::dup_internal(fd);
+                if copy >= 0 {
+                    s.fd = copy;
+                    s.kept = true;
+                    SOCKETS.lock().add(s);
+                    crate::debug!("keeping {} (closed by the program) for the next generation", s.key);
+                }
+            }
+        }
     }
     fdtable::set_state(fd, FdState::None);
 }

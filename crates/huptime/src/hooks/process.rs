@@ -23,6 +23,92 @@ pub unsafe extern "C" fn fork() -> libc::pid_t {
     pid
 }
 
+/// _exit(): with `--revive`, the program is started again instead (same pid, sockets kept).
+/// (A normal exit() is caught by the on_exit handler the constructor registers.)
+#[no_mangle]
+pub unsafe extern "C" fn _exit(status: c_int) -> ! {
+    if super::ACTIVE.load(Ordering::Relaxed) {
+        restart::revive_instead_of_exit(status);
+    }
+    real::_exit(status);
+    libc::abort()
+}
+
+/// _Exit(): as _exit().
+#[no_mangle]
+pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
+    _exit(status)
+}
+
+/// Handlers the program installed for SIGINT and SIGTERM, called through `stop_trampoline` in
+/// `--revive` mode so that a stop request is noticed (and not answered by a revival).
+static STOP_HANDLER: [AtomicUsize; 2] = [const { AtomicUsize::new(0) }; 2];
+static STOP_FLAGS: [AtomicUsize; 2] = [const { AtomicUsize::new(0) }; 2];
+
+fn stop_index(sig: c_int) -> Option<usize> {
+    match sig {
+        libc::SIGINT => Some(0),
+        libc::SIGTERM => Some(1),
+        _ => None,
+    }
+}
+
+extern "C" fn stop_trampoline(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    restart::STOP_REQUESTED.store(true, Ordering::Release);
+    let Some(i) = stop_index(sig) else { return };
+    let h = STOP_HANDLER[i].load(Ordering::Acquire);
+    if h == libc::SIG_DFL || h == libc::SIG_IGN || h == 0 {
+        return;
+    }
+    // SAFETY: calling the handler the program installed, with the signature its flags declare.
+    unsafe {
+        if STOP_FLAGS[i].load(Ordering::Acquire) as c_int & libc::SA_SIGINFO != 0 {
+            let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) = core::mem::transmute(h);
+            f(sig, info, ctx);
+        } else {
+            let f: extern "C" fn(c_int) = core::mem::transmute(h);
+            f(sig);
+        }
+    }
+}
+
+unsafe fn wrap_stop_signal(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
+    let i = stop_index(sig).unwrap_or(0);
+    let mut prev: libc::sigaction = core::mem::zeroed();
+    let r = real::sigaction(sig, core::ptr::null(), &mut prev);
+    if r != 0 {
+        return r;
+    }
+    if prev.sa_sigaction == stop_trampoline as extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) as usize {
+        prev.sa_sigaction = STOP_HANDLER[i].load(Ordering::Acquire);
+        prev.sa_flags = STOP_FLAGS[i].load(Ordering::Acquire) as c_int;
+    }
+    if !act.is_null() {
+        let a = *act;
+        if a.sa_sigaction == libc::SIG_DFL || a.sa_sigaction == libc::SIG_IGN {
+            STOP_HANDLER[i].store(0, Ordering::Release);
+            let r = real::sigaction(sig, &a, core::ptr::null_mut());
+            if r != 0 {
+                return r;
+            }
+        } else {
+            STOP_HANDLER[i].store(a.sa_sigaction, Ordering::Release);
+            STOP_FLAGS[i].store(a.sa_flags as usize, Ordering::Release);
+            let mut w = a;
+            w.sa_sigaction = stop_trampoline as extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) as usize;
+            w.sa_flags = (a.sa_flags | libc::SA_SIGINFO) & !libc::SA_RESETHAND;
+            let r = real::sigaction(sig, &w, core::ptr::null_mut());
+            if r != 0 {
+                return r;
+            }
+        }
+    }
+    if !old.is_null() {
+        *old = prev;
+    }
+    0
+}
+
 /// The handler the program asked for SIGHUP (it is recorded, not installed: SIGHUP is huptime's).
 static PROGRAM_HUP: AtomicUsize = AtomicUsize::new(libc::SIG_DFL);
 static PROGRAM_HUP_FLAGS: AtomicUsize = AtomicUsize::new(0);
@@ -30,7 +116,13 @@ static PROGRAM_HUP_FLAGS: AtomicUsize = AtomicUsize::new(0);
 /// sigaction(): SIGHUP stays huptime's; the program's choice is recorded and reported back.
 #[no_mangle]
 pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
-    if sig != libc::SIGHUP || !super::ACTIVE.load(Ordering::Relaxed) {
+    if !super::ACTIVE.load(Ordering::Relaxed) {
+        return real::sigaction(sig, act, old);
+    }
+    if stop_index(sig).is_some() && restart::keeps_closed_sockets() {
+        return wrap_stop_signal(sig, act, old);
+    }
+    if sig != libc::SIGHUP {
         return real::sigaction(sig, act, old);
     }
     if !old.is_null() {
@@ -49,7 +141,17 @@ pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old:
 /// signal(): as sigaction().
 #[no_mangle]
 pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
-    if sig != libc::SIGHUP || !super::ACTIVE.load(Ordering::Relaxed) {
+    if !super::ACTIVE.load(Ordering::Relaxed) {
+        return real::signal(sig, handler);
+    }
+    if stop_index(sig).is_some() && restart::keeps_closed_sockets() {
+        let mut a: libc::sigaction = core::mem::zeroed();
+        a.sa_sigaction = handler;
+        a.sa_flags = libc::SA_RESTART;
+        let mut old: libc::sigaction = core::mem::zeroed();
+        return if wrap_stop_signal(sig, &a, &mut old) == 0 { old.sa_sigaction } else { libc::SIG_ERR };
+    }
+    if sig != libc::SIGHUP {
         return real::signal(sig, handler);
     }
     PROGRAM_HUP.swap(handler, Ordering::AcqRel)

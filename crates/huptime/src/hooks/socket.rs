@@ -23,10 +23,14 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
         restart::ensure_helper();
         return 0;
     }
+    if restart::wants_reuseport() && (key.family == libc::AF_INET as u16 || key.family == libc::AF_INET6 as u16) {
+        let one: c_int = 1;
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, (&one as *const c_int).cast(), 4);
+    }
     let r = real::bind(fd, addr, len);
     keep_errno(r, |&r| {
         if r == 0 {
-            if SOCKETS.lock().add(BoundSocket { fd, key, pending: false, inherited: false, shadow: -1 }) {
+            if SOCKETS.lock().add(BoundSocket { fd, key, pending: false, inherited: false, shadow: -1, kept: false }) {
                 fdtable::set_state(fd, FdState::Bound);
                 debug!("bind({fd}, {key}): tracking");
             } else {
@@ -101,6 +105,7 @@ unsafe fn do_accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: 
         let r = call_on(fd);
         if r >= 0 {
             fdtable::set_state(r, FdState::Conn);
+            restart::ACCEPTED_ANY.store(true, Ordering::Relaxed);
             debug!("accepted fd {r} on fd {fd} ({} open)", fdtable::CONNS.load(Ordering::Relaxed));
         } else if sys::errno() == libc::EINTR && restart::draining() {
             continue; // interrupted by the drain: never take a connection now
