@@ -21,7 +21,7 @@ export interface ShimSettings {
 }
 
 /** Variables owned by huptime; inherited values are dropped so they never leak into a new run. */
-const OWN = /^HUPTIME_(STATE|MODE|DEBUG|READY_TIMEOUT|DRAIN_TIMEOUT|STATUS_DIR|MULTI|REVIVE|REVIVE_STREAK|WAIT|UNLINK|ROOT_PID)$/;
+const OWN = /^HUPTIME_(STATE|MODE|DEBUG|READY_TIMEOUT|DRAIN_TIMEOUT|STATUS_DIR|MULTI|REVIVE|REVIVE_STREAK|WAIT|UNLINK|ROOT_PID|SUPERVISOR_PID)$/;
 
 /**
  * Builds the program's environment as `KEY=value` strings: `base` without huptime's own

@@ -10,6 +10,7 @@ import { resolveCommand } from "../resolve";
 import { shimPath, statusDir } from "../shim";
 import { restartCommand } from "./restart";
 import { statusCommand } from "./status";
+import { multiCommand } from "./multi";
 import { stopCommand } from "./stop";
 
 const positiveInt = t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(1)]);
@@ -82,6 +83,10 @@ export class RunCommand extends Command {
       unlink: this.unlink,
       rootPid: process.pid,
     });
+    if (this.multi !== undefined) {
+      if (this.revive) throw new UsageError("--revive cannot be used with --multi");
+      return await multiCommand(this.multi, file, [cmd, ...args], env, statusDir());
+    }
     if (this.debug) {
       process.stderr.write(`huptime[${process.pid}] cli: exec ${file} with ${shim} preloaded\n`);
     }

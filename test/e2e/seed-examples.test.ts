@@ -101,3 +101,21 @@ test("huptime --exec myservice &; kill -HUP $PID (same pid); huptime --restart m
   const pid = lines[3].slice(4);
   expect(lines.slice(0, 3)).toEqual(["v1", `v2 ${pid}`, `v3 ${pid}`]);
 }, 60_000);
+
+test("huptime --multi=4 myservice &; killall -HUP myservice; huptime --restart myservice", async () => {
+  const { env } = await svcEnv();
+  const r = sh(`${answer}
+    pids() { for i in $(seq 1 40); do curl -s -m 2 http://127.0.0.1:$PORT/; done | sort -u | cut -d' ' -f1 | sort | uniq -c | awk '{print $2":"$1}' | tr '\\n' ' '; echo; }
+    $HUPTIME --multi=4 $SVC $PORT $COOKIE >$DIR/log 2>&1 &
+    HPID=$!
+    answer >/dev/null; sleep 0.3
+    echo "instances=$($HUPTIME --status $SVC | wc -l)"
+    echo v2 >$COOKIE; killall -HUP $NAME; sleep 1
+    echo "after-killall=$(for i in $(seq 1 40); do curl -s -m 2 http://127.0.0.1:$PORT/ | cut -d' ' -f1; done | sort -u | tr '\\n' ' ')"
+    echo v3 >$COOKIE; $HUPTIME --restart $SVC >/dev/null; echo "restart-rc=$?"
+    echo "after-restart=$(for i in $(seq 1 40); do curl -s -m 2 http://127.0.0.1:$PORT/ | cut -d' ' -f1; done | sort -u | tr '\\n' ' ')"
+    echo "instances=$($HUPTIME --status $SVC | wc -l)"
+    kill -TERM $HPID; wait $HPID; echo "huptime-exit=$?"`, env);
+  const lines = r.stdout.split("\n").filter(Boolean);
+  expect(lines).toEqual(["instances=4", "after-killall=v2 ", "restart-rc=0", "after-restart=v3 ", "instances=4", "huptime-exit=0"]);
+}, 60_000);

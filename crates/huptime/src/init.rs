@@ -23,7 +23,23 @@ extern "C" fn huptime_init() {
     }
     restart::install_handler();
     restart::mark_started();
+    die_with_supervisor();
     hooks::ACTIVE.store(true, Ordering::Release);
+}
+
+/// Under `huptime --multi`, instances end when huptime does (parent-death signal), even if it is
+/// killed. Set only in the supervisor's own children: later generations are its children too.
+fn die_with_supervisor() {
+    let Some(parent) = std::env::var("HUPTIME_SUPERVISOR_PID").ok().and_then(|v| v.parse::<i32>().ok()) else { return };
+    // SAFETY: prctl/getppid with integer arguments.
+    unsafe {
+        if libc::getppid() == parent {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0);
+            if libc::getppid() != parent {
+                libc::raise(libc::SIGTERM); // it died before the signal was armed
+            }
+        }
+    }
 }
 
 #[used]

@@ -43,3 +43,79 @@ pub fn exec(file: String, argv: Vec<String>, env: Vec<String>) -> Result<()> {
 pub fn native_version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
 }
+
+/// Makes this process a child subreaper: orphaned descendants (later generations of the
+/// instances it started, whose old generation exited) are reparented to it, not to init.
+#[napi]
+pub fn set_child_subreaper() -> Result<()> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(Error::new(Status::GenericFailure, format!("can't become a child subreaper: {e}")));
+    }
+    Ok(())
+}
+
+/// Starts `file` as a child process (posix_spawn) with default signal dispositions and an empty
+/// signal mask; returns its pid.
+#[napi]
+pub fn spawn_program(file: String, argv: Vec<String>, env: Vec<String>) -> Result<i32> {
+    let file_c = cstring("the program path", file.clone())?;
+    let argv_c = argv.into_iter().map(|a| cstring("an argument", a)).collect::<Result<Vec<_>>>()?;
+    let env_c = env.into_iter().map(|a| cstring("an environment entry", a)).collect::<Result<Vec<_>>>()?;
+    let mut argv_p: Vec<*mut libc::c_char> = argv_c.iter().map(|s| s.as_ptr() as *mut _).collect();
+    argv_p.push(core::ptr::null_mut());
+    let mut env_p: Vec<*mut libc::c_char> = env_c.iter().map(|s| s.as_ptr() as *mut _).collect();
+    env_p.push(core::ptr::null_mut());
+    let mut pid: libc::pid_t = 0;
+    // SAFETY: attributes initialised before use and destroyed after; arrays NUL-terminated.
+    let r = unsafe {
+        let mut attr: libc::posix_spawnattr_t = core::mem::zeroed();
+        libc::posix_spawnattr_init(&mut attr);
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        let mut none: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::posix_spawnattr_setsigdefault(&mut attr, &all);
+        libc::posix_spawnattr_setsigmask(&mut attr, &none);
+        libc::posix_spawnattr_setflags(&mut attr, (libc::POSIX_SPAWN_SETSIGDEF | libc::POSIX_SPAWN_SETSIGMASK) as libc::c_short);
+        let r = libc::posix_spawn(&mut pid, file_c.as_ptr(), core::ptr::null(), &attr, argv_p.as_ptr(), env_p.as_ptr());
+        libc::posix_spawnattr_destroy(&mut attr);
+        r
+    };
+    if r != 0 {
+        let e = std::io::Error::from_raw_os_error(r);
+        return Err(Error::new(Status::GenericFailure, format!("can't start {file}: {e}")));
+    }
+    Ok(pid)
+}
+
+/// A child that ended.
+#[napi(object)]
+pub struct Ended {
+    /// Its pid.
+    pub pid: i32,
+    /// Exit status, when it exited.
+    pub code: Option<i32>,
+    /// Signal number, when a signal ended it.
+    pub signal: Option<i32>,
+}
+
+/// Reaps one ended child, if any (never blocks).
+#[napi]
+pub fn reap_child() -> Option<Ended> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: valid out-pointer.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    if pid <= 0 {
+        return None;
+    }
+    let (code, signal) = if libc::WIFEXITED(status) {
+        (Some(libc::WEXITSTATUS(status)), None)
+    } else if libc::WIFSIGNALED(status) {
+        (None, Some(libc::WTERMSIG(status)))
+    } else {
+        (None, None)
+    };
+    Some(Ended { pid, code, signal })
+}

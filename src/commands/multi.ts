@@ -1,0 +1,133 @@
+/**
+ * `huptime --multi=N <command...>`: N instances of the program sharing its listening sockets
+ * (the shim sets SO_REUSEPORT before every bind). huptime stays their parent and a child
+ * subreaper; SIGHUP restarts the instances one after another (rolling: the others keep serving),
+ * SIGTERM/SIGINT are passed on; huptime exits when every instance has ended, with the first
+ * failing status.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { native } from "../native";
+import { readAllPublished, readPublished } from "../statusfile";
+
+/** One instance: the pid of its current generation, and how it ended. */
+interface Lineage {
+  index: number;
+  pid: number;
+  ended?: { code?: number | null; signal?: number | null };
+}
+
+function log(msg: string): void {
+  process.stderr.write(`huptime[${process.pid}] multi: ${msg}\n`);
+}
+
+/** Children of this process (every generation of every instance, draining or serving). */
+function children(): number[] {
+  const out: number[] = [];
+  try {
+    for (const tid of readdirSync("/proc/self/task")) {
+      const list = readFileSync(`/proc/self/task/${tid}/children`, "utf8");
+      out.push(...list.split(/\s+/).filter(Boolean).map(Number));
+    }
+  } catch {}
+  return out;
+}
+
+/** Runs the pool until every instance has ended; returns the exit status. */
+export async function multiCommand(n: number, file: string, argv: string[], env: string[], statusDir: string): Promise<number> {
+  const nat = native();
+  nat.setChildSubreaper();
+  const envWithParent = [...env, `HUPTIME_SUPERVISOR_PID=${process.pid}`];
+  const lineages: Lineage[] = [];
+  for (let i = 0; i < n; i++) {
+    lineages.push({ index: i, pid: nat.spawnProgram(file, argv, envWithParent) });
+  }
+  log(`started ${n} instances: ${lineages.map((l) => l.pid).join(", ")}`);
+
+  let stopping = false;
+  const stopSignals = new Set<number>();
+  let restarting = false;
+  let restartAgain = false;
+
+  /** Follows a lineage to its newest serving generation (fork mode changes pids). */
+  const successor = (pid: number): number | undefined =>
+    readAllPublished(statusDir).find((p) => p.previous === pid && p.pid !== pid && p.state === "serving")?.pid;
+
+  const restartOne = async (l: Lineage): Promise<void> => {
+    const before = readPublished(statusDir, l.pid);
+    try {
+      process.kill(l.pid, "SIGHUP");
+    } catch {
+      return;
+    }
+    if (!before) return;
+    const deadline = Date.now() + 65_000;
+    while (Date.now() < deadline && !l.ended && !stopping) {
+      const next = readAllPublished(statusDir).find(
+        (p) => p.generation === before.generation + 1 && p.state === "serving" && (p.pid === l.pid || p.previous === l.pid),
+      );
+      if (next) {
+        l.pid = next.pid;
+        return;
+      }
+      const now = readPublished(statusDir, l.pid);
+      if (now && now.rollbacks > before.rollbacks) {
+        log(`instance ${l.index} (pid ${l.pid}): restart rolled back: ${now.lastError}`);
+        return;
+      }
+      await Bun.sleep(10);
+    }
+  };
+
+  const rollingRestart = async (): Promise<void> => {
+    if (restarting) {
+      restartAgain = true;
+      return;
+    }
+    restarting = true;
+    do {
+      restartAgain = false;
+      for (const l of lineages) if (!l.ended && !stopping) await restartOne(l);
+      log(`restarted: ${lineages.filter((l) => !l.ended).map((l) => l.pid).join(", ")}`);
+    } while (restartAgain && !stopping);
+    restarting = false;
+  };
+
+  const stop = (sig: NodeJS.Signals) => {
+    stopping = true;
+    stopSignals.add(sig === "SIGTERM" ? 15 : 2);
+    for (const pid of children()) {
+      try {
+        process.kill(pid, sig);
+      } catch {}
+    }
+  };
+  process.on("SIGHUP", () => void rollingRestart());
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+
+  while (lineages.some((l) => !l.ended)) {
+    let e;
+    while ((e = nat.reapChild())) {
+      const l = lineages.find((x) => x.pid === e!.pid);
+      if (!l) continue; // an old generation after its handover, or a new one that failed
+      const next = stopping ? undefined : successor(e.pid);
+      if (next) {
+        l.pid = next;
+        continue;
+      }
+      l.ended = { code: e.code, signal: e.signal };
+      const how = e.signal ? `signal ${e.signal}` : `status ${e.code}`;
+      log(`instance ${l.index} (pid ${e.pid}) ended with ${how}`);
+    }
+    await Bun.sleep(25);
+  }
+  // Wait for draining old generations too, so none outlives huptime.
+  while (children().length > 0) {
+    while (nat.reapChild());
+    await Bun.sleep(25);
+  }
+  // An instance ended by the signal huptime passed on (a requested stop) did not fail.
+  const failed = lineages.find((l) => l.ended && (l.ended.code || (l.ended.signal && !(stopping && stopSignals.has(l.ended.signal)))));
+  if (!failed?.ended) return 0;
+  return failed.ended.signal ? 128 + failed.ended.signal : (failed.ended.code ?? 1);
+}
