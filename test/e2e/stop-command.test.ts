@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCli, serve } from "../helpers/cli";
 import { SERVERS } from "../helpers/matrix";
-import { freePort, request } from "../helpers/net";
+import { canConnect, freePort, request } from "../helpers/net";
 import { groupMembers, waitFor } from "../helpers/procs";
 
 describe("huptime --stop", () => {
@@ -31,7 +31,7 @@ describe("huptime --stop", () => {
     const script = `import signal,socket,time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ns=socket.socket(); s.bind(("127.0.0.1", ${port})); s.listen(8)\nwhile True: time.sleep(1)\n`;
     const s = serve(["python3", "-c", script]);
     try {
-      await waitFor(() => runCli(["--status", "python3", "-c", script]).code === 0, "the program to run");
+      await waitFor(() => canConnect(port), "the program to listen");
       const t0 = Date.now();
       const r = runCli(["--stop", "--timeout=1", "python3", "-c", script]);
       expect(r.code, r.stderr).toBe(0);

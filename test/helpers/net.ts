@@ -121,3 +121,13 @@ export function loadLoop(port: number, opts: { concurrency?: number; intervalMs?
     },
   };
 }
+
+/** Whether a TCP connection to 127.0.0.1:`port` is accepted (by the kernel: listening is enough). */
+export function canConnect(port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ port, host: "127.0.0.1" });
+    const t = setTimeout(() => (s.destroy(), resolve(false)), timeoutMs);
+    s.on("connect", () => (clearTimeout(t), s.destroy(), resolve(true)));
+    s.on("error", () => (clearTimeout(t), resolve(false)));
+  });
+}
