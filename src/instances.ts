@@ -1,9 +1,8 @@
 /**
  * Finding the running programs a command line refers to: processes of this user that run under
- * huptime (their environment has HUPTIME_MODE), whose command line matches, excluding huptime's
- * own processes. Read from /proc only: the served programs are never disturbed.
+ * huptime (its library is mapped), whose command line matches, excluding huptime's own processes. Read from /proc only: the served programs are never disturbed.
  */
-import { readdirSync, readFileSync, realpathSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
 import { basename } from "node:path";
 import { resolveCommand } from "./resolve";
 
@@ -23,9 +22,15 @@ function readArgv(pid: number): string[] | undefined {
   }
 }
 
+const SHIM_MAPPING = /\/huptime-[0-9a-f]{32}\.so$/m;
+
+/**
+ * Whether `pid` runs with huptime's library loaded. Read from /proc/PID/maps rather than the
+ * environment: programs such as nginx overwrite their environment block with a process title.
+ */
 function isManaged(pid: number): boolean {
   try {
-    return readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").some((e) => e.startsWith("HUPTIME_MODE="));
+    return SHIM_MAPPING.test(readFileSync(`/proc/${pid}/maps`, "latin1"));
   } catch {
     return false; // gone, or another user's
   }
@@ -48,6 +53,15 @@ export function isRunning(pid: number): boolean {
   return s !== undefined && s.state !== "Z" && s.state !== "X";
 }
 
+/** Whether `pid` runs the huptime executable itself (a --multi supervisor maps the library too). */
+function isHuptime(pid: number): boolean {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`) === process.execPath;
+  } catch {
+    return false;
+  }
+}
+
 /** Every running process of this user that runs under huptime (never this CLI itself). */
 export function managedProcesses(): Instance[] {
   const self = process.pid;
@@ -55,7 +69,7 @@ export function managedProcesses(): Instance[] {
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     const pid = Number(name);
-    if (pid === self || !isManaged(pid)) continue;
+    if (pid === self || !isManaged(pid) || isHuptime(pid)) continue;
     const st = procStat(pid);
     const argv = readArgv(pid);
     if (!st || !argv || argv.length === 0 || st.state === "Z") continue;
@@ -85,7 +99,14 @@ export function matches(procArgv: string[], wanted: string[]): boolean {
   const prefix = (argv: string[]) =>
     argv.length >= wanted.length && sameProgram(argv[0], wanted[0]) && wanted.slice(1).every((w, i) => argv[i + 1] === w);
   if (prefix(procArgv)) return true;
-  return INTERPRETERS.test(basename(procArgv[0])) && prefix(procArgv.slice(1));
+  if (INTERPRETERS.test(basename(procArgv[0])) && prefix(procArgv.slice(1))) return true;
+  // A process title written over argv (nginx: "nginx: master process nginx -c /etc/x.conf") is
+  // one string: look for the command line inside it.
+  if (procArgv.length === 1 && procArgv[0].includes(" ")) {
+    const words = procArgv[0].split(" ").filter(Boolean);
+    return words.some((w, i) => i > 0 && prefix(words.slice(i)));
+  }
+  return false;
 }
 
 /** The matching processes whose parent does not match too (masters, not their workers). */

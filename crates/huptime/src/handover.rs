@@ -155,25 +155,14 @@ pub fn claim(fd: c_int, key: &SockKey) -> bool {
 
 /// Called when the program starts waiting for connections on `fd` (accept, epoll, poll, select).
 /// The first time that happens on an inherited socket, tells the previous generation we are
-/// ready, and closes inherited sockets the program did not claim.
+/// ready, and closes inherited sockets the program did not claim. Also publishes "serving".
 #[inline]
 pub fn mark_serving(fd: c_int) {
-    if !awaiting() {
-        return;
-    }
-    if fdtable::state(fd) != FdState::Bound {
+    if !awaiting() || fdtable::state(fd) != FdState::Bound {
         return;
     }
     let inherited = SOCKETS.lock().find_fd(fd).map(|s| s.inherited).unwrap_or(false);
-    if NOT_YET_SERVING.load(Ordering::Acquire) && (inherited || !AWAITING_READY.load(Ordering::Acquire)) {
-        if NOT_YET_SERVING.swap(false, Ordering::AcqRel) {
-            crate::status::publish("serving");
-        }
-    }
-    if !inherited {
-        return;
-    }
-    if AWAITING_READY.swap(false, Ordering::AcqRel) {
+    if inherited && AWAITING_READY.swap(false, Ordering::AcqRel) {
         let w = internal::take(internal::READY);
         if w >= 0 {
             // SAFETY: one-byte write from a static buffer.
@@ -181,9 +170,25 @@ pub fn mark_serving(fd: c_int) {
             // SAFETY: closing our own fd.
             unsafe { real::close(w) };
         }
-        info!("ready: serving on inherited sockets");
+        debug!("ready: serving on inherited sockets");
     }
-    close_unclaimed();
+    mark_listening(fd);
+    if inherited {
+        close_unclaimed();
+    }
+}
+
+/// Called when the program listens on a bound socket: for a generation nobody waits for (the
+/// first, or one exec'd in place), that is when it counts as serving (connections queue from
+/// now on). A generation that the previous one waits for is serving only once it waits for
+/// connections (`mark_serving`): a daemon may listen long before its workers accept.
+pub fn mark_listening(fd: c_int) {
+    if !NOT_YET_SERVING.load(Ordering::Acquire) || AWAITING_READY.load(Ordering::Acquire) {
+        return;
+    }
+    if fdtable::state(fd) == FdState::Bound && NOT_YET_SERVING.swap(false, Ordering::AcqRel) {
+        crate::status::publish("serving");
+    }
 }
 
 /// Closes inherited sockets the program never bound.

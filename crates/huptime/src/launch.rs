@@ -143,6 +143,19 @@ fn save_original_fds() {
     }
 }
 
+/// Forgets the saved stdin/stdout/stderr (a daemon detached from them): the next generations
+/// get the daemon's own fds 0-2, and huptime's messages go to its stderr.
+pub fn release_stdio() {
+    use core::sync::atomic::Ordering;
+    for slot in internal::ORIG_BASE..internal::COUNT {
+        if (0..=2).contains(&internal::ORIG_NUM[slot].load(Ordering::Acquire)) {
+            internal::ORIG_NUM[slot].store(-1, Ordering::Release);
+            sys::close(internal::take(slot));
+        }
+    }
+    crate::log::LOG_FD.store(2, Ordering::Relaxed);
+}
+
 /// Everything `exec_into` needs, prepared (allocated) before any fork so that the child only runs
 /// async-signal-safe code.
 pub struct ExecPlan {

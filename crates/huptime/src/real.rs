@@ -88,5 +88,6 @@ real_fns! {
     fcntl(fd: c_int, cmd: c_int, arg: c_long) -> c_int;
     execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int;
     _exit(status: c_int) -> ();
+    setsid() -> libc::pid_t;
 }
 

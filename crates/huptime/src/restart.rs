@@ -167,6 +167,11 @@ pub fn draining() -> bool {
     DRAINING.load(Ordering::Acquire)
 }
 
+/// Whether this process is a forked copy (not an image exec'd by huptime or a restart).
+pub fn is_forked_copy() -> bool {
+    FORK_PARENT.load(Ordering::Acquire) != 0
+}
+
 /// A worker is a forked copy whose forking process is still its parent: it follows its master.
 fn is_worker() -> bool {
     let p = FORK_PARENT.load(Ordering::Acquire);
@@ -288,7 +293,9 @@ extern "C" fn helper_main(_: *mut libc::c_void) -> *mut libc::c_void {
         if r > 0 && fds[0].revents != 0 {
             sys::eventfd_clear(hup);
         }
-        if r > 0 && fds[1].revents != 0 && !draining() {
+        if r > 0 && fds[1].revents != 0 {
+            // Also when this process was forked by an already draining one (nginx's master
+            // respawns the workers that drain away): it belongs to the old generation too.
             debug!("this generation is draining; so does this worker");
             drain_and_exit(None);
         }
@@ -416,6 +423,10 @@ fn wait_idle() {
         }
         let accepting = interrupt_accepts();
         let open = fdtable::CONNS.load(Ordering::SeqCst);
+        let waited = sys::now_ms().saturating_sub(start);
+        if waited / 1000 != waited.saturating_sub(5) / 1000 {
+            debug!("draining for {} s: {open} connection(s) open, {accepting} thread(s) in accept", waited / 1000);
+        }
         if open == 0 && accepting == 0 {
             // Looks idle: close the door, then look again for a thread that got in meanwhile.
             CLOSING.store(true, Ordering::SeqCst);
@@ -531,8 +542,8 @@ fn fork_restart() {
             drain_and_exit(Some("drained; exiting"));
         }
         Ready::Exited => {
-            info!("rollback: generation {gen} (pid {pid}) exited before it was ready; this generation keeps serving");
-            crate::status::record_rollback(&format!("generation {gen} (pid {pid}) exited before it was ready"));
+            info!("rollback: generation {gen} (pid {pid}) ended before it was ready; this generation keeps serving");
+            crate::status::record_rollback(&format!("generation {gen} (pid {pid}) ended before it was ready"));
             crate::status::publish("serving");
         }
         Ready::Timeout => {
@@ -554,16 +565,21 @@ enum Ready {
     Timeout,
 }
 
+/// Waits for the next generation's readiness byte. The readiness pipe decides, not the first
+/// pid: a daemonizing program's first process exits normally once its daemon child (which keeps
+/// the pipe's write end) runs. EOF means every process of the new generation is gone.
 fn wait_ready(ready_r: c_int, pidfd: c_int, timeout_ms: u64) -> Ready {
     let deadline = sys::now_ms() + timeout_ms;
+    let mut first_exited = false;
     loop {
         let left = deadline.saturating_sub(sys::now_ms());
         if left == 0 {
             return Ready::Timeout;
         }
+        let watch_pid = if first_exited { -1 } else { pidfd };
         let mut fds = [
             libc::pollfd { fd: ready_r, events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: watch_pid, events: libc::POLLIN, revents: 0 },
         ];
         // SAFETY: valid pollfd array.
         let r = unsafe { real::poll(fds.as_mut_ptr(), 2, left.min(1000) as c_int) };
@@ -577,7 +593,8 @@ fn wait_ready(ready_r: c_int, pidfd: c_int, timeout_ms: u64) -> Ready {
             return if n == 1 { Ready::Yes } else { Ready::Exited };
         }
         if fds[1].revents != 0 {
-            return Ready::Exited;
+            first_exited = true;
+            debug!("the new generation's first process exited; waiting for the processes it left (a daemon?)");
         }
     }
 }

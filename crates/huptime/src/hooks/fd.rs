@@ -159,7 +159,10 @@ pub unsafe extern "C" fn epoll_create1(flags: c_int) -> c_int {
     r
 }
 
-/// epoll_ctl(): registering a bound socket means the program is serving (readiness).
+/// epoll_ctl(): registering a bound socket means the program is serving (readiness). The
+/// EPOLLEXCLUSIVE flag is dropped for bound sockets: with it the kernel wakes a single epoll
+/// instance per connection, and when that one belongs to a draining generation (which no longer
+/// accepts) the wakeup is lost and the connection waits until the next one arrives.
 #[no_mangle]
 pub unsafe extern "C" fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut libc::epoll_event) -> c_int {
     if op == libc::EPOLL_CTL_ADD && fdtable::state(fd) == FdState::Bound {
@@ -169,6 +172,11 @@ pub unsafe extern "C" fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut lib
             }
             handover::mark_serving(fd);
             crate::restart::ensure_helper();
+            if !ev.is_null() && (*ev).events & libc::EPOLLEXCLUSIVE as u32 != 0 {
+                let mut shared = *ev;
+                shared.events &= !(libc::EPOLLEXCLUSIVE as u32);
+                return real::epoll_ctl(ep, op, fd, &mut shared);
+            }
         }
     }
     real::epoll_ctl(ep, op, fd, ev)

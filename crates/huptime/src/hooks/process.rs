@@ -109,6 +109,18 @@ unsafe fn wrap_stop_signal(sig: c_int, act: *const libc::sigaction, old: *mut li
     0
 }
 
+/// setsid(): a forked copy that starts its own session is daemonizing: it lets go of the
+/// terminal or pipes it was started with, so the shim lets go of its saved copies of them too
+/// (otherwise whoever started the program would never see them close).
+#[no_mangle]
+pub unsafe extern "C" fn setsid() -> libc::pid_t {
+    let r = real::setsid();
+    if r >= 0 && super::ACTIVE.load(Ordering::Relaxed) && restart::is_forked_copy() {
+        crate::launch::release_stdio();
+    }
+    r
+}
+
 /// The handler the program asked for SIGHUP (it is recorded, not installed: SIGHUP is huptime's).
 static PROGRAM_HUP: AtomicUsize = AtomicUsize::new(libc::SIG_DFL);
 static PROGRAM_HUP_FLAGS: AtomicUsize = AtomicUsize::new(0);

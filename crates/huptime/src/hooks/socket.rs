@@ -49,13 +49,13 @@ pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
         // Look up first: the table lock must be released before mark_serving takes it again.
         let inherited = SOCKETS.lock().find_fd(fd).map(|s| s.inherited).unwrap_or(false);
         if inherited && sys::is_serving_socket(fd) {
-            handover::mark_serving(fd);
+            handover::mark_listening(fd);
             return 0;
         }
     }
     let r = real::listen(fd, backlog);
     if r == 0 && fdtable::state(fd) == FdState::Bound {
-        handover::mark_serving(fd);
+        handover::mark_listening(fd);
     }
     r
 }
