@@ -3,13 +3,13 @@
  * new configuration answering afterwards, nothing of the old generations left behind.
  */
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCli } from "../helpers/cli";
 import { writeNginxConf } from "../helpers/nginx";
 import { freePort, loadLoop, request } from "../helpers/net";
-import { alive, waitFor } from "../helpers/procs";
+import { alive, processesWithOpen, waitFor } from "../helpers/procs";
 
 const RESTARTS = 5;
 
@@ -61,25 +61,3 @@ describe("real servers", () => {
     }
   }, 120_000);
 });
-
-/** Pids of running processes that have `path` open. */
-function processesWithOpen(path: string): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if (readdirSync(`/proc/${name}/fd`).some((fd) => readlinkSafe(`/proc/${name}/fd/${fd}`) === path) && alive(Number(name))) {
-        out.push(Number(name));
-      }
-    } catch {}
-  }
-  return out;
-}
-
-function readlinkSafe(p: string): string {
-  try {
-    return readlinkSync(p);
-  } catch {
-    return "";
-  }
-}

@@ -94,13 +94,16 @@ export interface LoadStats {
  * Runs `concurrency` clients that each open a new connection, send a request, read the reply and
  * wait `intervalMs`, until `stop()` is called (or `maxMs` passes). Every connection is new.
  */
-export function loadLoop(port: number, opts: { concurrency?: number; intervalMs?: number; maxMs?: number } = {}) {
+export function loadLoop(
+  port: number,
+  opts: { concurrency?: number; intervalMs?: number; maxMs?: number; send?: () => Promise<Reply> } = {},
+) {
   const stats: LoadStats = { ok: 0, failed: 0, errors: [], bodies: new Map() };
   let running = true;
   const end = Date.now() + (opts.maxMs ?? 120_000);
   const worker = async () => {
     while (running && Date.now() < end) {
-      const r = await request(port);
+      const r = await (opts.send ? opts.send() : request(port));
       if (r.ok) {
         stats.ok++;
         stats.bodies.set(r.body, (stats.bodies.get(r.body) ?? 0) + 1);
@@ -129,5 +132,30 @@ export function canConnect(port: number, timeoutMs = 1000): Promise<boolean> {
     const t = setTimeout(() => (s.destroy(), resolve(false)), timeoutMs);
     s.on("connect", () => (clearTimeout(t), s.destroy(), resolve(true)));
     s.on("error", () => (clearTimeout(t), resolve(false)));
+  });
+}
+
+/** Sends `payload` on a new connection and collects the reply until it matches `until` (or EOF). */
+export function exchange(port: number, payload: string, until: RegExp, timeoutMs = 10_000, host = "127.0.0.1"): Promise<Reply> {
+  return new Promise((resolve) => {
+    let raw = "";
+    let done = false;
+    const finish = (r: Reply) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(r);
+    };
+    const sock = connect({ port, host });
+    const timer = setTimeout(() => finish({ ok: false, error: `timeout (got ${JSON.stringify(raw.slice(0, 40))})` }), timeoutMs);
+    sock.setEncoding("utf8");
+    sock.on("connect", () => sock.write(payload));
+    sock.on("data", (d) => {
+      raw += d;
+      if (until.test(raw)) finish({ ok: true, body: raw });
+    });
+    sock.on("end", () => finish(until.test(raw) ? { ok: true, body: raw } : { ok: false, error: `closed: ${JSON.stringify(raw.slice(0, 40))}` }));
+    sock.on("error", (e) => finish({ ok: false, error: (e as NodeJS.ErrnoException).code ?? e.message }));
   });
 }

@@ -62,3 +62,39 @@ export async function waitFor(pred: () => boolean | Promise<boolean>, what: stri
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
+
+/** Pids of running processes that have `path` open. */
+export function processesWithOpen(path: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readdirSync(`/proc/${name}/fd`).some((fd) => readlinkSafe(`/proc/${name}/fd/${fd}`) === path) && alive(Number(name))) {
+        out.push(Number(name));
+      }
+    } catch {}
+  }
+  return out;
+}
+
+function readlinkSafe(p: string): string {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return "";
+  }
+}
+
+/** Pids of running processes whose command line (or process title) contains `text`. */
+export function processesTitled(text: string): number[] {
+  return readdirSync("/proc")
+    .filter((n) => /^\d+$/.test(n))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").includes(text) && alive(pid);
+      } catch {
+        return false;
+      }
+    });
+}
