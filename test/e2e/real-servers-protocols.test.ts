@@ -80,7 +80,10 @@ describe("real servers", () => {
     }
   }, 120_000);
 
-  const scripted: [string, (port: number, cookie: string) => string[]][] = [
+  // [name, argv, path whose body starts with the cookie, cwd]
+  const scripted: [string, (port: number, cookie: string) => string[], string?][] = [
+    ["python3 -m http.server", (port) => ["python3", "-m", "http.server", String(port), "--bind", "127.0.0.1"], "/cookie"],
+    ["node http", (port, cookie) => ["node", join(SERVERS, "node_http.js"), String(port), cookie]],
     ["ruby TCPServer", (port, cookie) => ["ruby", join(SERVERS, "ruby_tcp.rb"), String(port), cookie]],
     ["perl IO::Socket::INET", (port, cookie) => ["perl", join(SERVERS, "perl_tcp.pl"), String(port), cookie]],
     [
@@ -92,12 +95,13 @@ describe("real servers", () => {
       ],
     ],
   ];
-  for (const [name, argv] of scripted) {
+  for (const [name, argv, path = "/"] of scripted) {
     test(`${name}: ${RESTARTS} restarts, zero failures, new code answering`, async () => {
       const port = await freePort();
-      const cookie = join(mkdtempSync(join(tmpdir(), "huptime-script-")), "cookie");
-      writeFileSync(cookie, "gen1");
-      const s = serve(argv(port, cookie));
+      const dir = mkdtempSync(join(tmpdir(), "huptime-script-"));
+      const cookie = join(dir, "cookie");
+      writeFileSync(cookie, "gen1 x");
+      const s = serve(argv(port, cookie), { cwd: dir });
       try {
         await waitFor(async () => (await request(port, "/", 1000)).ok, `${name} to answer`);
         let master = s.pid;
@@ -105,11 +109,11 @@ describe("real servers", () => {
           port,
           restarts: RESTARTS,
           send: () => request(port),
-          prepare: (gen) => writeFileSync(cookie, `gen${gen}`),
+          prepare: (gen) => writeFileSync(cookie, `gen${gen} x`),
           master: () => master,
           answersNew: async (gen) => {
             const next = groupMembers(s.pgid).find((p) => p.ppid === process.pid && p.pid !== master);
-            const r = await request(port, "/", 2000);
+            const r = await request(port, path, 2000);
             if (!next || !r.ok || !r.body.startsWith(`gen${gen} `) || alive(master)) return false;
             master = next.pid;
             return true;
