@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { HUPTIME } from "../helpers/cli";
 import { SERVERS } from "../helpers/matrix";
 import { freePort, request } from "../helpers/net";
-import { alive, groupMembers, waitFor } from "../helpers/procs";
+import { alive, groupMembers, killGroup, waitFor } from "../helpers/procs";
 
 test("a socket the new generation does not bind is closed once it serves", async () => {
   const [a, b] = [await freePort(), await freePort()];
@@ -31,9 +31,7 @@ test("a socket the new generation does not bind is closed once it serves", async
     expect(gone.ok ? "still served" : gone.error).toBe("ECONNREFUSED");
     expect(out).toContain(`closing inherited tcp:127.0.0.1:${b}`);
   } finally {
-    try {
-      process.kill(-child.pid!, "SIGKILL");
-    } catch {}
+    killGroup(child.pid!);
   }
 }, 30_000);
 
@@ -55,8 +53,6 @@ test("each generation reads the original stdin from its start", async () => {
       expect(r.ok && r.body).toBe(`from-stdin ${master}\n`);
     }
   } finally {
-    try {
-      process.kill(-child.pid!, "SIGKILL");
-    } catch {}
+    killGroup(child.pid!);
   }
 }, 30_000);

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { HUPTIME, ROOT } from "../helpers/cli";
 import { SERVERS } from "../helpers/matrix";
 import { freePort, loadLoop, request } from "../helpers/net";
-import { groupMembers, waitFor } from "../helpers/procs";
+import { groupMembers, killGroup, waitFor } from "../helpers/procs";
 
 /** Distinct pids answering for `cookie` over `n` requests. */
 async function servingPids(port: number, cookie: string, n = 80): Promise<Set<string>> {
@@ -58,9 +58,7 @@ describe("--multi", () => {
       expect(await s.exited).toBe(0);
       expect(groupMembers(s.pid)).toEqual([]);
     } finally {
-      try {
-        process.kill(-s.pid, "SIGKILL");
-      } catch {}
+      killGroup(s.pid);
     }
   }, 60_000);
 
@@ -78,9 +76,7 @@ describe("--multi", () => {
       process.kill(s.pid, "SIGKILL");
       await waitFor(() => groupMembers(s.pid).length === 0, "the instances to follow it", 10_000);
     } finally {
-      try {
-        process.kill(-s.pid, "SIGKILL");
-      } catch {}
+      killGroup(s.pid);
     }
   }, 30_000);
 
@@ -104,9 +100,7 @@ describe("--multi", () => {
       expect(await s.exited).toBe(0);
       expect(groupMembers(s.pid)).toEqual([]);
     } finally {
-      try {
-        process.kill(-s.pid, "SIGKILL");
-      } catch {}
+      killGroup(s.pid);
     }
   }, 60_000);
 });

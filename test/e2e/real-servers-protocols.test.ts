@@ -10,7 +10,7 @@ import { runCli, serve } from "../helpers/cli";
 import { SERVERS } from "../helpers/matrix";
 import { exchange, request } from "../helpers/net";
 import { freePort } from "../helpers/net";
-import { alive, groupMembers, processesTitled, waitFor } from "../helpers/procs";
+import { alive, groupMembers, killAll, processesTitled, waitFor } from "../helpers/procs";
 import { restartUnderLoad } from "../helpers/restart-loop";
 
 const RESTARTS = 5;
@@ -45,11 +45,7 @@ describe("real servers", () => {
       });
       await waitFor(() => ours().length === 1, "only the newest redis to remain");
     } finally {
-      for (const pid of ours()) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {}
-      }
+      killAll(ours());
     }
   }, 120_000);
 

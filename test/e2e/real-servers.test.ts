@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { runCli } from "../helpers/cli";
 import { writeNginxConf } from "../helpers/nginx";
 import { freePort, loadLoop, request } from "../helpers/net";
-import { alive, processesWithOpen, waitFor } from "../helpers/procs";
+import { alive, killAll, processesWithOpen, waitFor } from "../helpers/procs";
 
 const RESTARTS = 5;
 
@@ -53,11 +53,7 @@ describe("real servers", () => {
       expect(runCli(["--stop", ...argv]).code).toBe(0);
       expect(ours()).toEqual([]);
     } finally {
-      for (const pid of ours()) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {}
-      }
+      killAll(ours());
     }
   }, 120_000);
 });

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HUPTIME, runCli } from "../helpers/cli";
 import { freePort } from "../helpers/net";
-import { groupMembers, waitFor } from "../helpers/procs";
+import { groupMembers, killGroup, waitFor } from "../helpers/procs";
 
 describe("--revive", () => {
   test("huptime --revive nc -l PORT < message.txt: five clients in a row each get the whole message", async () => {
@@ -33,9 +33,7 @@ describe("--revive", () => {
       expect(runCli(["--stop", "nc", "-l", String(port)]).code).toBe(0);
       expect(groupMembers(child.pid!)).toEqual([]);
     } finally {
-      try {
-        process.kill(-child.pid!, "SIGKILL");
-      } catch {}
+      killGroup(child.pid!);
     }
   }, 60_000);
 
@@ -53,9 +51,7 @@ describe("--revive", () => {
       // Not a hot loop: a handful of starts in the time it took.
       expect((log.match(/exited with status 3/g) ?? []).length).toBeLessThan(8);
     } finally {
-      try {
-        process.kill(-child.pid!, "SIGKILL");
-      } catch {}
+      killGroup(child.pid!);
     }
   }, 30_000);
 
@@ -70,9 +66,7 @@ describe("--revive", () => {
       process.kill(child.pid!, "SIGINT"); // Python's KeyboardInterrupt, then a normal exit
       await waitFor(() => groupMembers(child.pid!).length === 0, "the program to end", 10_000);
     } finally {
-      try {
-        process.kill(-child.pid!, "SIGKILL");
-      } catch {}
+      killGroup(child.pid!);
     }
   }, 30_000);
 
@@ -91,9 +85,7 @@ describe("--revive", () => {
       expect(log).not.toContain("status 5");
       expect((out.match(/helper:5/g) ?? []).length).toBe(1);
     } finally {
-      try {
-        process.kill(-child.pid!, "SIGKILL");
-      } catch {}
+      killGroup(child.pid!);
     }
   }, 30_000);
 });

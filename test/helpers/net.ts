@@ -25,8 +25,17 @@ function parse(raw: string): Reply {
   return { ok: true, body: i >= 0 ? raw.slice(i + 4) : "" };
 }
 
-/** Sends one `GET path` on a new connection and reads the reply until the server closes. */
-export function request(port: number, path = "/", timeoutMs = 10_000, host = "127.0.0.1"): Promise<Reply> {
+/**
+ * One exchange on a new connection: sends `payload`, collects the reply, and lets `settle` decide
+ * after each chunk (`ended` false) and at EOF (`ended` true); undefined means "keep reading".
+ */
+function converse(
+  port: number,
+  host: string,
+  payload: string,
+  timeoutMs: number,
+  settle: (raw: string, ended: boolean) => Reply | undefined,
+): Promise<Reply> {
   return new Promise((resolve) => {
     let raw = "";
     let done = false;
@@ -38,13 +47,24 @@ export function request(port: number, path = "/", timeoutMs = 10_000, host = "12
       resolve(r);
     };
     const sock = connect({ port, host });
-    const timer = setTimeout(() => finish({ ok: false, error: "timeout" }), timeoutMs);
+    const timer = setTimeout(() => finish({ ok: false, error: `timeout (got ${JSON.stringify(raw.slice(0, 40))})` }), timeoutMs);
     sock.setEncoding("utf8");
-    sock.on("connect", () => sock.write(`GET ${path} HTTP/1.0\r\nHost: localhost\r\n\r\n`));
-    sock.on("data", (d) => (raw += d));
-    sock.on("end", () => finish(parse(raw)));
+    sock.on("connect", () => sock.write(payload));
+    sock.on("data", (d) => {
+      raw += d;
+      const r = settle(raw, false);
+      if (r) finish(r);
+    });
+    sock.on("end", () => finish(settle(raw, true) ?? { ok: false, error: "closed" }));
     sock.on("error", (e) => finish({ ok: false, error: (e as NodeJS.ErrnoException).code ?? e.message }));
   });
+}
+
+/** Sends one `GET path` on a new connection and reads the reply until the server closes. */
+export function request(port: number, path = "/", timeoutMs = 10_000, host = "127.0.0.1"): Promise<Reply> {
+  return converse(port, host, `GET ${path} HTTP/1.0\r\nHost: localhost\r\n\r\n`, timeoutMs, (raw, ended) =>
+    ended ? parse(raw) : undefined,
+  );
 }
 
 /** A connection opened now, whose request is sent later with `send()`. */
@@ -137,25 +157,7 @@ export function canConnect(port: number, timeoutMs = 1000): Promise<boolean> {
 
 /** Sends `payload` on a new connection and collects the reply until it matches `until` (or EOF). */
 export function exchange(port: number, payload: string, until: RegExp, timeoutMs = 10_000, host = "127.0.0.1"): Promise<Reply> {
-  return new Promise((resolve) => {
-    let raw = "";
-    let done = false;
-    const finish = (r: Reply) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(r);
-    };
-    const sock = connect({ port, host });
-    const timer = setTimeout(() => finish({ ok: false, error: `timeout (got ${JSON.stringify(raw.slice(0, 40))})` }), timeoutMs);
-    sock.setEncoding("utf8");
-    sock.on("connect", () => sock.write(payload));
-    sock.on("data", (d) => {
-      raw += d;
-      if (until.test(raw)) finish({ ok: true, body: raw });
-    });
-    sock.on("end", () => finish(until.test(raw) ? { ok: true, body: raw } : { ok: false, error: `closed: ${JSON.stringify(raw.slice(0, 40))}` }));
-    sock.on("error", (e) => finish({ ok: false, error: (e as NodeJS.ErrnoException).code ?? e.message }));
-  });
+  return converse(port, host, payload, timeoutMs, (raw, ended) =>
+    until.test(raw) ? { ok: true, body: raw } : ended ? { ok: false, error: `closed: ${JSON.stringify(raw.slice(0, 40))}` } : undefined,
+  );
 }
