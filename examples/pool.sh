@@ -10,12 +10,14 @@ HUPTIME=${HUPTIME:-huptime}
 N=${N:-4}
 pids=""
 
+# The traps run between the commands of the wait loop below, and sh has no local variables: they
+# use a name of their own so that the loop's "$pid" is not changed under it.
 reload() {
-    for pid in $pids; do kill -HUP "$pid"; done
+    for copy in $pids; do kill -HUP "$copy" 2>/dev/null; done
 }
 
 stop() {
-    for pid in $pids; do kill -TERM "$pid" 2>/dev/null; done
+    for copy in $pids; do kill -TERM "$copy" 2>/dev/null; done
 }
 
 trap reload HUP
