@@ -16,6 +16,10 @@ export interface ShimSettings {
   wait?: boolean;
   /** File removed before each new generation starts (a pidfile). */
   unlink?: string;
+  /** Seconds a new generation has to become ready (rollback after). */
+  readyTimeout?: number;
+  /** Seconds an old generation may drain before it cuts its connections (0: no limit). */
+  drainTimeout?: number;
   /** Pid the program will have (huptime execs into it): only it is revived, not its children. */
   rootPid?: number;
 }
@@ -41,6 +45,8 @@ export function programEnv(base: NodeJS.ProcessEnv, shim: string, s: ShimSetting
   if (s.revive) env.HUPTIME_REVIVE = "1";
   if (s.wait) env.HUPTIME_WAIT = "1";
   if (s.unlink) env.HUPTIME_UNLINK = s.unlink;
+  if (s.readyTimeout !== undefined) env.HUPTIME_READY_TIMEOUT = String(s.readyTimeout);
+  if (s.drainTimeout !== undefined) env.HUPTIME_DRAIN_TIMEOUT = String(s.drainTimeout);
   if (s.rootPid !== undefined) env.HUPTIME_ROOT_PID = String(s.rootPid);
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }

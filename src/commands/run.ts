@@ -32,6 +32,11 @@ export class RunCommand extends Command {
       exec mode the program stops accepting (new connections wait in the kernel queue), finishes
       its open connections and then execs the new code in the same process (the pid stays).
 
+      A new copy counts as ready once it waits for connections on the sockets it took over. If
+      it exits, crashes or is not ready within --ready-timeout, it is killed and the old copy goes
+      on serving (a rollback, logged with its exit status and last stderr lines). An old copy
+      still holding connections after --drain-timeout closes them and ends.
+
       Options end at the first word that is not an option: the program's own flags are never read
       by huptime. Use \`--\` if the program's name starts with a dash.
     `,
@@ -40,6 +45,7 @@ export class RunCommand extends Command {
       ["Fork mode (default): the new copy starts beside the old one", "$0 /usr/bin/myservice &"],
       ["Restart every running copy and wait until the new code serves", "$0 --restart /usr/bin/myservice"],
       ["Remove a pidfile before each new copy starts", "$0 --unlink /var/run/myservice.pid /usr/bin/myservice &"],
+      ["Give a slow starter 5 minutes; cut connections still open after 10 s", "$0 --ready-timeout=300 --drain-timeout=10 /usr/bin/myservice &"],
       ["Four instances sharing the port", "$0 --multi=4 /usr/bin/myservice &"],
       ["Start the program again whenever it exits", "$0 --revive nc -l 9000 < message.txt &"],
     ],
@@ -51,6 +57,8 @@ export class RunCommand extends Command {
   revive = Option.Boolean("--revive", false, { description: "start the program again when it exits, keeping its sockets" });
   wait = Option.Boolean("--wait", false, { description: "before a generation ends, also wait for its child processes" });
   unlink = Option.String("--unlink", { description: "remove FILE (a pidfile) before each new generation starts" });
+  readyTimeout = Option.String("--ready-timeout", { validator: seconds, description: "seconds a new generation has to become ready before it is killed and rolled back (default 60)" });
+  drainTimeout = Option.String("--drain-timeout", { validator: seconds, description: "seconds an old generation may take to finish its connections before it cuts them (default 30; 0: no limit)" });
   debug = Option.Boolean("--debug", false, { description: "log every step of the shim and the CLI to stderr" });
   restart = Option.Boolean("--restart", false, { description: "restart the running instances of the command; wait until they serve" });
   stop = Option.Boolean("--stop", false, { description: "stop the running instances of the command (SIGTERM, then SIGKILL)" });
@@ -63,7 +71,7 @@ export class RunCommand extends Command {
     if (actions.length > 1) throw new UsageError(`${actions.join(" and ")} cannot be used together`);
     if (this.fork && this.exec) throw new UsageError("--fork and --exec cannot be used together");
     if (actions.length === 1) {
-      const runOnly = [this.fork && "--fork", this.exec && "--exec", this.multi !== undefined && "--multi", this.revive && "--revive", this.wait && "--wait", this.unlink !== undefined && "--unlink"].filter(Boolean);
+      const runOnly = [this.fork && "--fork", this.exec && "--exec", this.multi !== undefined && "--multi", this.revive && "--revive", this.wait && "--wait", this.unlink !== undefined && "--unlink", this.readyTimeout !== undefined && "--ready-timeout", this.drainTimeout !== undefined && "--drain-timeout"].filter(Boolean);
       if (runOnly.length > 0) throw new UsageError(`${runOnly.join(", ")} cannot be used with ${actions[0]}`);
       if (this.status) return statusCommand(this.command, this.context.stdout);
       if (this.stop) return await stopCommand(this.command, this.timeout, this.context.stdout);
@@ -81,6 +89,8 @@ export class RunCommand extends Command {
       revive: this.revive,
       wait: this.wait,
       unlink: this.unlink,
+      readyTimeout: this.readyTimeout,
+      drainTimeout: this.drainTimeout,
       rootPid: process.pid,
     });
     if (this.multi !== undefined) {

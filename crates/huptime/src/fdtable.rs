@@ -104,6 +104,8 @@ pub struct BoundSocket {
     /// The program closed it, but the shim keeps it (at `fd`, a private fd) for the next
     /// generation (`--revive`: a listener closed before exit must not refuse connections).
     pub kept: bool,
+    /// Inherited and claimed, and the program has waited for connections on it (readiness).
+    pub waited: bool,
 }
 
 /// Fixed-capacity table of bound sockets.

@@ -5,7 +5,7 @@ use crate::config::STATE_VAR;
 use crate::fdtable::{self, internal, BoundSocket, FdState, SOCKETS};
 use crate::sockkey::SockKey;
 use crate::wire::{Handover, SocketEntry};
-use crate::{debug, info, log, real, sys};
+use crate::{debug, info, log, real, report, sys};
 use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use libc::c_int;
 use std::ffi::CString;
@@ -46,7 +46,7 @@ pub fn adopt_from_env() {
             continue;
         }
         let fd = sys::move_internal(s.fd);
-        if fd < 0 || !t.add(BoundSocket { fd, key: s.key, pending: true, inherited: true, shadow: -1, kept: false }) {
+        if fd < 0 || !t.add(BoundSocket { fd, key: s.key, pending: true, inherited: true, shadow: -1, kept: false, waited: false }) {
             info!("can't keep inherited socket {} (fd {}): {}", s.key, s.fd, std::io::Error::last_os_error());
             continue;
         }
@@ -154,28 +154,92 @@ pub fn claim(fd: c_int, key: &SockKey) -> bool {
 }
 
 /// Called when the program starts waiting for connections on `fd` (accept, epoll, poll, select).
-/// The first time that happens on an inherited socket, tells the previous generation we are
-/// ready, and closes inherited sockets the program did not claim. Also publishes "serving".
+/// Once it has done so on every inherited socket it claimed, tells the previous generation that
+/// this one is ready and closes the inherited sockets the program did not claim. Also publishes
+/// "serving".
 #[inline]
 pub fn mark_serving(fd: c_int) {
     if !awaiting() || fdtable::state(fd) != FdState::Bound {
         return;
     }
-    let inherited = SOCKETS.lock().find_fd(fd).map(|s| s.inherited).unwrap_or(false);
-    if inherited && AWAITING_READY.swap(false, Ordering::AcqRel) {
-        let w = internal::take(internal::READY);
-        if w >= 0 {
-            // SAFETY: one-byte write from a static buffer.
-            unsafe { real::write(w, b"R".as_ptr().cast(), 1) };
-            // SAFETY: closing our own fd.
-            unsafe { real::close(w) };
+    let mut inherited = false;
+    let mut all_waited = true;
+    {
+        let mut t = SOCKETS.lock();
+        for s in t.iter_mut() {
+            if s.fd == fd && !s.pending && !s.kept && s.inherited {
+                s.waited = true;
+                inherited = true;
+            }
+            if s.inherited && !s.pending && !s.kept && !s.waited {
+                all_waited = false;
+            }
         }
-        debug!("ready: serving on inherited sockets");
+    }
+    if inherited && all_waited && AWAITING_READY.swap(false, Ordering::AcqRel) {
+        send_ready();
+        debug!("ready: waiting for connections on every inherited socket it bound");
     }
     mark_listening(fd);
-    if inherited {
+    if inherited && all_waited {
         close_unclaimed();
     }
+}
+
+/// Whether stderr is being copied to the previous generation (cheap check for the write hooks).
+#[inline]
+pub fn copying_stderr() -> bool {
+    AWAITING_READY.load(Ordering::Relaxed)
+}
+
+/// Threads copying stderr into the readiness channel right now.
+static COPYING: AtomicI32 = AtomicI32::new(0);
+
+/// Copies a piece of what the program writes to stderr to the previous generation while it waits
+/// for this one (so that a failed start can be reported with its last lines). Never blocks.
+#[inline]
+pub fn copy_stderr(buf: &[u8]) {
+    if !AWAITING_READY.load(Ordering::Relaxed) {
+        return;
+    }
+    COPYING.fetch_add(1, Ordering::SeqCst);
+    let fd = internal::get(internal::READY);
+    if AWAITING_READY.load(Ordering::SeqCst) && fd >= 0 {
+        let mut msg = [0u8; report::MAX_CHUNK + 3];
+        for piece in buf.chunks(report::MAX_CHUNK) {
+            let n = report::encode_stderr(piece, &mut msg);
+            // SAFETY: writing our own buffer to our own non-blocking pipe.
+            if unsafe { real::write(fd, msg.as_ptr().cast(), n) } != n as isize {
+                break; // full (or gone): the copy is dropped, the program is never delayed
+            }
+        }
+    }
+    COPYING.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Sends the ready message and closes the channel (after any stderr copy in progress, so that no
+/// thread writes to a closed, possibly reused, fd number).
+fn send_ready() {
+    let mut spins = 0;
+    while COPYING.load(Ordering::SeqCst) != 0 && spins < 100_000 {
+        // SAFETY: sched_yield has no preconditions.
+        unsafe { libc::sched_yield() };
+        spins += 1;
+    }
+    let w = internal::take(internal::READY);
+    if w < 0 {
+        return;
+    }
+    // The pipe is non-blocking: if it is full of stderr copies, give the reader a moment.
+    for _ in 0..2000 {
+        // SAFETY: one-byte write from a static buffer.
+        let n = unsafe { real::write(w, b"R".as_ptr().cast(), 1) };
+        if n == 1 || (n < 0 && sys::errno() != libc::EAGAIN && sys::errno() != libc::EINTR) {
+            break;
+        }
+        sys::sleep_ms(1);
+    }
+    sys::close(w);
 }
 
 /// Called when the program listens on a bound socket: for a generation nobody waits for (the

@@ -4,8 +4,10 @@
 //!   sockets between generations, [`wire`] for the record they exchange);
 //! - as the CLI's napi module ([`native`]), for the few things Bun cannot do itself (exec).
 //!
-//! Pure logic ([`wire`], [`sockkey`], [`config`]) is unit tested; the rest is tested end to end.
+//! Pure logic ([`wire`], [`sockkey`], [`config`], [`report`]) is unit tested; the rest is tested end to end.
 
+#[cfg(not(test))]
+pub mod attempt;
 pub mod config;
 pub mod sockkey;
 pub mod wire;
@@ -25,6 +27,7 @@ pub mod log;
 #[cfg(not(test))]
 pub mod native;
 pub mod real;
+pub mod report;
 #[cfg(not(test))]
 pub mod restart;
 #[cfg(not(test))]

@@ -84,6 +84,7 @@ real_fns! {
     shutdown(fd: c_int, how: c_int) -> c_int;
     syscall(n: c_long, a: c_long, b: c_long, c: c_long, d: c_long, e: c_long, f: c_long) -> c_long;
     write(fd: c_int, buf: *const c_void, n: usize) -> isize;
+    writev(fd: c_int, iov: *const libc::iovec, n: c_int) -> isize;
     read(fd: c_int, buf: *mut c_void, n: usize) -> isize;
     fcntl(fd: c_int, cmd: c_int, arg: c_long) -> c_int;
     execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int;

@@ -14,6 +14,7 @@
 use crate::config::{Config, Mode};
 use crate::fdtable::{self, internal, FdState, SOCKETS};
 use crate::launch::{self, ExecPlan};
+use crate::attempt::{Attempt, Outcome};
 use crate::{handover, log, real, sys};
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use libc::c_int;
@@ -514,6 +515,9 @@ fn fork_restart() {
         return;
     }
     let (ready_r, ready_w) = (sys::move_internal(ready[0]), sys::move_internal(ready[1]));
+    // The new generation must never block on it (its stderr copies are dropped when it is full).
+    // SAFETY: plain fcntl on our own fd.
+    unsafe { real::fcntl(ready_w, libc::F_SETFL, libc::O_NONBLOCK as libc::c_long) };
     let out = handover::prepare(gen, ready_w);
     let mut keep = out.fds.clone();
     keep.push(ready_w);
@@ -533,70 +537,41 @@ fn fork_restart() {
     info!("restarting: generation {gen} is pid {pid} ({})", plan.exe().to_string_lossy());
     crate::status::publish("restarting");
     let timeout = config().ready_timeout_ms;
-    let outcome = wait_ready(ready_r, pidfd, timeout);
-    sys::close(ready_r);
-    sys::close(pidfd);
-    match outcome {
-        Ready::Yes => {
+    let mut attempt = Attempt::new(pid, pidfd, ready_r);
+    let outcome = attempt.wait(timeout);
+    let what = match outcome {
+        Outcome::Ready => {
+            sys::close(ready_r);
             info!("generation {gen} (pid {pid}) is ready after {} ms; draining", sys::now_ms() - started);
+            if HUP_PENDING.swap(false, Ordering::AcqRel) {
+                // SIGHUPs that came during this restart: one follow-up restart, by the new generation.
+                info!("SIGHUP received during the restart; passing it on to generation {gen}");
+                // SAFETY: pidfd_send_signal on our own pidfd (safe against pid reuse).
+                unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, libc::SIGHUP, 0usize, 0u32) };
+            }
+            sys::close(pidfd);
             drain_and_exit(Some("drained; exiting"));
         }
-        Ready::Exited => {
-            info!("rollback: generation {gen} (pid {pid}) ended before it was ready; this generation keeps serving");
-            crate::status::record_rollback(&format!("generation {gen} (pid {pid}) ended before it was ready"));
-            crate::status::publish("serving");
-        }
-        Ready::Timeout => {
-            // SAFETY: signalling the process we started.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            info!(
-                "rollback: generation {gen} (pid {pid}) was not ready within {} s; killed it, this generation keeps serving",
-                timeout as f64 / 1000.0
-            );
-            crate::status::record_rollback(&format!("generation {gen} (pid {pid}) was not ready in time"));
-            crate::status::publish("serving");
-        }
-    }
-}
-
-enum Ready {
-    Yes,
-    Exited,
-    Timeout,
-}
-
-/// Waits for the next generation's readiness byte. The readiness pipe decides, not the first
-/// pid: a daemonizing program's first process exits normally once its daemon child (which keeps
-/// the pipe's write end) runs. EOF means every process of the new generation is gone.
-fn wait_ready(ready_r: c_int, pidfd: c_int, timeout_ms: u64) -> Ready {
-    let deadline = sys::now_ms() + timeout_ms;
-    let mut first_exited = false;
-    loop {
-        let left = deadline.saturating_sub(sys::now_ms());
-        if left == 0 {
-            return Ready::Timeout;
-        }
-        let watch_pid = if first_exited { -1 } else { pidfd };
-        let mut fds = [
-            libc::pollfd { fd: ready_r, events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: watch_pid, events: libc::POLLIN, revents: 0 },
-        ];
-        // SAFETY: valid pollfd array.
-        let r = unsafe { real::poll(fds.as_mut_ptr(), 2, left.min(1000) as c_int) };
-        if r < 0 {
-            continue;
-        }
-        if fds[0].revents != 0 {
-            let mut b = [0u8; 1];
-            // SAFETY: one-byte read.
-            let n = unsafe { real::read(ready_r, b.as_mut_ptr().cast(), 1) };
-            return if n == 1 { Ready::Yes } else { Ready::Exited };
-        }
-        if fds[1].revents != 0 {
-            first_exited = true;
-            debug!("the new generation's first process exited; waiting for the processes it left (a daemon?)");
+        Outcome::Ended => format!("generation {gen} (pid {pid}) {} before it was ready", attempt.how_it_ended().unwrap_or_else(|| "ended".into())),
+        Outcome::Timeout => format!("generation {gen} (pid {pid}) was not ready within {} s", timeout as f64 / 1000.0),
+    };
+    let killed = attempt.kill_all();
+    sys::close(ready_r);
+    sys::close(pidfd);
+    let lines = attempt.reader.last_lines(10);
+    let killed_note = if killed > 0 { format!("; killed {killed} process(es) it left") } else { String::new() };
+    info!("rollback: {what}{killed_note}; generation {} keeps serving", gen - 1);
+    if lines.is_empty() {
+        info!("rollback: generation {gen} wrote nothing to stderr");
+    } else {
+        info!("rollback: the last lines generation {gen} wrote to stderr:");
+        for l in &lines {
+            info!("  | {l}");
         }
     }
+    let last = lines.last().map(|l| format!(": {}", l.trim())).unwrap_or_default();
+    crate::status::record_rollback(&format!("{what}{last}"));
+    crate::status::publish("serving");
 }
 
 /// Starts the next generation as a sibling (CLONE_PARENT): it is never the program's own child,

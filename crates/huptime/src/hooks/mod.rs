@@ -8,6 +8,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 pub mod fd;
 pub mod process;
 pub mod socket;
+pub mod stderr;
 
 /// Set by the constructor when the program runs under huptime.
 pub static ACTIVE: AtomicBool = AtomicBool::new(false);

@@ -30,7 +30,7 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
     let r = real::bind(fd, addr, len);
     keep_errno(r, |&r| {
         if r == 0 {
-            if SOCKETS.lock().add(BoundSocket { fd, key, pending: false, inherited: false, shadow: -1, kept: false }) {
+            if SOCKETS.lock().add(BoundSocket { fd, key, pending: false, inherited: false, shadow: -1, kept: false, waited: false }) {
                 fdtable::set_state(fd, FdState::Bound);
                 debug!("bind({fd}, {key}): tracking");
             } else {
