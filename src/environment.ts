@@ -20,12 +20,15 @@ export interface ShimSettings {
   readyTimeout?: number;
   /** Seconds an old generation may drain before it cuts its connections (0: no limit). */
   drainTimeout?: number;
+  /** systemd's notify socket, when the shim speaks sd_notify for the program. NOTIFY_SOCKET is
+   * never passed to the program itself. */
+  notifySocket?: string;
   /** Pid the program will have (huptime execs into it): only it is revived, not its children. */
   rootPid?: number;
 }
 
 /** Variables owned by huptime; inherited values are dropped so they never leak into a new run. */
-const OWN = /^HUPTIME_(STATE|MODE|DEBUG|READY_TIMEOUT|DRAIN_TIMEOUT|STATUS_DIR|MULTI|REVIVE|REVIVE_STREAK|WAIT|UNLINK|ROOT_PID|SUPERVISOR_PID)$/;
+const OWN = /^HUPTIME_(STATE|MODE|DEBUG|READY_TIMEOUT|DRAIN_TIMEOUT|STATUS_DIR|MULTI|REVIVE|REVIVE_STREAK|WAIT|UNLINK|ROOT_PID|SUPERVISOR_PID|NOTIFY_SOCKET)$/;
 
 /**
  * Builds the program's environment as `KEY=value` strings: `base` without huptime's own
@@ -47,6 +50,10 @@ export function programEnv(base: NodeJS.ProcessEnv, shim: string, s: ShimSetting
   if (s.unlink) env.HUPTIME_UNLINK = s.unlink;
   if (s.readyTimeout !== undefined) env.HUPTIME_READY_TIMEOUT = String(s.readyTimeout);
   if (s.drainTimeout !== undefined) env.HUPTIME_DRAIN_TIMEOUT = String(s.drainTimeout);
+  // huptime is the one that talks to systemd: the program (and each generation of it) is not
+  // the main process systemd knows, and would report readiness at the wrong moments.
+  delete env.NOTIFY_SOCKET;
+  if (s.notifySocket) env.HUPTIME_NOTIFY_SOCKET = s.notifySocket;
   if (s.rootPid !== undefined) env.HUPTIME_ROOT_PID = String(s.rootPid);
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }

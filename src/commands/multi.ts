@@ -7,6 +7,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { native } from "../native";
+import { Notifier } from "../notify";
 import { readAllPublished, readPublished } from "../statusfile";
 
 /** One instance: the pid of its current generation, and how it ended. */
@@ -33,8 +34,10 @@ function children(): number[] {
 }
 
 /** Runs the pool until every instance has ended; returns the exit status. */
-export async function multiCommand(n: number, file: string, argv: string[], env: string[], statusDir: string): Promise<number> {
+export async function multiCommand(n: number, file: string, argv: string[], env: string[], statusDir: string, notifySocket?: string): Promise<number> {
   const nat = native();
+  const notifier = new Notifier(notifySocket);
+  let announced = false;
   nat.setChildSubreaper();
   const envWithParent = [...env, `HUPTIME_SUPERVISOR_PID=${process.pid}`];
   const lineages: Lineage[] = [];
@@ -84,15 +87,18 @@ export async function multiCommand(n: number, file: string, argv: string[], env:
       return;
     }
     restarting = true;
+    notifier.reloading(`restarting ${lineages.filter((l) => !l.ended).length} instances`);
     do {
       restartAgain = false;
       for (const l of lineages) if (!l.ended && !stopping) await restartOne(l);
       log(`restarted: ${lineages.filter((l) => !l.ended).map((l) => l.pid).join(", ")}`);
     } while (restartAgain && !stopping);
     restarting = false;
+    if (!stopping) notifier.ready(`serving: ${lineages.filter((l) => !l.ended).map((l) => l.pid).join(", ")}`);
   };
 
   const stop = (sig: NodeJS.Signals) => {
+    if (!stopping) notifier.stopping();
     stopping = true;
     stopSignals.add(sig === "SIGTERM" ? 15 : 2);
     for (const pid of children()) {
@@ -106,6 +112,10 @@ export async function multiCommand(n: number, file: string, argv: string[], env:
   process.on("SIGINT", () => stop("SIGINT"));
 
   while (lineages.some((l) => !l.ended)) {
+    if (!announced && notifier.enabled && lineages.every((l) => readPublished(statusDir, l.pid)?.state === "serving")) {
+      announced = true;
+      notifier.ready(`serving: ${lineages.map((l) => l.pid).join(", ")}`);
+    }
     let e;
     while ((e = nat.reapChild())) {
       const l = lineages.find((x) => x.pid === e!.pid);

@@ -5,6 +5,7 @@
 import { Command, Option, UsageError } from "clipanion";
 import * as t from "typanion";
 import { programEnv } from "../environment";
+import { HuptimeError } from "../errors";
 import { native } from "../native";
 import { resolveCommand } from "../resolve";
 import { shimPath, statusDir } from "../shim";
@@ -59,6 +60,7 @@ export class RunCommand extends Command {
   unlink = Option.String("--unlink", { description: "remove FILE (a pidfile) before each new generation starts" });
   readyTimeout = Option.String("--ready-timeout", { validator: seconds, description: "seconds a new generation has to become ready before it is killed and rolled back (default 60)" });
   drainTimeout = Option.String("--drain-timeout", { validator: seconds, description: "seconds an old generation may take to finish its connections before it cuts them (default 30; 0: no limit)" });
+  notify = Option.Boolean("--notify", false, { description: "tell systemd about readiness, restarts and stops (sd_notify; automatic when NOTIFY_SOCKET is set)" });
   debug = Option.Boolean("--debug", false, { description: "log every step of the shim and the CLI to stderr" });
   restart = Option.Boolean("--restart", false, { description: "restart the running instances of the command; wait until they serve" });
   stop = Option.Boolean("--stop", false, { description: "stop the running instances of the command (SIGTERM, then SIGKILL)" });
@@ -71,13 +73,17 @@ export class RunCommand extends Command {
     if (actions.length > 1) throw new UsageError(`${actions.join(" and ")} cannot be used together`);
     if (this.fork && this.exec) throw new UsageError("--fork and --exec cannot be used together");
     if (actions.length === 1) {
-      const runOnly = [this.fork && "--fork", this.exec && "--exec", this.multi !== undefined && "--multi", this.revive && "--revive", this.wait && "--wait", this.unlink !== undefined && "--unlink", this.readyTimeout !== undefined && "--ready-timeout", this.drainTimeout !== undefined && "--drain-timeout"].filter(Boolean);
+      const runOnly = [this.fork && "--fork", this.exec && "--exec", this.multi !== undefined && "--multi", this.revive && "--revive", this.wait && "--wait", this.unlink !== undefined && "--unlink", this.readyTimeout !== undefined && "--ready-timeout", this.drainTimeout !== undefined && "--drain-timeout", this.notify && "--notify"].filter(Boolean);
       if (runOnly.length > 0) throw new UsageError(`${runOnly.join(", ")} cannot be used with ${actions[0]}`);
       if (this.status) return statusCommand(this.command, this.context.stdout);
       if (this.stop) return await stopCommand(this.command, this.timeout, this.context.stdout);
       return await restartCommand(this.command, statusDir(), 65_000, this.context.stdout);
     }
     if (this.unlink === "") throw new UsageError("--unlink needs a file name");
+    const notifySocket = process.env.NOTIFY_SOCKET || undefined;
+    if (this.notify && !notifySocket) {
+      throw new HuptimeError("--notify: NOTIFY_SOCKET is not set (systemd sets it for Type=notify and Type=notify-reload services)");
+    }
     const [cmd, ...args] = this.command;
     const file = resolveCommand(cmd);
     const shim = shimPath();
@@ -91,11 +97,12 @@ export class RunCommand extends Command {
       unlink: this.unlink,
       readyTimeout: this.readyTimeout,
       drainTimeout: this.drainTimeout,
+      notifySocket: this.multi === undefined ? notifySocket : undefined,
       rootPid: process.pid,
     });
     if (this.multi !== undefined) {
       if (this.revive) throw new UsageError("--revive cannot be used with --multi");
-      return await multiCommand(this.multi, file, [cmd, ...args], env, statusDir());
+      return await multiCommand(this.multi, file, [cmd, ...args], env, statusDir(), notifySocket);
     }
     if (this.debug) {
       process.stderr.write(`huptime[${process.pid}] cli: exec ${file} with ${shim} preloaded\n`);

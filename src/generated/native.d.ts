@@ -18,11 +18,21 @@ export interface Ended {
  */
 export declare function exec(file: string, argv: Array<string>, env: Array<string>): void
 
+/** CLOCK_MONOTONIC in microseconds (sd_notify's MONOTONIC_USEC). */
+export declare function monotonicUsec(): number
+
 /** The version of the native library (must match the CLI's). */
 export declare function nativeVersion(): string
 
 /** Reaps one ended child, if any (never blocks). */
 export declare function reapChild(): Ended | null
+
+/**
+ * Sends one sd_notify message (`READY=1`, `RELOADING=1`, ...) to the notify socket `socket` (a
+ * path or an `@abstract` name), as the service's main process. Used when huptime itself stays
+ * the main process (`--multi`, `--listen-fds`).
+ */
+export declare function sdNotify(socket: string, message: string): void
 
 /**
  * Makes this process a child subreaper: orphaned descendants (later generations of the

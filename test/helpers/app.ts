@@ -48,10 +48,14 @@ export async function waitForVersion(port: number, version: string, timeoutMs = 
 }
 
 /** Starts `huptime ...huptimeArgs python3 app.py PORT` on a free port; returns once it answers. */
-export async function serveApp(version: string, huptimeArgs: string[] = []): Promise<{ app: ReturnType<typeof pythonApp>; port: number; s: Served }> {
+export async function serveApp(
+  version: string,
+  huptimeArgs: string[] = [],
+  env?: NodeJS.ProcessEnv,
+): Promise<{ app: ReturnType<typeof pythonApp>; port: number; s: Served }> {
   const app = pythonApp(version);
   const port = await freePort();
-  const s = serve([...huptimeArgs, "python3", app.file, String(port)], { cwd: app.dir });
+  const s = serve([...huptimeArgs, "python3", app.file, String(port)], { cwd: app.dir, env });
   try {
     await waitForVersion(port, version);
   } catch (e) {

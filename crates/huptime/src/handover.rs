@@ -252,6 +252,7 @@ pub fn mark_listening(fd: c_int) {
     }
     if fdtable::state(fd) == FdState::Bound && NOT_YET_SERVING.swap(false, Ordering::AcqRel) {
         crate::status::publish("serving");
+        crate::notify::ready_here(log::GENERATION.load(Ordering::Relaxed));
     }
 }
 

@@ -21,7 +21,9 @@ extern "C" fn huptime_init() {
     for w in warnings {
         info!("{w}");
     }
+    crate::notify::configure();
     restart::install_handler();
+    hooks::process::watch_stop_for_notify();
     restart::mark_started();
     die_with_supervisor();
     hooks::ACTIVE.store(true, Ordering::Release);

@@ -26,6 +26,8 @@ pub mod launch;
 pub mod log;
 #[cfg(not(test))]
 pub mod native;
+#[cfg(not(test))]
+pub mod notify;
 pub mod real;
 pub mod report;
 #[cfg(not(test))]

@@ -119,3 +119,35 @@ pub fn reap_child() -> Option<Ended> {
     };
     Some(Ended { pid, code, signal })
 }
+
+/// Sends one sd_notify message (`READY=1`, `RELOADING=1`, ...) to the notify socket `socket` (a
+/// path or an `@abstract` name), as the service's main process. Used when huptime itself stays
+/// the main process (`--multi`, `--listen-fds`).
+#[napi]
+pub fn sd_notify(socket: String, message: String) -> Result<()> {
+    let (addr, len) = crate::notify::address(&socket).map_err(|e| Error::new(Status::InvalidArg, e))?;
+    // SAFETY: a datagram socket used for one sendto with a valid address, then closed.
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(Error::new(Status::GenericFailure, format!("can't notify {socket}: {e}")));
+        }
+        let r = libc::sendto(fd, message.as_ptr().cast(), message.len(), libc::MSG_NOSIGNAL, (&addr as *const libc::sockaddr_un).cast(), len);
+        let e = std::io::Error::last_os_error();
+        libc::close(fd);
+        if r < 0 {
+            return Err(Error::new(Status::GenericFailure, format!("can't notify {socket}: {e}")));
+        }
+    }
+    Ok(())
+}
+
+/// CLOCK_MONOTONIC in microseconds (sd_notify's MONOTONIC_USEC).
+#[napi]
+pub fn monotonic_usec() -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec * 1_000_000 + ts.tv_nsec / 1000
+}

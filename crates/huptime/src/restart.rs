@@ -174,7 +174,8 @@ pub fn is_forked_copy() -> bool {
 }
 
 /// A worker is a forked copy whose forking process is still its parent: it follows its master.
-fn is_worker() -> bool {
+/// (Async-signal-safe.)
+pub fn is_worker() -> bool {
     let p = FORK_PARENT.load(Ordering::Acquire);
     // SAFETY: getppid has no preconditions.
     p != 0 && unsafe { libc::getppid() } == p
@@ -535,14 +536,23 @@ fn fork_restart() {
         return;
     }
     info!("restarting: generation {gen} is pid {pid} ({})", plan.exe().to_string_lossy());
+    crate::notify::reloading(gen);
     crate::status::publish("restarting");
     let timeout = config().ready_timeout_ms;
     let mut attempt = Attempt::new(pid, pidfd, ready_r);
     let outcome = attempt.wait(timeout);
     let what = match outcome {
         Outcome::Ready => {
+            let ready_at = sys::now_us();
+            begin_drain();
+            let stop_us = sys::now_us() - ready_at;
             sys::close(ready_r);
-            info!("generation {gen} (pid {pid}) is ready after {} ms; draining", sys::now_ms() - started);
+            info!(
+                "generation {gen} (pid {pid}) is ready after {} ms; stopped accepting {}.{:03} ms later; draining",
+                sys::now_ms() - started,
+                stop_us / 1000,
+                stop_us % 1000
+            );
             if HUP_PENDING.swap(false, Ordering::AcqRel) {
                 // SIGHUPs that came during this restart: one follow-up restart, by the new generation.
                 info!("SIGHUP received during the restart; passing it on to generation {gen}");
@@ -550,6 +560,7 @@ fn fork_restart() {
                 unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, libc::SIGHUP, 0usize, 0u32) };
             }
             sys::close(pidfd);
+            crate::notify::handed_over(pid, gen);
             drain_and_exit(Some("drained; exiting"));
         }
         Outcome::Ended => format!("generation {gen} (pid {pid}) {} before it was ready", attempt.how_it_ended().unwrap_or_else(|| "ended".into())),
@@ -571,6 +582,7 @@ fn fork_restart() {
     }
     let last = lines.last().map(|l| format!(": {}", l.trim())).unwrap_or_default();
     crate::status::record_rollback(&format!("{what}{last}"));
+    crate::notify::rolled_back(&format!("{what}{last}"));
     crate::status::publish("serving");
 }
 
@@ -647,6 +659,7 @@ fn exec_restart() {
     let out = handover::prepare(gen, -1);
     let plan = ExecPlan::new(launch, vec![out.env.clone()], out.fds.clone());
     info!("restarting in place: draining before exec of generation {gen}");
+    crate::notify::reloading(gen);
     begin_drain();
     crate::status::publish("draining");
     wait_idle();

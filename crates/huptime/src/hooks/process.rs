@@ -2,7 +2,7 @@
 
 use super::enter;
 use crate::fdtable::SOCKETS;
-use crate::{real, restart};
+use crate::{notify, real, restart};
 use core::sync::atomic::{AtomicUsize, Ordering};
 use libc::c_int;
 
@@ -45,6 +45,32 @@ pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
 static STOP_HANDLER: [AtomicUsize; 2] = [const { AtomicUsize::new(0) }; 2];
 static STOP_FLAGS: [AtomicUsize; 2] = [const { AtomicUsize::new(0) }; 2];
 
+/// SIGINT/SIGTERM handlers are wrapped with `--revive` (a stop must not be revived) and when
+/// notifying systemd (STOPPING=1).
+fn wraps_stop_signals() -> bool {
+    restart::keeps_closed_sockets() || notify::enabled()
+}
+
+/// When notifying systemd, SIGTERM says STOPPING=1 even if the program leaves it at its default
+/// action (constructor time; the program's own handlers are wrapped as it installs them).
+pub fn watch_stop_for_notify() {
+    if !notify::enabled() {
+        return;
+    }
+    // SAFETY: reading and (if default) replacing the disposition of SIGTERM.
+    unsafe {
+        let mut cur: libc::sigaction = core::mem::zeroed();
+        if real::sigaction(libc::SIGTERM, core::ptr::null(), &mut cur) != 0 || cur.sa_sigaction != libc::SIG_DFL {
+            return;
+        }
+        STOP_HANDLER[1].store(0, Ordering::Release);
+        let mut w: libc::sigaction = core::mem::zeroed();
+        w.sa_sigaction = stop_trampoline as extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) as usize;
+        w.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        real::sigaction(libc::SIGTERM, &w, core::ptr::null_mut());
+    }
+}
+
 fn stop_index(sig: c_int) -> Option<usize> {
     match sig {
         libc::SIGINT => Some(0),
@@ -55,9 +81,23 @@ fn stop_index(sig: c_int) -> Option<usize> {
 
 extern "C" fn stop_trampoline(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     restart::STOP_REQUESTED.store(true, Ordering::Release);
+    if sig == libc::SIGTERM && !restart::is_worker() {
+        notify::stopping();
+    }
     let Some(i) = stop_index(sig) else { return };
     let h = STOP_HANDLER[i].load(Ordering::Acquire);
-    if h == libc::SIG_DFL || h == libc::SIG_IGN || h == 0 {
+    if h == libc::SIG_DFL || h == 0 {
+        // Installed by `watch_stop_for_notify` over the default action: do that action now.
+        // SAFETY: restoring the default and re-raising (delivered once this handler returns).
+        unsafe {
+            let mut d: libc::sigaction = core::mem::zeroed();
+            d.sa_sigaction = libc::SIG_DFL;
+            real::sigaction(sig, &d, core::ptr::null_mut());
+            libc::raise(sig);
+        }
+        return;
+    }
+    if h == libc::SIG_IGN {
         return;
     }
     // SAFETY: calling the handler the program installed, with the signature its flags declare.
@@ -131,7 +171,7 @@ pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old:
     if !super::ACTIVE.load(Ordering::Relaxed) {
         return real::sigaction(sig, act, old);
     }
-    if stop_index(sig).is_some() && restart::keeps_closed_sockets() {
+    if stop_index(sig).is_some() && wraps_stop_signals() {
         return wrap_stop_signal(sig, act, old);
     }
     if sig != libc::SIGHUP {
@@ -156,7 +196,7 @@ pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc
     if !super::ACTIVE.load(Ordering::Relaxed) {
         return real::signal(sig, handler);
     }
-    if stop_index(sig).is_some() && restart::keeps_closed_sockets() {
+    if stop_index(sig).is_some() && wraps_stop_signals() {
         let mut a: libc::sigaction = core::mem::zeroed();
         a.sa_sigaction = handler;
         a.sa_flags = libc::SA_RESTART;
