@@ -12,6 +12,8 @@ import { shimPath, statusDir } from "../shim";
 import { restartCommand } from "./restart";
 import { statusCommand } from "./status";
 import { multiCommand } from "./multi";
+import { listenFdsCommand } from "./listen-fds";
+import { parseListens } from "../listen";
 import { stopCommand } from "./stop";
 
 const positiveInt = t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(1)]);
@@ -61,6 +63,9 @@ export class RunCommand extends Command {
   readyTimeout = Option.String("--ready-timeout", { validator: seconds, description: "seconds a new generation has to become ready before it is killed and rolled back (default 60)" });
   drainTimeout = Option.String("--drain-timeout", { validator: seconds, description: "seconds an old generation may take to finish its connections before it cuts them (default 30; 0: no limit)" });
   notify = Option.Boolean("--notify", false, { description: "tell systemd about readiness, restarts and stops (sd_notify; automatic when NOTIFY_SOCKET is set)" });
+  listen = Option.Array("--listen", { description: "with --listen-fds: a socket huptime binds, [NAME=]HOST:PORT, [IPV6]:PORT, PORT or /unix/path (repeatable)" });
+  listenFds = Option.Boolean("--listen-fds", false, { description: "hand the --listen sockets to the program by socket activation (LISTEN_FDS), for programs the preload cannot reach" });
+  readyDelay = Option.String("--ready-delay", { validator: seconds, description: "with --listen-fds: a program that sends no READY=1 counts as ready after this many seconds" });
   debug = Option.Boolean("--debug", false, { description: "log every step of the shim and the CLI to stderr" });
   restart = Option.Boolean("--restart", false, { description: "restart the running instances of the command; wait until they serve" });
   stop = Option.Boolean("--stop", false, { description: "stop the running instances of the command (SIGTERM, then SIGKILL)" });
@@ -73,7 +78,7 @@ export class RunCommand extends Command {
     if (actions.length > 1) throw new UsageError(`${actions.join(" and ")} cannot be used together`);
     if (this.fork && this.exec) throw new UsageError("--fork and --exec cannot be used together");
     if (actions.length === 1) {
-      const runOnly = [this.fork && "--fork", this.exec && "--exec", this.multi !== undefined && "--multi", this.revive && "--revive", this.wait && "--wait", this.unlink !== undefined && "--unlink", this.readyTimeout !== undefined && "--ready-timeout", this.drainTimeout !== undefined && "--drain-timeout", this.notify && "--notify"].filter(Boolean);
+      const runOnly = this.runOptionsGiven();
       if (runOnly.length > 0) throw new UsageError(`${runOnly.join(", ")} cannot be used with ${actions[0]}`);
       if (this.status) return statusCommand(this.command, this.context.stdout);
       if (this.stop) return await stopCommand(this.command, this.timeout, this.context.stdout);
@@ -86,6 +91,9 @@ export class RunCommand extends Command {
     }
     const [cmd, ...args] = this.command;
     const file = resolveCommand(cmd);
+    if (this.listenFds || this.listen !== undefined || this.readyDelay !== undefined) {
+      return await this.runListenFds(file, [cmd, ...args], notifySocket);
+    }
     const shim = shimPath();
     const env = programEnv(process.env, shim, {
       mode: this.exec ? "exec" : "fork",
@@ -102,6 +110,7 @@ export class RunCommand extends Command {
     });
     if (this.multi !== undefined) {
       if (this.revive) throw new UsageError("--revive cannot be used with --multi");
+      if (process.env.LISTEN_FDS) throw new UsageError("--multi cannot be used with socket activation (LISTEN_FDS): let each instance bind with SO_REUSEPORT instead");
       return await multiCommand(this.multi, file, [cmd, ...args], env, statusDir(), notifySocket);
     }
     if (this.debug) {
@@ -109,5 +118,46 @@ export class RunCommand extends Command {
     }
     native().exec(file, [cmd, ...args], env);
     return 1; // exec only returns by throwing
+  }
+
+  /** The options given that only make sense when running a program. */
+  private runOptionsGiven(): string[] {
+    const given: [string, boolean][] = [
+      ["--fork", this.fork],
+      ["--exec", this.exec],
+      ["--multi", this.multi !== undefined],
+      ["--revive", this.revive],
+      ["--wait", this.wait],
+      ["--unlink", this.unlink !== undefined],
+      ["--ready-timeout", this.readyTimeout !== undefined],
+      ["--drain-timeout", this.drainTimeout !== undefined],
+      ["--notify", this.notify],
+      ["--listen", this.listen !== undefined],
+      ["--listen-fds", this.listenFds],
+      ["--ready-delay", this.readyDelay !== undefined],
+    ];
+    return given.filter(([, on]) => on).map(([name]) => name);
+  }
+
+  /** `--listen ... --listen-fds`: huptime binds, stays the parent, hands the sockets over. */
+  private async runListenFds(file: string, argv: string[], notifySocket: string | undefined): Promise<number> {
+    if (!this.listenFds) throw new UsageError("--listen and --ready-delay need --listen-fds");
+    if (!this.listen?.length) throw new UsageError("--listen-fds needs at least one --listen ADDRESS");
+    const other = [this.exec && "--exec", this.multi !== undefined && "--multi", this.revive && "--revive", this.wait && "--wait", this.unlink !== undefined && "--unlink"].filter(Boolean);
+    if (other.length > 0) throw new UsageError(`${other.join(", ")} cannot be used with --listen-fds`);
+    let listens;
+    try {
+      listens = parseListens(this.listen);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    return await listenFdsCommand(file, argv, process.env, {
+      listens,
+      readyDelayMs: this.readyDelay === undefined ? undefined : this.readyDelay * 1000,
+      readyTimeoutMs: (this.readyTimeout ?? 60) * 1000,
+      drainTimeoutMs: (this.drainTimeout ?? 30) * 1000,
+      notifySocket,
+      runDir: statusDir(),
+    });
   }
 }

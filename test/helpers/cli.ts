@@ -45,9 +45,13 @@ export interface Served {
   killGroup(): void;
 }
 
-/** Starts `huptime args...` detached (own process group), capturing its output. */
-export function serve(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Served {
-  const child = spawn(HUPTIME, args, {
+/**
+ * Starts `huptime args...` detached (own process group), capturing its output. With `prefix`,
+ * runs `prefix... huptime args...` instead (a launcher that execs huptime, keeping the pid).
+ */
+export function serve(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; prefix?: string[] } = {}): Served {
+  const argv = [...(opts.prefix ?? []), HUPTIME, ...args];
+  const child = spawn(argv[0], argv.slice(1), {
     env: opts.env ?? process.env,
     cwd: opts.cwd,
     detached: true,

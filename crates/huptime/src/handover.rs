@@ -65,6 +65,53 @@ pub fn adopt_from_env() {
     }
 }
 
+/// Socket activation (systemd's LISTEN_FDS protocol): when huptime was started with sockets
+/// passed at fds 3.., they are treated like sockets inherited from a previous generation, so the
+/// program's bind() on the same address gets the passed socket. The variables are removed from
+/// the environment (the program and its children must not take the fds a second time).
+pub fn adopt_listen_fds() {
+    let vars = ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"];
+    let n = std::env::var("LISTEN_FDS").ok();
+    let for_pid = std::env::var("LISTEN_PID").ok();
+    if n.is_none() {
+        return;
+    }
+    for v in vars {
+        std::env::remove_var(v);
+    }
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    if IS_GENERATION.load(Ordering::Acquire) || for_pid.as_deref().and_then(|p| p.trim().parse::<i32>().ok()) != Some(me) {
+        return; // meant for another process (or already handed over by the previous generation)
+    }
+    let Some(n) = n.and_then(|v| v.trim().parse::<c_int>().ok()).filter(|&n| (1..=64).contains(&n)) else {
+        info!("LISTEN_FDS is not a number of sockets (1 to 64); ignoring the passed sockets");
+        return;
+    };
+    let mut t = SOCKETS.lock();
+    for fd in 3..3 + n {
+        // SAFETY: sockaddr_storage is plain data; getsockname fills at most its size.
+        let mut ss: libc::sockaddr_storage = unsafe { core::mem::zeroed() };
+        let mut len = core::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: valid out-pointers.
+        let named = unsafe { libc::getsockname(fd, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut len) } == 0;
+        // SAFETY: the first `len` bytes were filled by getsockname.
+        let raw = unsafe { core::slice::from_raw_parts((&ss as *const libc::sockaddr_storage).cast::<u8>(), len as usize) };
+        let key = if named { SockKey::from_sockaddr(sys::socktype(fd), raw) } else { None };
+        let Some(key) = key.filter(|_| sys::is_serving_socket(fd)) else {
+            info!("passed fd {fd} (LISTEN_FDS) is not a bound, listening socket; leaving it alone");
+            continue;
+        };
+        let moved = sys::move_internal(fd);
+        if moved < 0 || !t.add(BoundSocket { fd: moved, key, pending: true, inherited: true, shadow: -1, kept: false, waited: false }) {
+            info!("can't keep passed socket {key} (fd {fd}): {}", std::io::Error::last_os_error());
+            continue;
+        }
+        HAS_PENDING.store(true, Ordering::Release);
+        info!("socket activation: {key} (fd {fd}) goes to the program's bind() of that address");
+    }
+}
+
 /// Whether `fd` can be the readiness pipe: above stdio, the write end of a pipe.
 fn is_ready_pipe(fd: c_int) -> bool {
     // SAFETY: plain data filled by fstat; fcntl has no memory effects.

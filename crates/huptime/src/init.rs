@@ -15,6 +15,7 @@ extern "C" fn huptime_init() {
     crate::status::configure(cfg.mode);
     restart::configure(cfg);
     handover::adopt_from_env();
+    handover::adopt_listen_fds();
     if let Err(e) = launch::capture(&[STATE_VAR, "HUPTIME_REVIVE_STREAK"]) {
         info!("restarts disabled: {e}");
     }

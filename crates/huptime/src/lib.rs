@@ -35,4 +35,6 @@ pub mod restart;
 #[cfg(not(test))]
 pub mod status;
 #[cfg(not(test))]
+pub mod supervise;
+#[cfg(not(test))]
 pub mod sys;

@@ -1,0 +1,249 @@
+/**
+ * `huptime --listen ADDR [--listen ...] --listen-fds <command...>`: for programs the preload
+ * cannot reach (static binaries such as Go's) that support socket activation. huptime binds the
+ * sockets itself, stays the parent, and starts the program with them (LISTEN_FDS, LISTEN_PID,
+ * LISTEN_FDNAMES) and a notify socket (NOTIFY_SOCKET). On SIGHUP it starts a new generation with
+ * the same sockets, waits until it is ready (READY=1, or --ready-delay without it), then sends
+ * the old one SIGTERM (its own graceful shutdown). A generation that exits or is not ready in time
+ * is killed (process group) and the old one goes on serving.
+ */
+import { readFileSync, unlinkSync } from "node:fs";
+import { join } from "node:path";
+import { HuptimeError } from "../errors";
+import type { ListenSpec } from "../listen";
+import { native } from "../native";
+import { Notifier } from "../notify";
+
+/** Settings of a --listen-fds run. */
+export interface ListenFdsOptions {
+  listens: ListenSpec[];
+  /** Without READY=1, a generation alive this long counts as ready (undefined: READY=1 needed). */
+  readyDelayMs?: number;
+  readyTimeoutMs: number;
+  /** How long an old generation may take to exit after SIGTERM (0: no limit). */
+  drainTimeoutMs: number;
+  /** systemd's NOTIFY_SOCKET for huptime itself. */
+  notifySocket?: string;
+  /** Private directory for the programs' notify socket. */
+  runDir: string;
+}
+
+/** One started copy of the program. */
+interface Generation {
+  n: number;
+  pid: number;
+  startedAt: number;
+  stderr: number;
+  partial: string;
+  tail: string[];
+  ready: boolean;
+  ended?: { code: number | null; signal: number | null };
+  /** Old generation: SIGKILL after this time (ms epoch). */
+  killAt?: number;
+}
+
+function log(msg: string): void {
+  process.stderr.write(`huptime[${process.pid}] listen-fds: ${msg}\n`);
+}
+
+function describeEnd(e: { code: number | null; signal: number | null } | undefined): string {
+  if (!e) return "ended";
+  return e.signal ? `was killed by signal ${e.signal}` : `exited with status ${e.code}`;
+}
+
+function signalGroup(pgid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, sig);
+  } catch {}
+}
+
+/** Process group of `pid` (from /proc), or 0. */
+function groupOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+  } catch {
+    return 0;
+  }
+}
+
+/** Runs the program under a --listen-fds supervisor until it stops; returns the exit status. */
+export async function listenFdsCommand(file: string, argv: string[], baseEnv: NodeJS.ProcessEnv, o: ListenFdsOptions): Promise<number> {
+  const nat = native();
+  const notifier = new Notifier(o.notifySocket);
+  const fds: number[] = [];
+  try {
+    for (const l of o.listens) fds.push(nat.listenSocket(l.family, l.host, l.port, l.label));
+  } catch (e) {
+    throw new HuptimeError(`${(e as Error).message}`);
+  }
+  const notifyPath = join(o.runDir, `notify-${process.pid}.sock`);
+  try {
+    unlinkSync(notifyPath);
+  } catch {}
+  const notifyFd = nat.notifySocket(notifyPath);
+  const env: string[] = [];
+  for (const [k, v] of Object.entries(baseEnv)) {
+    if (v !== undefined && !/^(LISTEN_(FDS|PID|FDNAMES)|NOTIFY_SOCKET|HUPTIME_.*)$/.test(k)) env.push(`${k}=${v}`);
+  }
+  env.push(`LISTEN_FDS=${fds.length}`, `LISTEN_FDNAMES=${o.listens.map((l) => l.name).join(":")}`, `NOTIFY_SOCKET=${notifyPath}`);
+  log(`listening on ${o.listens.map((l) => l.label).join(", ")}`);
+
+  const gens: Generation[] = [];
+  const start = (n: number): Generation => {
+    const [r, w] = nat.makePipe();
+    let pid: number;
+    try {
+      pid = nat.spawnWithFds(file, argv, env, fds, w);
+    } finally {
+      nat.closeFd(w);
+    }
+    const g: Generation = { n, pid, startedAt: Date.now(), stderr: r, partial: "", tail: [], ready: false };
+    gens.push(g);
+    return g;
+  };
+
+  /** Passes the programs' stderr on (keeping each one's last lines), reaps, reads notices. */
+  const pump = (): void => {
+    for (const g of gens) {
+      if (g.stderr < 0) continue;
+      let chunk: Buffer | null;
+      while ((chunk = nat.readAvailable(g.stderr)) && chunk.length > 0) {
+        process.stderr.write(chunk);
+        const lines = (g.partial + chunk.toString("utf8")).split("\n");
+        g.partial = lines.pop() ?? "";
+        g.tail.push(...lines.filter((l) => l.trim() !== ""));
+        g.tail.splice(0, Math.max(0, g.tail.length - 10));
+      }
+      if (chunk === null) {
+        nat.closeFd(g.stderr);
+        g.stderr = -1;
+        if (g.partial.trim()) g.tail.push(g.partial);
+      }
+    }
+    let e;
+    while ((e = nat.reapChild())) {
+      const g = gens.find((x) => x.pid === e!.pid);
+      if (g) g.ended = { code: e.code ?? null, signal: e.signal ?? null };
+    }
+    let m;
+    while ((m = nat.recvNotice(notifyFd))) {
+      const fields = new Map(m.message.split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)] as [string, string]));
+      const g = gens.find((x) => !x.ended && (x.pid === m!.pid || groupOf(m!.pid) === x.pid));
+      if (g && fields.get("READY") === "1") g.ready = true;
+    }
+  };
+
+  /** Waits until `g` is ready, ends, or runs out of time. */
+  const waitReady = async (g: Generation): Promise<"ready" | "ended" | "timeout" | "stopped"> => {
+    for (;;) {
+      pump();
+      if (stopSignal) return "stopped";
+      if (g.ended) return "ended";
+      if (g.ready) return "ready";
+      const waited = Date.now() - g.startedAt;
+      if (o.readyDelayMs !== undefined && waited >= o.readyDelayMs) return "ready";
+      if (waited >= o.readyTimeoutMs) return "timeout";
+      await Bun.sleep(5);
+    }
+  };
+
+  const failure = (g: Generation, outcome: "ended" | "timeout"): string => {
+    // SIGKILL to the group: the program and whatever it started.
+    signalGroup(g.pid, "SIGKILL");
+    const what = outcome === "ended" ? describeEnd(g.ended) : `was not ready within ${o.readyTimeoutMs / 1000} s; killed its process group`;
+    log(`generation ${g.n} (pid ${g.pid}) ${what}${outcome === "ended" ? " before it was ready" : ""}`);
+    if (g.tail.length) {
+      log(`the last lines generation ${g.n} wrote to stderr:`);
+      for (const l of g.tail) log(`  | ${l}`);
+    }
+    return `generation ${g.n} (pid ${g.pid}) ${what}`;
+  };
+
+  let hup = false;
+  let stopSignal: NodeJS.Signals | undefined;
+  process.on("SIGHUP", () => (hup = true));
+  process.on("SIGTERM", () => (stopSignal = "SIGTERM"));
+  process.on("SIGINT", () => (stopSignal = "SIGINT"));
+
+  let current = start(1);
+  log(`generation 1 is pid ${current.pid}`);
+  const first = await waitReady(current);
+  if (first === "ready") {
+    log(`generation 1 (pid ${current.pid}) is ready after ${Date.now() - current.startedAt} ms`);
+    notifier.ready(`serving: generation 1 (pid ${current.pid})`);
+  } else if (first !== "stopped") {
+    failure(current, first);
+    cleanup();
+    return current.ended?.code || 1;
+  }
+
+  const retire = (g: Generation): void => {
+    signalGroup(g.pid, "SIGTERM");
+    g.killAt = o.drainTimeoutMs > 0 ? Date.now() + o.drainTimeoutMs : undefined;
+  };
+
+  function cleanup(): void {
+    try {
+      unlinkSync(notifyPath);
+    } catch {}
+  }
+
+  for (;;) {
+    pump();
+    if (stopSignal) {
+      notifier.stopping();
+      log(`${stopSignal}: stopping generation ${current.n} (pid ${current.pid})`);
+      for (const g of gens) if (!g.ended) signalGroup(g.pid, stopSignal);
+      const deadline = o.drainTimeoutMs > 0 ? Date.now() + o.drainTimeoutMs : Infinity;
+      while (gens.some((g) => !g.ended) && Date.now() < deadline) {
+        pump();
+        await Bun.sleep(10);
+      }
+      for (const g of gens) if (!g.ended) signalGroup(g.pid, "SIGKILL");
+      while (gens.some((g) => !g.ended)) {
+        pump();
+        await Bun.sleep(10);
+      }
+      cleanup();
+      const e = current.ended!;
+      return e.signal ? (e.signal === 15 || e.signal === 2 ? 0 : 128 + e.signal) : (e.code ?? 0);
+    }
+    if (hup) {
+      hup = false;
+      notifier.reloading(`restarting: starting generation ${current.n + 1}`);
+      const next = start(current.n + 1);
+      log(`restarting: generation ${next.n} is pid ${next.pid}`);
+      const outcome = await waitReady(next);
+      if (outcome === "ready") {
+        log(`generation ${next.n} (pid ${next.pid}) is ready after ${Date.now() - next.startedAt} ms; SIGTERM to generation ${current.n} (pid ${current.pid})`);
+        retire(current);
+        current = next;
+        notifier.ready(`serving: generation ${current.n} (pid ${current.pid})`);
+      } else if (outcome !== "stopped") {
+        const why = failure(next, outcome);
+        log(`rollback: generation ${current.n} (pid ${current.pid}) keeps serving`);
+        notifier.ready(`restart rolled back: ${why}`);
+      }
+      continue;
+    }
+    if (current.ended) {
+      log(`generation ${current.n} (pid ${current.pid}) ${describeEnd(current.ended)}; stopping`);
+      notifier.stopping();
+      for (const g of gens) if (!g.ended) signalGroup(g.pid, "SIGTERM");
+      cleanup();
+      return current.ended.signal ? 128 + current.ended.signal : (current.ended.code ?? 1);
+    }
+    for (const g of gens) {
+      if (g !== current && !g.ended && g.killAt !== undefined && Date.now() >= g.killAt) {
+        log(`generation ${g.n} (pid ${g.pid}) still running ${o.drainTimeoutMs / 1000} s after SIGTERM; killing its process group`);
+        signalGroup(g.pid, "SIGKILL");
+        g.killAt = undefined;
+      }
+    }
+    for (let i = gens.length - 1; i >= 0; i--) {
+      if (gens[i] !== current && gens[i].ended && gens[i].stderr < 0) gens.splice(i, 1);
+    }
+    await Bun.sleep(10);
+  }
+}
