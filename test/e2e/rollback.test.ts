@@ -41,6 +41,13 @@ const BAD: BadVersion[] = [
   },
 ];
 
+/** After a rollback, a good version is taken as usual. */
+async function takesGoodVersion(app: { write(src: string): void }, pid: number, port: number): Promise<void> {
+  app.write(appSource("v3"));
+  process.kill(pid, "SIGHUP");
+  await waitForVersion(port, "v3");
+}
+
 describe("rollback", () => {
   for (const bad of BAD) {
     test(`${bad.name}: zero failed requests, the old code answers, the failure is logged`, async () => {
@@ -60,15 +67,28 @@ describe("rollback", () => {
         // Nothing of the failed generation is left.
         await waitFor(() => groupMembers(s.pgid).length === 1, "only the serving process left", 5_000);
 
-        // A good version afterwards is taken as usual.
-        app.write(appSource("v3"));
-        process.kill(s.pid, "SIGHUP");
-        await waitForVersion(port, "v3");
+        await takesGoodVersion(app, s.pid, port);
       } finally {
         s.killGroup();
       }
     }, 40_000);
   }
+
+  test("--multi=2: each instance rolls back on its own; the pool keeps serving", async () => {
+    const { app, port, s } = await serveApp("v1", ["--multi=2"]);
+    try {
+      const load = loadLoop(port, { concurrency: 4 });
+      app.write(appSource("v2", { prelude: `print("missing certificate", file=sys.stderr)\nsys.exit(3)` }));
+      process.kill(s.pid, "SIGHUP");
+      await waitFor(() => (s.output().match(/restart rolled back: generation 2 \(pid \d+\) exited with status 3 before it was ready: missing certificate/g) ?? []).length === 2, "both instances to roll back", 15_000);
+      const stats = await load.stop();
+      expect(stats.failed, stats.errors.join(", ")).toBe(0);
+      expect([...stats.bodies.keys()].every((b) => b.startsWith("v1 "))).toBe(true);
+      await takesGoodVersion(app, s.pid, port);
+    } finally {
+      s.killGroup();
+    }
+  }, 40_000);
 
   test("huptime --restart reports the rollback with the exit status and exits 1", async () => {
     const { app, port, s } = await serveApp("v1");

@@ -99,7 +99,10 @@ impl Attempt {
     /// the channel's write end, and the process groups they lead. Returns how many were signalled.
     pub fn kill_all(&self) -> usize {
         let mut killed = 0;
-        if self.pidfd >= 0 {
+        let mut p = libc::pollfd { fd: self.pidfd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd, no wait. Readable means it has exited already.
+        let exited = self.pidfd < 0 || unsafe { real::poll(&mut p, 1, 0) } == 1;
+        if !exited {
             // SAFETY: pidfd_send_signal on our own pidfd (safe against pid reuse).
             if unsafe { libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd, libc::SIGKILL, 0usize, 0u32) } == 0 {
                 killed += 1;
