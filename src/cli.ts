@@ -5,6 +5,7 @@
  */
 import { Builtins, Cli } from "clipanion";
 import { RunCommand } from "./commands/run";
+import { StatusAllCommand } from "./commands/status-all";
 import { EXIT_USAGE, HuptimeError } from "./errors";
 import { VERSION } from "./version";
 
@@ -23,6 +24,7 @@ export function makeCli(): Cli {
   cli.register(Builtins.HelpCommand);
   cli.register(Builtins.VersionCommand);
   cli.register(RunCommand);
+  cli.register(StatusAllCommand);
   return cli;
 }
 
@@ -35,12 +37,20 @@ function firstLine(s: string): string {
 /** Runs the CLI with `argv` (without the executable) and returns the exit status. */
 export async function main(argv: string[]): Promise<number> {
   const cli = makeCli();
+  if (argv.length === 1 && (argv[0] === "--help" || argv[0] === "-h")) {
+    // The detailed help of the main command (`--status` alone has a command of its own, which
+    // would otherwise turn the help into a list of commands).
+    process.stdout.write(cli.usage(RunCommand, { detailed: true, colored: color() }));
+    return 0;
+  }
   let command;
   try {
     command = cli.process(argv);
   } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`huptime: ${firstLine(msg)}\nTry 'huptime --help' for usage.\n`);
+    let msg = firstLine(err instanceof Error ? err.message : String(err));
+    // Nothing but options (or nothing at all): the program is missing.
+    if (msg.startsWith("Command not found") && argv.every((a) => a.startsWith("-"))) msg = "no command given";
+    process.stderr.write(`huptime: ${msg}\nTry 'huptime --help' for usage.\n`);
     return EXIT_USAGE;
   }
   try {

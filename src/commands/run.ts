@@ -10,7 +10,7 @@ import { native } from "../native";
 import { resolveCommand } from "../resolve";
 import { shimPath, statusDir } from "../shim";
 import { restartCommand } from "./restart";
-import { statusCommand } from "./status";
+import { statusCommand, statusFormat } from "./status";
 import { multiCommand } from "./multi";
 import { listenFdsCommand } from "./listen-fds";
 import { parseListens } from "../listen";
@@ -71,16 +71,20 @@ export class RunCommand extends Command {
   stop = Option.Boolean("--stop", false, { description: "stop the running instances of the command (SIGTERM, then SIGKILL)" });
   status = Option.Boolean("--status", false, { description: "print the pids of the running instances of the command" });
   timeout = Option.String("--timeout", "10", { validator: seconds, description: "seconds --stop waits before SIGKILL (default 10)" });
+  json = Option.Boolean("--json", false, { description: "with --status: print JSON (the fields are listed in the README)" });
+  table = Option.Boolean("--table", false, { description: "with --status: print a table even when not on a terminal" });
   command = Option.Proxy({ required: 1 });
 
   async execute(): Promise<number> {
     const actions = [this.restart && "--restart", this.stop && "--stop", this.status && "--status"].filter(Boolean);
     if (actions.length > 1) throw new UsageError(`${actions.join(" and ")} cannot be used together`);
     if (this.fork && this.exec) throw new UsageError("--fork and --exec cannot be used together");
+    if ((this.json || this.table) && !this.status) throw new UsageError(`${this.json ? "--json" : "--table"} only goes with --status`);
+    if (this.json && this.table) throw new UsageError("--json and --table cannot be used together");
     if (actions.length === 1) {
       const runOnly = this.runOptionsGiven();
       if (runOnly.length > 0) throw new UsageError(`${runOnly.join(", ")} cannot be used with ${actions[0]}`);
-      if (this.status) return statusCommand(this.command, this.context.stdout);
+      if (this.status) return statusCommand(this.command, statusFormat(this.json, this.table), statusDir(), process.stdout);
       if (this.stop) return await stopCommand(this.command, this.timeout, this.context.stdout);
       return await restartCommand(this.command, statusDir(), 65_000, this.context.stdout);
     }

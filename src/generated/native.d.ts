@@ -51,6 +51,9 @@ export interface Notice {
  */
 export declare function notifySocket(path: string): number
 
+/** The sockets of `pid`, or null when it is gone or not readable (another user's). */
+export declare function processSockets(pid: number): SocketSummary | null
+
 /**
  * Reads what is available on a non-blocking fd: bytes, an empty buffer when nothing is there
  * yet, or null at end of file.
@@ -75,6 +78,14 @@ export declare function sdNotify(socket: string, message: string): void
  * instances it started, whose old generation exited) are reparented to it, not to init.
  */
 export declare function setChildSubreaper(): void
+
+/** A process's listening sockets and client connections (from the kernel's socket tables). */
+export interface SocketSummary {
+  /** `proto address` of each listening socket: `tcp 127.0.0.1:8080`, `unix /run/x.sock`. */
+  listening: Array<string>
+  /** Connected client sockets on one of its listening addresses. */
+  connections: number
+}
 
 /**
  * Starts `file` as a child process (posix_spawn) with default signal dispositions and an empty

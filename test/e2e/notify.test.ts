@@ -36,7 +36,10 @@ describe("sd_notify", () => {
       const newPid = Number(handed.fields.MAINPID);
       expect(newPid).not.toBe(s.pid);
       await waitForVersion(port, "v2");
-      expect(s.output()).toContain("None"); // the program did not get NOTIFY_SOCKET
+      await waitFor(() => s.output().includes("None"), "the new program's report"); // it did not get NOTIFY_SOCKET
+      // Only the main process reports: the new generation never sends READY=1 itself.
+      await Bun.sleep(200);
+      expect(sd.notices.slice(mark).filter((n) => n.fields.READY === "1").map((n) => n.pid)).toEqual([s.pid]);
 
       // A failed restart: RELOADING=1, then READY=1 with the reason, from the serving process.
       app.write(appSource("v3", { prelude: "sys.exit(3)" }));

@@ -77,10 +77,16 @@ describe("rollback", () => {
   test("--multi=2: each instance rolls back on its own; the pool keeps serving", async () => {
     const { app, port, s } = await serveApp("v1", ["--multi=2"]);
     try {
+      await waitFor(() => {
+        const r = runCli(["--status", "--json", "python3", app.file]);
+        return JSON.parse(r.stdout || "{}").processes?.filter((p: { state: string }) => p.state === "serving").length === 2;
+      }, "both instances to serve");
       const load = loadLoop(port, { concurrency: 4 });
       app.write(appSource("v2", { prelude: `print("missing certificate", file=sys.stderr)\nsys.exit(3)` }));
       process.kill(s.pid, "SIGHUP");
-      await waitFor(() => (s.output().match(/restart rolled back: generation 2 \(pid \d+\) exited with status 3 before it was ready: missing certificate/g) ?? []).length === 2, "both instances to roll back", 15_000);
+      await waitFor(() => (s.output().match(/restart rolled back: generation 2 \(pid \d+\) exited with status 3 before it was ready: missing certificate/g) ?? []).length === 2, "both instances to roll back", 15_000).catch((e) => {
+        throw new Error(`${e.message}; huptime said:\n${s.output()}`);
+      });
       const stats = await load.stop();
       expect(stats.failed, stats.errors.join(", ")).toBe(0);
       expect([...stats.bodies.keys()].every((b) => b.startsWith("v1 "))).toBe(true);

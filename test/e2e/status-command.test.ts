@@ -1,12 +1,19 @@
-/** `huptime --status <command...>`: pids of the running instances (masters, not their workers). */
+/**
+ * `huptime --status [<command...>]`: the masters' pids when not on a terminal (as the original);
+ * with --json/--table, every managed process with its generation, state, sockets and connections.
+ */
 import { describe, expect, test } from "bun:test";
-import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runCli, serve } from "../helpers/cli";
+import { appSource, serveApp, waitForVersion } from "../helpers/app";
+import { ROOT, runCli, serve } from "../helpers/cli";
 import { SERVERS } from "../helpers/matrix";
-import { freePort, request } from "../helpers/net";
+import { freePort, hold, request } from "../helpers/net";
 import { groupMembers, waitFor } from "../helpers/procs";
+import { asUser, secondUser, sharedHuptime } from "../helpers/users";
+import type { StatusRow } from "../../src/inventory";
 
 describe("huptime --status", () => {
   test("prints the master's pid, by full command line or by script name", async () => {
@@ -40,4 +47,97 @@ describe("huptime --status", () => {
     expect(r.stdout).toBe("");
     expect(r.stderr).toContain("no running instance of 'no-such-service-xyz'");
   });
+});
+
+describe("huptime --status: what each process is doing", () => {
+  const status = (args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): StatusRow[] => {
+    const r = runCli(["--status", "--json", ...args], opts);
+    expect(r.code, r.stderr).toBe(0);
+    return JSON.parse(r.stdout).processes;
+  };
+
+  test("a fork-mode server mid-drain: two generations, their states and connection counts", async () => {
+    const { app, port, s } = await serveApp("v1");
+    try {
+      const held = [await hold(port), await hold(port)];
+      await waitFor(() => status(["python3", app.file]).some((r) => r.connections === 2), "2 connections counted");
+      const before = status(["python3", app.file]);
+      expect(before).toHaveLength(1);
+      expect(before[0]).toMatchObject({ pid: s.pid, generation: 1, mode: "fork", state: "serving", connections: 2, listening: [`tcp 127.0.0.1:${port}`] });
+      app.write(appSource("v2"));
+      process.kill(s.pid, "SIGHUP");
+      await waitForVersion(port, "v2");
+      const during = status(["python3", app.file]);
+      const old = during.find((r) => r.pid === s.pid);
+      const next = during.find((r) => r.pid !== s.pid);
+      expect(old).toMatchObject({ generation: 1, state: "draining", connections: 2 });
+      expect(next).toMatchObject({ generation: 2, state: "serving", mode: "fork", listening: [`tcp 127.0.0.1:${port}`] });
+      expect(next!.command).toContain(app.file);
+      for (const h of held) expect((await h.send()).ok).toBe(true);
+      await waitFor(() => status(["python3", app.file]).length === 1, "the old generation to end");
+      // The table says the same to a person.
+      const table = runCli(["--status", "--table", "python3", app.file]);
+      expect(table.stdout).toMatch(new RegExp(`^PID +PPID +GEN +MODE +STATE +CONNS +UPTIME +LISTENING +COMMAND\\n${next!.pid} +\\d+ +2 +fork +serving +0 +\\d+s +tcp 127\\.0\\.0\\.1:${port} +\\S*python3 ${app.file.replace(/[.]/g, "\\.")} ${port}\\n$`));
+    } finally {
+      s.killGroup();
+    }
+  }, 30_000);
+
+  test("--json has exactly the fields the README documents, with their types", async () => {
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("`--json` prints"), readme.indexOf("## How it works"));
+    const documented = [...section.matchAll(/^\| `(\w+)` \| ([^|]+) \|/gm)].map((m) => [m[1], m[2].trim()]);
+    expect(documented.length).toBe(10);
+    const { port, s } = await serveApp("v1");
+    try {
+      const rows = status([]);
+      const mine = rows.find((r) => r.pid === s.pid)!;
+      expect(mine).toBeDefined();
+      expect(Object.keys(mine).sort()).toEqual(documented.map(([f]) => f).sort());
+      for (const [field, type] of documented) {
+        const v = (mine as unknown as Record<string, unknown>)[field];
+        const ok = type.startsWith("number") ? typeof v === "number" || (type.includes("null") && v === null)
+          : type.startsWith("string[]") ? Array.isArray(v) && v.every((x) => typeof x === "string")
+          : typeof v === "string" || (type.includes("null") && v === null);
+        expect(ok, `${field}: ${type} but got ${JSON.stringify(v)}`).toBe(true);
+      }
+      expect(mine.listening).toEqual([`tcp 127.0.0.1:${port}`]);
+      expect(mine.uid).toBe(process.getuid!());
+    } finally {
+      s.killGroup();
+    }
+  }, 30_000);
+
+  test("another user sees only their own processes; root sees both", async () => {
+    const user = secondUser();
+    const shared = sharedHuptime();
+    const env = { PATH: process.env.PATH, HOME: user.home, LANG: "C" };
+    const { s: rootServer } = await serveApp("v1");
+    const port = await freePort();
+    const script = join(shared.dir, "app.py");
+    writeFileSync(script, appSource("user"));
+    chmodSync(script, 0o644);
+    const theirs = spawn(asUser(user)[0], [...asUser(user).slice(1), shared.huptime, "python3", script, String(port)], {
+      env,
+      cwd: shared.dir,
+      detached: true,
+      stdio: "ignore",
+    });
+    try {
+      await waitForVersion(port, "user");
+      const asThem = spawnSync(asUser(user)[0], [...asUser(user).slice(1), shared.huptime, "--status", "--json"], { env, encoding: "utf8" });
+      expect(asThem.status, asThem.stderr).toBe(0);
+      const seen: StatusRow[] = JSON.parse(asThem.stdout).processes;
+      expect(seen.map((r) => r.pid)).toEqual([theirs.pid!]);
+      expect(seen[0]).toMatchObject({ uid: user.uid, state: "serving", listening: [`tcp 127.0.0.1:${port}`] });
+      const asRoot = status([]).map((r) => r.pid);
+      expect(asRoot).toContain(theirs.pid!);
+      expect(asRoot).toContain(rootServer.pid);
+    } finally {
+      try {
+        process.kill(-theirs.pid!, "SIGKILL");
+      } catch {}
+      rootServer.killGroup();
+    }
+  }, 30_000);
 });

@@ -12,6 +12,8 @@ use std::ffi::CString;
 
 /// This generation was started by a previous one that waits for its readiness byte.
 static AWAITING_READY: AtomicBool = AtomicBool::new(false);
+/// The previous generation reports this one's readiness (to systemd too): it does not itself.
+static STARTED_BY_PREVIOUS: AtomicBool = AtomicBool::new(false);
 /// Inherited sockets remain unclaimed; they are closed once the program serves.
 static HAS_PENDING: AtomicBool = AtomicBool::new(false);
 /// This process has not yet been seen waiting for connections on a bound socket.
@@ -59,6 +61,7 @@ pub fn adopt_from_env() {
             let fd = sys::move_internal(h.ready_fd);
             internal::set(internal::READY, fd);
             AWAITING_READY.store(fd >= 0, Ordering::Release);
+            STARTED_BY_PREVIOUS.store(fd >= 0, Ordering::Release);
         } else {
             info!("the readiness fd {} named in the handover record is not a write-only pipe; ignoring it (the previous generation will time out and keep serving)", h.ready_fd);
         }
@@ -299,7 +302,9 @@ pub fn mark_listening(fd: c_int) {
     }
     if fdtable::state(fd) == FdState::Bound && NOT_YET_SERVING.swap(false, Ordering::AcqRel) {
         crate::status::publish("serving");
-        crate::notify::ready_here(log::GENERATION.load(Ordering::Relaxed));
+        if !STARTED_BY_PREVIOUS.load(Ordering::Acquire) {
+            crate::notify::ready_here(log::GENERATION.load(Ordering::Relaxed));
+        }
     }
 }
 

@@ -12,7 +12,7 @@ extern "C" fn huptime_init() {
     }
     real::resolve_all();
     let (cfg, warnings) = config::parse(|k| std::env::var(k).ok());
-    crate::status::configure(cfg.mode);
+    crate::status::configure(&cfg);
     restart::configure(cfg);
     handover::adopt_from_env();
     handover::adopt_listen_fds();

@@ -151,3 +151,18 @@ pub fn monotonic_usec() -> i64 {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec * 1_000_000 + ts.tv_nsec / 1000
 }
+
+/// A process's listening sockets and client connections (from the kernel's socket tables).
+#[napi(object)]
+pub struct SocketSummary {
+    /// `proto address` of each listening socket: `tcp 127.0.0.1:8080`, `unix /run/x.sock`.
+    pub listening: Vec<String>,
+    /// Connected client sockets on one of its listening addresses.
+    pub connections: u32,
+}
+
+/// The sockets of `pid`, or null when it is gone or not readable (another user's).
+#[napi]
+pub fn process_sockets(pid: i32) -> Option<SocketSummary> {
+    crate::procnet::of_pid(pid).map(|s| SocketSummary { listening: s.listening, connections: s.connections })
+}

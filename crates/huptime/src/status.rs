@@ -3,11 +3,12 @@
 //! --restart` waits on it; `--status` reads it. Written only from normal (not signal) context.
 //!
 //! Format (one `key=value` per line): `pid`, `start` (start time from /proc/PID/stat, so a reader
-//! can tell a reused pid), `generation`, `mode`, `state` (starting, serving, restarting, draining),
+//! can tell a reused pid), `generation`, `mode` (fork, exec, multi, revive), `state` (starting,
+//! serving, restarting, draining),
 //! `previous` (pid of the generation this one replaced, 0 if none), `rollbacks` (restarts that
 //! failed), `last_error`.
 
-use crate::config::Mode;
+use crate::config::{Config, Mode};
 use crate::log;
 use core::sync::atomic::{AtomicU32, Ordering};
 use std::io::Write;
@@ -19,9 +20,12 @@ static ROLLBACKS: AtomicU32 = AtomicU32::new(0);
 static LAST_ERROR: Mutex<String> = Mutex::new(String::new());
 static MODE: OnceLock<&'static str> = OnceLock::new();
 
-/// Reads the directory from the environment (constructor time).
-pub fn configure(mode: Mode) {
-    let _ = MODE.set(match mode {
+/// Reads the directory from the environment and notes how the program runs (constructor time):
+/// `revive`, `multi` (an instance of a pool), else the restart mode, `fork` or `exec`.
+pub fn configure(cfg: &Config) {
+    let _ = MODE.set(match cfg.mode {
+        _ if cfg.revive => "revive",
+        _ if cfg.reuseport => "multi",
         Mode::Fork => "fork",
         Mode::Exec => "exec",
     });

@@ -1,0 +1,135 @@
+/**
+ * What `huptime --status` reports about each managed process, gathered from /proc, the kernel's
+ * socket tables (through the native module) and the state each generation publishes. Read-only:
+ * no signal, no ptrace. A non-root user sees only their own processes; root sees everyone's.
+ */
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { findAll, managedProcesses, matches, procStat, type Instance } from "./instances";
+import { native } from "./native";
+import { readPublished, type Published } from "./statusfile";
+
+/** One row of `huptime --status` (these names are the stable `--json` fields). */
+export interface StatusRow {
+  pid: number;
+  ppid: number;
+  /** Owner's uid. */
+  uid: number;
+  /** Generation number (1 for the first start), null when the process publishes none. */
+  generation: number | null;
+  /** fork, exec, multi, revive; for huptime's own supervisor processes: supervisor. */
+  mode: string | null;
+  /** starting, serving, restarting, draining; worker for a process forked by a generation;
+   * supervising for a --multi/--listen-fds huptime; unknown otherwise. */
+  state: string;
+  /** `proto address` of each listening socket (tcp, tcp6, udp, udp6, unix). */
+  listening: string[];
+  /** Open client connections (connected sockets on one of its listening addresses). */
+  connections: number;
+  /** Seconds since the process started. */
+  uptime: number;
+  /** Its command line. */
+  command: string;
+}
+
+/** Version of the `--json` document; bumped only when a field changes meaning or goes away. */
+export const STATUS_JSON_VERSION = 1;
+
+function uidOf(pid: number): number {
+  try {
+    const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : -1;
+  } catch {
+    return -1;
+  }
+}
+
+function uptimeOf(start: string): number {
+  try {
+    const boot = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
+    return Math.max(0, Math.round(boot - Number(start) / 100)); // USER_HZ is 100 on Linux
+  } catch {
+    return 0;
+  }
+}
+
+/** The status directory a process publishes into, from its environment (root looking at
+ * another user's process), else `ownDir`. */
+function statusDirOf(pid: number, ownDir: string): string {
+  try {
+    const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+    const v = env.find((e) => e.startsWith("HUPTIME_STATUS_DIR="));
+    if (v) return v.slice("HUPTIME_STATUS_DIR=".length);
+  } catch {}
+  return ownDir;
+}
+
+/** huptime's own processes that stay around (--multi, --listen-fds supervisors), never this one. */
+function supervisors(): Instance[] {
+  const out: Instance[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    const pid = Number(name);
+    try {
+      if (readlinkSync(`/proc/${pid}/exe`) !== process.execPath) continue;
+      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+      const st = procStat(pid);
+      if (st && st.state !== "Z" && argv.some((a) => a.startsWith("--multi") || a === "--listen-fds")) {
+        out.push({ pid, ppid: st.ppid, argv });
+      }
+    } catch {}
+  }
+  return out;
+}
+
+/** The command a supervisor runs: its arguments after huptime's own options. */
+function supervisedCommand(argv: string[]): string[] {
+  const rest = argv.slice(1);
+  for (let i = 0; i < rest.length; i++) {
+    if (rest[i] === "--") return rest.slice(i + 1);
+    if (!rest[i].startsWith("-")) return rest.slice(i);
+    if (/^--(multi|listen|ready-delay|ready-timeout|drain-timeout|unlink)$/.test(rest[i])) i++; // value follows
+  }
+  return [];
+}
+
+function row(p: Instance, ownDir: string, managedPids: Set<number>, supervisor: boolean): StatusRow | undefined {
+  const st = procStat(p.pid);
+  if (!st) return undefined;
+  const pub: Published | undefined = supervisor ? undefined : readPublished(statusDirOf(p.pid, ownDir), p.pid);
+  const sockets = native().processSockets(p.pid);
+  let state = pub?.state ?? "unknown";
+  if (supervisor) state = "supervising";
+  else if (!pub && managedPids.has(st.ppid)) state = "worker";
+  return {
+    pid: p.pid,
+    ppid: st.ppid,
+    uid: uidOf(p.pid),
+    generation: pub ? pub.generation : null,
+    mode: supervisor ? "supervisor" : (pub?.mode ?? null),
+    state,
+    listening: sockets?.listening ?? [],
+    connections: sockets?.connections ?? 0,
+    uptime: uptimeOf(st.start),
+    command: p.argv.join(" "),
+  };
+}
+
+/**
+ * Rows for every managed process visible to this user, or only those of `command` (and the
+ * processes they forked, and the supervisors running it) when one is given. Sorted by pid.
+ */
+export function inventory(command: string[], ownDir: string): StatusRow[] {
+  const root = process.getuid?.() === 0;
+  const me = process.getuid?.() ?? -1;
+  const mine = (p: Instance) => root || uidOf(p.pid) === me;
+  const all = managedProcesses().filter(mine);
+  const sups = supervisors().filter(mine);
+  const procs = command.length ? findAll(command, all) : all;
+  const supsShown = command.length ? sups.filter((s) => matches(supervisedCommand(s.argv), command)) : sups;
+  const managedPids = new Set(all.map((p) => p.pid));
+  const rows = [
+    ...supsShown.map((s) => row(s, ownDir, managedPids, true)),
+    ...procs.map((p) => row(p, ownDir, managedPids, false)),
+  ].filter((r): r is StatusRow => r !== undefined);
+  return rows.sort((a, b) => a.pid - b.pid);
+}
