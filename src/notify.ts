@@ -2,6 +2,7 @@
  * sd_notify from the CLI, for the modes where huptime itself stays the service's main process
  * (`--multi`, `--listen-fds`). In the plain modes the shim in the program speaks instead.
  */
+import { info } from "./log";
 import { native } from "./native";
 
 /** Sends readiness, reload and stop notices to systemd; does nothing without a socket. */
@@ -21,7 +22,7 @@ export class Notifier {
     try {
       native().sdNotify(this.socket, message);
     } catch (e) {
-      if (!this.failed) process.stderr.write(`huptime[${process.pid}]: ${(e as Error).message}\n`);
+      if (!this.failed) info((e as Error).message);
       this.failed = true;
     }
   }

@@ -11,6 +11,7 @@ import { readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { HuptimeError } from "../errors";
 import type { ListenSpec } from "../listen";
+import { debug, info } from "../log";
 import { native } from "../native";
 import { Notifier } from "../notify";
 
@@ -40,10 +41,6 @@ interface Generation {
   ended?: { code: number | null; signal: number | null };
   /** Old generation: SIGKILL after this time (ms epoch). */
   killAt?: number;
-}
-
-function log(msg: string): void {
-  process.stderr.write(`huptime[${process.pid}] listen-fds: ${msg}\n`);
 }
 
 function describeEnd(e: { code: number | null; signal: number | null } | undefined): string {
@@ -87,7 +84,7 @@ export async function listenFdsCommand(file: string, argv: string[], baseEnv: No
     if (v !== undefined && !/^(LISTEN_(FDS|PID|FDNAMES)|NOTIFY_SOCKET|HUPTIME_.*)$/.test(k)) env.push(`${k}=${v}`);
   }
   env.push(`LISTEN_FDS=${fds.length}`, `LISTEN_FDNAMES=${o.listens.map((l) => l.name).join(":")}`, `NOTIFY_SOCKET=${notifyPath}`);
-  log(`listening on ${o.listens.map((l) => l.label).join(", ")}`);
+  info(`listening on ${o.listens.map((l) => l.label).join(", ")}`);
 
   const gens: Generation[] = [];
   const start = (n: number): Generation => {
@@ -130,6 +127,7 @@ export async function listenFdsCommand(file: string, argv: string[], baseEnv: No
     while ((m = nat.recvNotice(notifyFd))) {
       const fields = new Map(m.message.split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)] as [string, string]));
       const g = gens.find((x) => !x.ended && (x.pid === m!.pid || groupOf(m!.pid) === x.pid));
+      debug(`notice from pid ${m.pid}${g ? ` (generation ${g.n})` : " (no generation of ours; ignored)"}: ${m.message.replace(/\n/g, " ")}`);
       if (g && fields.get("READY") === "1") g.ready = true;
     }
   };
@@ -152,10 +150,10 @@ export async function listenFdsCommand(file: string, argv: string[], baseEnv: No
     // SIGKILL to the group: the program and whatever it started.
     signalGroup(g.pid, "SIGKILL");
     const what = outcome === "ended" ? describeEnd(g.ended) : `was not ready within ${o.readyTimeoutMs / 1000} s; killed its process group`;
-    log(`generation ${g.n} (pid ${g.pid}) ${what}${outcome === "ended" ? " before it was ready" : ""}`);
+    info(`generation ${g.n} (pid ${g.pid}) ${what}${outcome === "ended" ? " before it was ready" : ""}`);
     if (g.tail.length) {
-      log(`the last lines generation ${g.n} wrote to stderr:`);
-      for (const l of g.tail) log(`  | ${l}`);
+      info(`the last lines generation ${g.n} wrote to stderr:`);
+      for (const l of g.tail) info(`  | ${l}`);
     }
     return `generation ${g.n} (pid ${g.pid}) ${what}`;
   };
@@ -167,10 +165,10 @@ export async function listenFdsCommand(file: string, argv: string[], baseEnv: No
   process.on("SIGINT", () => (stopSignal = "SIGINT"));
 
   let current = start(1);
-  log(`generation 1 is pid ${current.pid}`);
+  info(`generation 1 is pid ${current.pid}`);
   const first = await waitReady(current);
   if (first === "ready") {
-    log(`generation 1 (pid ${current.pid}) is ready after ${Date.now() - current.startedAt} ms`);
+    info(`generation 1 (pid ${current.pid}) is ready after ${Date.now() - current.startedAt} ms`);
     notifier.ready(`serving: generation 1 (pid ${current.pid})`);
   } else if (first !== "stopped") {
     failure(current, first);
@@ -193,7 +191,7 @@ export async function listenFdsCommand(file: string, argv: string[], baseEnv: No
     pump();
     if (stopSignal) {
       notifier.stopping();
-      log(`${stopSignal}: stopping generation ${current.n} (pid ${current.pid})`);
+      info(`${stopSignal}: stopping generation ${current.n} (pid ${current.pid})`);
       for (const g of gens) if (!g.ended) signalGroup(g.pid, stopSignal);
       const deadline = o.drainTimeoutMs > 0 ? Date.now() + o.drainTimeoutMs : Infinity;
       while (gens.some((g) => !g.ended) && Date.now() < deadline) {
@@ -213,22 +211,22 @@ export async function listenFdsCommand(file: string, argv: string[], baseEnv: No
       hup = false;
       notifier.reloading(`restarting: starting generation ${current.n + 1}`);
       const next = start(current.n + 1);
-      log(`restarting: generation ${next.n} is pid ${next.pid}`);
+      info(`restarting: generation ${next.n} is pid ${next.pid}`);
       const outcome = await waitReady(next);
       if (outcome === "ready") {
-        log(`generation ${next.n} (pid ${next.pid}) is ready after ${Date.now() - next.startedAt} ms; SIGTERM to generation ${current.n} (pid ${current.pid})`);
+        info(`generation ${next.n} (pid ${next.pid}) is ready after ${Date.now() - next.startedAt} ms; SIGTERM to generation ${current.n} (pid ${current.pid})`);
         retire(current);
         current = next;
         notifier.ready(`serving: generation ${current.n} (pid ${current.pid})`);
       } else if (outcome !== "stopped") {
         const why = failure(next, outcome);
-        log(`rollback: generation ${current.n} (pid ${current.pid}) keeps serving`);
+        info(`rollback: generation ${current.n} (pid ${current.pid}) keeps serving`);
         notifier.ready(`restart rolled back: ${why}`);
       }
       continue;
     }
     if (current.ended) {
-      log(`generation ${current.n} (pid ${current.pid}) ${describeEnd(current.ended)}; stopping`);
+      info(`generation ${current.n} (pid ${current.pid}) ${describeEnd(current.ended)}; stopping`);
       notifier.stopping();
       for (const g of gens) if (!g.ended) signalGroup(g.pid, "SIGTERM");
       cleanup();
@@ -236,7 +234,7 @@ export async function listenFdsCommand(file: string, argv: string[], baseEnv: No
     }
     for (const g of gens) {
       if (g !== current && !g.ended && g.killAt !== undefined && Date.now() >= g.killAt) {
-        log(`generation ${g.n} (pid ${g.pid}) still running ${o.drainTimeoutMs / 1000} s after SIGTERM; killing its process group`);
+        info(`generation ${g.n} (pid ${g.pid}) still running ${o.drainTimeoutMs / 1000} s after SIGTERM; killing its process group`);
         signalGroup(g.pid, "SIGKILL");
         g.killAt = undefined;
       }

@@ -6,6 +6,7 @@
  * failing status.
  */
 import { readdirSync, readFileSync } from "node:fs";
+import { debug, info } from "../log";
 import { native } from "../native";
 import { Notifier } from "../notify";
 import { readAllPublished, readPublished } from "../statusfile";
@@ -15,10 +16,6 @@ interface Lineage {
   index: number;
   pid: number;
   ended?: { code?: number | null; signal?: number | null };
-}
-
-function log(msg: string): void {
-  process.stderr.write(`huptime[${process.pid}] multi: ${msg}\n`);
 }
 
 /** Children of this process (every generation of every instance, draining or serving). */
@@ -44,7 +41,7 @@ export async function multiCommand(n: number, file: string, argv: string[], env:
   for (let i = 0; i < n; i++) {
     lineages.push({ index: i, pid: nat.spawnProgram(file, argv, envWithParent) });
   }
-  log(`started ${n} instances: ${lineages.map((l) => l.pid).join(", ")}`);
+  info(`started ${n} instances: ${lineages.map((l) => l.pid).join(", ")}`);
 
   let stopping = false;
   const stopSignals = new Set<number>();
@@ -74,7 +71,7 @@ export async function multiCommand(n: number, file: string, argv: string[], env:
       }
       const now = readPublished(statusDir, l.pid);
       if (now && now.rollbacks > before.rollbacks) {
-        log(`instance ${l.index} (pid ${l.pid}): restart rolled back: ${now.lastError}`);
+        info(`instance ${l.index} (pid ${l.pid}): restart rolled back: ${now.lastError}`);
         return;
       }
       await Bun.sleep(10);
@@ -91,7 +88,7 @@ export async function multiCommand(n: number, file: string, argv: string[], env:
     do {
       restartAgain = false;
       for (const l of lineages) if (!l.ended && !stopping) await restartOne(l);
-      log(`restarted: ${lineages.filter((l) => !l.ended).map((l) => l.pid).join(", ")}`);
+      info(`restarted: ${lineages.filter((l) => !l.ended).map((l) => l.pid).join(", ")}`);
     } while (restartAgain && !stopping);
     restarting = false;
     if (!stopping) notifier.ready(`serving: ${lineages.filter((l) => !l.ended).map((l) => l.pid).join(", ")}`);
@@ -119,6 +116,7 @@ export async function multiCommand(n: number, file: string, argv: string[], env:
     let e;
     while ((e = nat.reapChild())) {
       const l = lineages.find((x) => x.pid === e!.pid);
+      debug(`reaped pid ${e.pid} (${e.signal ? `signal ${e.signal}` : `status ${e.code}`})${l ? `, instance ${l.index}` : ""}`);
       if (!l) continue; // an old generation after its handover, or a new one that failed
       const next = stopping ? undefined : successor(e.pid);
       if (next) {
@@ -127,7 +125,7 @@ export async function multiCommand(n: number, file: string, argv: string[], env:
       }
       l.ended = { code: e.code, signal: e.signal };
       const how = e.signal ? `signal ${e.signal}` : `status ${e.code}`;
-      log(`instance ${l.index} (pid ${e.pid}) ended with ${how}`);
+      info(`instance ${l.index} (pid ${e.pid}) ended with ${how}`);
     }
     await Bun.sleep(25);
   }

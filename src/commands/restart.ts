@@ -1,9 +1,12 @@
 /**
  * `huptime --restart <command...>`: SIGHUP to every running instance, then wait until each one's
- * next generation serves (success), or the restart was rolled back (failure, exit 1).
+ * next generation serves (success), or the restart was rolled back (failure, exit 1). Shows the
+ * steps as they happen (see Progress) and ends with a one-line summary per instance.
  */
 import { HuptimeError } from "../errors";
 import { findMasters, isRunning } from "../instances";
+import { native } from "../native";
+import { Progress } from "../progress";
 import { readAllPublished, readPublished } from "../statusfile";
 
 /** Outcome of restarting one instance. */
@@ -13,32 +16,64 @@ interface Outcome {
   message: string;
 }
 
-async function restartOne(dir: string, pid: number, timeoutMs: number): Promise<Outcome> {
+async function restartOne(dir: string, pid: number, timeoutMs: number, live: boolean | undefined): Promise<Outcome> {
   const before = readPublished(dir, pid);
+  const progress = new Progress(`huptime: ${pid}`, process.stderr, live);
+  const t0 = Date.now();
   process.kill(pid, "SIGHUP");
   if (!before) {
     return { pid, ok: true, message: `sent SIGHUP to ${pid} (it publishes no state, so huptime cannot wait for it)` };
   }
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const next = readAllPublished(dir).find(
-      (p) => p.generation === before.generation + 1 && p.state === "serving" && (p.pid === pid || p.previous === pid),
-    );
-    if (next) {
-      const change = next.pid === pid ? `pid ${pid}` : `pid ${pid} -> ${next.pid}`;
-      return { pid, ok: true, message: `restarted: ${change}, generation ${next.generation} serving` };
+  progress.step("SIGHUP sent");
+  const gen = before.generation + 1;
+  let announced = false;
+  let drainSeen = false;
+  const draining = (who: string) => {
+    if (drainSeen) return;
+    drainSeen = true;
+    const conns = native().processSockets(pid)?.connections ?? 0;
+    progress.step(`${who} draining ${conns} connection${conns === 1 ? "" : "s"}`);
+  };
+  try {
+    const deadline = t0 + timeoutMs;
+    while (Date.now() < deadline) {
+      const next = readAllPublished(dir).find((p) => p.generation === gen && (p.pid === pid || p.previous === pid));
+      const now = readPublished(dir, pid);
+      if (before.mode === "exec" && now?.state === "draining") draining(`generation ${before.generation}`); // drains first
+      if (next && !announced) {
+        announced = true;
+        progress.step(`generation ${gen} is pid ${next.pid}, starting`);
+      }
+      if (next?.state === "serving") {
+        progress.step(`ready in ${Date.now() - t0} ms`);
+        if (next.pid !== pid) {
+          // Fork mode: the old generation now finishes its connections (or is already gone).
+          await waitUntil(() => readPublished(dir, pid)?.state === "draining" || !isRunning(pid), 200);
+          if (isRunning(pid)) draining(`old generation ${before.generation}`);
+          else progress.step(`old generation ${before.generation} done`);
+        }
+        const change = next.pid === pid ? `pid ${pid}` : `pid ${pid} -> ${next.pid}`;
+        return { pid, ok: true, message: `restarted: ${change}, generation ${gen} serving (ready in ${Date.now() - t0} ms)` };
+      }
+      if (now && now.rollbacks > before.rollbacks) {
+        progress.step("rolled back");
+        return { pid, ok: false, message: `restart of ${pid} failed and was rolled back: ${now.lastError}` };
+      }
+      if (!now && !isRunning(pid)) {
+        const orphan = readAllPublished(dir).find((p) => p.previous === pid);
+        if (!orphan) return { pid, ok: false, message: `pid ${pid} exited during the restart` };
+      }
+      await Bun.sleep(10);
     }
-    const now = readPublished(dir, pid);
-    if (now && now.rollbacks > before.rollbacks) {
-      return { pid, ok: false, message: `restart of ${pid} failed and was rolled back: ${now.lastError}` };
-    }
-    if (!now && !isRunning(pid)) {
-      const orphan = readAllPublished(dir).find((p) => p.previous === pid);
-      if (!orphan) return { pid, ok: false, message: `pid ${pid} exited during the restart` };
-    }
-    await Bun.sleep(10);
+    return { pid, ok: false, message: `restart of ${pid} did not complete within ${Math.round(timeoutMs / 1000)} s` };
+  } finally {
+    progress.end();
   }
-  return { pid, ok: false, message: `restart of ${pid} did not complete within ${Math.round(timeoutMs / 1000)} s` };
+}
+
+async function waitUntil(pred: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred() && Date.now() < end) await Bun.sleep(5);
 }
 
 /** Restarts every instance of `command`; exit 0 when all new generations serve, 1 otherwise. */
@@ -47,7 +82,9 @@ export async function restartCommand(command: string[], dir: string, timeoutMs: 
   if (masters.length === 0) {
     throw new HuptimeError(`no running instance of '${command.join(" ")}' under huptime`);
   }
-  const results = await Promise.all(masters.map((m) => restartOne(dir, m.pid, timeoutMs)));
+  // One updating line per instance cannot share a terminal: several instances get plain lines.
+  const live = masters.length === 1 ? undefined : false;
+  const results = await Promise.all(masters.map((m) => restartOne(dir, m.pid, timeoutMs, live)));
   for (const r of results) (r.ok ? out : process.stderr).write(`huptime: ${r.message}\n`);
   return results.every((r) => r.ok) ? 0 : 1;
 }

@@ -6,6 +6,7 @@ import { Command, Option, UsageError } from "clipanion";
 import * as t from "typanion";
 import { programEnv } from "../environment";
 import { HuptimeError } from "../errors";
+import { debug, setDebug } from "../log";
 import { native } from "../native";
 import { resolveCommand } from "../resolve";
 import { shimPath, statusDir } from "../shim";
@@ -88,6 +89,7 @@ export class RunCommand extends Command {
       if (this.stop) return await stopCommand(this.command, this.timeout, this.context.stdout);
       return await restartCommand(this.command, statusDir(), 65_000, this.context.stdout);
     }
+    setDebug(this.debug);
     if (this.unlink === "") throw new UsageError("--unlink needs a file name");
     const notifySocket = process.env.NOTIFY_SOCKET || undefined;
     if (this.notify && !notifySocket) {
@@ -117,9 +119,7 @@ export class RunCommand extends Command {
       if (process.env.LISTEN_FDS) throw new UsageError("--multi cannot be used with socket activation (LISTEN_FDS): let each instance bind with SO_REUSEPORT instead");
       return await multiCommand(this.multi, file, [cmd, ...args], env, statusDir(), notifySocket);
     }
-    if (this.debug) {
-      process.stderr.write(`huptime[${process.pid}] cli: exec ${file} with ${shim} preloaded\n`);
-    }
+    debug(`exec ${file} with ${shim} preloaded`);
     native().exec(file, [cmd, ...args], env);
     return 1; // exec only returns by throwing
   }

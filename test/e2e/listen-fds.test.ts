@@ -63,6 +63,7 @@ describe("--listen-fds", () => {
       expect(pids.size).toBe(3);
       expect(alive(s.pid)).toBe(true);
       expect(s.output()).toMatch(/generation 5 \(pid \d+\) is ready after \d+ ms; SIGTERM to generation 4/);
+      for (const l of s.output().split("\n").filter((x) => x.startsWith("huptime"))) expect(l).toMatch(/^huptime\[\d+\] gen=0: \S/);
       process.kill(s.pid, "SIGTERM");
       expect(await new Promise((r) => s.child.on("exit", r))).toBe(0);
       expect(groupMembers(s.pgid)).toEqual([]);

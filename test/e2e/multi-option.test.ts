@@ -47,7 +47,7 @@ describe("--multi", () => {
       await waitFor(() => load.stats.ok > 50, "load to flow");
       writeFileSync(cookie, "b");
       process.kill(s.pid, "SIGHUP");
-      await waitFor(() => s.output().includes("multi: restarted"), "the rolling restart to finish", 30_000);
+      await waitFor(() => s.output().includes("gen=0: restarted"), "the rolling restart to finish", 30_000);
       const stats = await load.stop();
       expect(stats.failed, stats.errors.join(", ")).toBe(0);
       const second = await servingPids(port, "b");

@@ -2,9 +2,12 @@
 import { describe, expect, test } from "bun:test";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { runCli, serve } from "../helpers/cli";
-import { freePort, request } from "../helpers/net";
+import { spawnSync } from "node:child_process";
+import { appSource, serveApp } from "../helpers/app";
+import { HUPTIME, runCli, serve } from "../helpers/cli";
+import { freePort, hold, request } from "../helpers/net";
 import { groupMembers, waitFor } from "../helpers/procs";
+import { connectionsOf } from "../helpers/status";
 import { myservice } from "../helpers/service";
 
 describe("huptime --restart", () => {
@@ -56,4 +59,68 @@ describe("huptime --restart", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("no running instance of 'no-such-service-xyz'");
   });
+});
+
+describe("huptime --restart progress", () => {
+  /** Runs `huptime --restart ...` in the background; resolves with its output. */
+  const restartAsync = (argv: string[]) => {
+    const p = Bun.spawn([HUPTIME, "--restart", ...argv], { stdout: "pipe", stderr: "pipe" });
+    return (async () => ({ code: await p.exited, stdout: await new Response(p.stdout).text(), stderr: await new Response(p.stderr).text() }))();
+  };
+
+  test("fork mode, plain lines: signal, new pid, ready, old generation draining its connection; summary", async () => {
+    const { app, port, s } = await serveApp("v1");
+    try {
+      const held = await hold(port);
+      await waitFor(() => connectionsOf(s.pid) === 1, "the held connection");
+      app.write(appSource("v2"));
+      const r = await restartAsync(["python3", app.file]);
+      expect(r.code, r.stderr).toBe(0);
+      const lines = r.stderr.trim().split("\n");
+      expect(lines).toEqual([
+        `huptime: ${s.pid}: SIGHUP sent`,
+        expect.stringMatching(new RegExp(`^huptime: ${s.pid}: generation 2 is pid \\d+, starting$`)),
+        expect.stringMatching(new RegExp(`^huptime: ${s.pid}: ready in \\d+ ms$`)),
+        `huptime: ${s.pid}: old generation 1 draining 1 connection`,
+      ]);
+      expect(r.stdout).toMatch(new RegExp(`^huptime: restarted: pid ${s.pid} -> \\d+, generation 2 serving \\(ready in \\d+ ms\\)\\n$`));
+      expect((await held.send()).ok).toBe(true);
+    } finally {
+      s.killGroup();
+    }
+  }, 30_000);
+
+  test("exec mode: the drain comes first, then the new generation in the same pid", async () => {
+    const { app, port, s } = await serveApp("v1", ["--exec"]);
+    try {
+      const held = await hold(port);
+      await waitFor(() => connectionsOf(s.pid) === 1, "the held connection");
+      app.write(appSource("v2"));
+      const pending = restartAsync(["python3", app.file]);
+      await Bun.sleep(500);
+      expect((await held.send()).ok).toBe(true);
+      const r = await pending;
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(new RegExp(`: SIGHUP sent\\n.*: generation 1 draining 1 connection\\n.*: generation 2 is pid ${s.pid}, starting\\n.*: ready in \\d+ ms\\n$`));
+      expect(r.stdout).toContain(`restarted: pid ${s.pid}, generation 2 serving`);
+    } finally {
+      s.killGroup();
+    }
+  }, 30_000);
+
+  test("on a terminal: one line rewritten in place", async () => {
+    const { app, s } = await serveApp("v1");
+    try {
+      app.write(appSource("v2"));
+      const cmd = [HUPTIME, "--restart", "python3", app.file].map((a) => `'${a}'`).join(" ");
+      const r = spawnSync("script", ["-qfec", cmd, "/dev/null"], { encoding: "utf8", timeout: 30_000 });
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`\\r\\x1b\\[Khuptime: ${s.pid}: SIGHUP sent → generation 2 is pid \\d+, starting`));
+      expect(r.stdout).toMatch(/→ ready in \d+ ms/);
+      expect(r.stdout).toMatch(/\r\x1b\[Khuptime: restarted: pid \d+ -> \d+, generation 2 serving/);
+      expect(r.stdout).not.toContain(`${s.pid}: SIGHUP sent\n`);
+    } finally {
+      s.killGroup();
+    }
+  }, 30_000);
 });

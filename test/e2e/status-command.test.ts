@@ -14,6 +14,7 @@ import { freePort, hold, request } from "../helpers/net";
 import { groupMembers, waitFor } from "../helpers/procs";
 import { asUser, secondUser, sharedHuptime } from "../helpers/users";
 import type { StatusRow } from "../../src/inventory";
+import { statusRows } from "../helpers/status";
 
 describe("huptime --status", () => {
   test("prints the master's pid, by full command line or by script name", async () => {
@@ -50,11 +51,7 @@ describe("huptime --status", () => {
 });
 
 describe("huptime --status: what each process is doing", () => {
-  const status = (args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): StatusRow[] => {
-    const r = runCli(["--status", "--json", ...args], opts);
-    expect(r.code, r.stderr).toBe(0);
-    return JSON.parse(r.stdout).processes;
-  };
+  const status = statusRows;
 
   test("a fork-mode server mid-drain: two generations, their states and connection counts", async () => {
     const { app, port, s } = await serveApp("v1");

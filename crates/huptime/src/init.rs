@@ -16,6 +16,9 @@ extern "C" fn huptime_init() {
     restart::configure(cfg);
     handover::adopt_from_env();
     handover::adopt_listen_fds();
+    if handover::IS_GENERATION.load(Ordering::Acquire) {
+        crate::status::publish("starting");
+    }
     if let Err(e) = launch::capture(&[STATE_VAR, "HUPTIME_REVIVE_STREAK"]) {
         info!("restarts disabled: {e}");
     }

@@ -567,6 +567,7 @@ fn fork_restart() {
         Outcome::Timeout => format!("generation {gen} (pid {pid}) was not ready within {} s", timeout as f64 / 1000.0),
     };
     let killed = attempt.kill_all();
+    crate::status::forget(pid);
     sys::close(ready_r);
     sys::close(pidfd);
     let lines = attempt.reader.last_lines(10);

@@ -72,8 +72,12 @@ pub fn publish(state: &str) {
 
 /// Removes this process's file (it is about to end).
 pub fn withdraw() {
-    let Some(Some(dir)) = DIR.get() else { return };
     // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() };
+    forget(unsafe { libc::getpid() });
+}
+
+/// Removes the file of `pid` (a generation that failed to start and was killed).
+pub fn forget(pid: libc::pid_t) {
+    let Some(Some(dir)) = DIR.get() else { return };
     let _ = std::fs::remove_file(dir.join(format!("{pid}.status")));
 }
