@@ -7,24 +7,13 @@
  * is used only if it is a regular file owned by the user whose content has the expected hash.
  */
 import { chmodSync, closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, constants } from "node:fs";
-import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 // The native library, built by scripts/build before the executable is compiled.
 import embeddedPath from "../dist/huptime.node" with { type: "file" };
+import { CACHE_DIR_VAR, cacheDir } from "./cachedir";
 import { errnoOf, HuptimeError } from "./errors";
 
-/** Environment variable that chooses where the library is written. */
-export const CACHE_DIR_VAR = "HUPTIME_CACHE_DIR";
-
-/** The directory the library is written to, from the environment. */
-export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env[CACHE_DIR_VAR]) return env[CACHE_DIR_VAR];
-  const uid = process.getuid?.() ?? 0;
-  if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, "huptime");
-  const home = env.HOME || homedir();
-  if (home) return join(home, ".cache", "huptime");
-  return join(tmpdir(), `huptime-${uid}`);
-}
+export { CACHE_DIR_VAR, cacheDir };
 
 function sha256(data: Uint8Array): string {
   return new Bun.CryptoHasher("sha256").update(data).digest("hex");

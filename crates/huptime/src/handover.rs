@@ -308,6 +308,13 @@ pub fn mark_listening(fd: c_int) {
     }
 }
 
+/// A daemonizing copy (fork + setsid) takes over its generation's state file: `serving` if the
+/// generation already listens, else `starting`.
+pub fn publish_as_master() {
+    let serving = !NOT_YET_SERVING.load(Ordering::Acquire) && !AWAITING_READY.load(Ordering::Acquire);
+    crate::status::publish(if serving { "serving" } else { "starting" });
+}
+
 /// Closes inherited sockets the program never bound.
 pub fn close_unclaimed() {
     if !HAS_PENDING.swap(false, Ordering::AcqRel) {

@@ -218,9 +218,19 @@ impl ExecPlan {
                 if sig == libc::SIGKILL || sig == libc::SIGSTOP || sig == 32 || sig == 33 {
                     continue;
                 }
-                let mut act: libc::sigaction = core::mem::zeroed();
-                act.sa_sigaction = if sig < 64 && launch.ignored & (1 << sig) != 0 { libc::SIG_IGN } else { libc::SIG_DFL };
-                real::sigaction(sig, &act, core::ptr::null_mut());
+                // Dispositions as at the first start. A caught signal is left alone: execve
+                // resets it to the default atomically, while setting SIG_DFL here would let a
+                // signal arriving before execve (SIGIO from a closing worker channel, say) kill
+                // the process with the default action.
+                let want = if sig < 64 && launch.ignored & (1 << sig) != 0 { libc::SIG_IGN } else { libc::SIG_DFL };
+                let mut cur: libc::sigaction = core::mem::zeroed();
+                real::sigaction(sig, core::ptr::null(), &mut cur);
+                let caught = cur.sa_sigaction != libc::SIG_IGN && cur.sa_sigaction != libc::SIG_DFL;
+                if cur.sa_sigaction != want && !(caught && want == libc::SIG_DFL) {
+                    let mut act: libc::sigaction = core::mem::zeroed();
+                    act.sa_sigaction = want;
+                    real::sigaction(sig, &act, core::ptr::null_mut());
+                }
             }
             libc::pthread_sigmask(libc::SIG_SETMASK, &launch.mask, core::ptr::null_mut());
             real::execve(self.exe.as_ptr(), self.argv_p.as_ptr(), self.env_p.as_ptr());

@@ -173,6 +173,21 @@ mod tests {
     }
 
     #[test]
+    fn udp_bound_unconnected_is_listening() {
+        let udp = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  100: 00000000:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 401 2 0000000000000000 0
+  101: 0100007F:D431 0100007F:0035 01 00000000:00000000 00:00000000 00000000     0        0 402 2 0000000000000000 0
+";
+        let t = parse_inet(udp, "udp");
+        assert!(t[&401].listening);
+        assert_eq!(t[&401].local, "0.0.0.0:53");
+        assert!(!t[&402].listening);
+        let s = summarize(&[401, 402].into(), &[t]);
+        assert_eq!(s.listening, vec!["udp 0.0.0.0:53"]);
+        assert_eq!(s.connections, 0);
+    }
+
+    #[test]
     fn summary_counts_accepted_connections_only() {
         let tables = [parse_inet(TCP, "tcp"), parse_inet(TCP6, "tcp6"), parse_unix(UNIX)];
         // The server: listener, one established and one closing accepted connection, the unix

@@ -405,8 +405,8 @@ fn unlink_pidfile() {
     }
 }
 
-/// Waits until the process has no open client connections (and, with `--wait`, no running
-/// children), or the drain deadline passes.
+/// Waits until the process has no open client connections (and, with `--wait` or before an exec,
+/// no running children), or the drain deadline passes.
 fn wait_idle() {
     let cfg = config();
     let limit = cfg.drain_timeout_ms;
@@ -561,6 +561,8 @@ fn fork_restart() {
             }
             sys::close(pidfd);
             crate::notify::handed_over(pid, gen);
+            // SAFETY: getpid has no preconditions.
+            crate::status::successor_ready(unsafe { libc::getpid() });
             drain_and_exit(Some("drained; exiting"));
         }
         Outcome::Ended => format!("generation {gen} (pid {pid}) {} before it was ready", attempt.how_it_ended().unwrap_or_else(|| "ended".into())),
@@ -642,6 +644,22 @@ fn spawn(plan: &ExecPlan, launch: &launch::Launch) -> (libc::pid_t, c_int) {
     (pid, pidfd)
 }
 
+/// Before an exec in place: no open file of ours may signal this pid any more. A file in
+/// O_ASYNC mode (nginx's channels to its workers) sends SIGIO to its owner, and workers that
+/// share it exit after the exec, before the new image has a handler: SIGIO's default kills.
+fn stop_async_io_signals() {
+    for fd in 3..sys::internal_base() {
+        // SAFETY: fcntl on fd numbers; a closed one fails with EBADF.
+        unsafe {
+            let fl = real::fcntl(fd, libc::F_GETFL, 0);
+            if fl >= 0 && fl & libc::O_ASYNC != 0 {
+                real::fcntl(fd, libc::F_SETFL, (fl & !libc::O_ASYNC) as libc::c_long);
+                real::fcntl(fd, libc::F_SETOWN, 0);
+            }
+        }
+    }
+}
+
 fn exec_restart() {
     let Some(launch) = launch::get() else {
         info!("can't restart: the launch was not captured at start-up");
@@ -666,6 +684,7 @@ fn exec_restart() {
     wait_idle();
     info!("drained; exec'ing generation {gen}");
     unlink_pidfile();
+    stop_async_io_signals();
     plan.exec_into(launch);
     info!("can't exec {}: {}; exiting", plan.exe().to_string_lossy(), std::io::Error::last_os_error());
     // SAFETY: nothing sensible is left to do in a drained process whose exec failed.

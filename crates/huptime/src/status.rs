@@ -32,8 +32,8 @@ pub fn configure(cfg: &Config) {
     let _ = DIR.set(std::env::var_os("HUPTIME_STATUS_DIR").map(PathBuf::from).filter(|p| p.is_absolute()));
 }
 
-fn start_time() -> String {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+fn start_time(pid: libc::pid_t) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rfind(')').map(|i| &stat[i + 2..]).unwrap_or("");
     after.split(' ').nth(19).unwrap_or("0").to_string()
 }
@@ -53,7 +53,7 @@ pub fn publish(state: &str) {
     let pid = unsafe { libc::getpid() };
     let body = format!(
         "pid={pid}\nstart={}\ngeneration={}\nmode={}\nstate={state}\nprevious={}\nrollbacks={}\nlast_error={}\n",
-        start_time(),
+        start_time(pid),
         log::GENERATION.load(Ordering::Relaxed),
         MODE.get().copied().unwrap_or("fork"),
         crate::handover::PARENT_GENERATION_PID.load(Ordering::Relaxed),
@@ -62,11 +62,33 @@ pub fn publish(state: &str) {
     );
     let tmp = dir.join(format!(".{pid}.tmp"));
     let path = dir.join(format!("{pid}.status"));
-    let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(body.as_bytes()));
+    replace(&tmp, &path, &body);
+}
+
+fn replace(tmp: &std::path::Path, path: &std::path::Path, body: &str) {
+    let written = std::fs::File::create(tmp).and_then(|mut f| f.write_all(body.as_bytes()));
     if written.is_ok() {
-        let _ = std::fs::rename(&tmp, &path);
+        let _ = std::fs::rename(tmp, path);
     } else {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = std::fs::remove_file(tmp);
+    }
+}
+
+/// The generation this process started is ready: a successor still marked `starting` (a daemon
+/// master, whose workers reported readiness and which cannot know it) is marked `serving`.
+pub fn successor_ready(me: libc::pid_t) {
+    let Some(Some(dir)) = DIR.get() else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "status") {
+            continue;
+        }
+        let Ok(body) = std::fs::read_to_string(&path) else { continue };
+        if body.contains(&format!("\nprevious={me}\n")) && body.contains("\nstate=starting\n") {
+            let tmp = path.with_extension("tmp");
+            replace(&tmp, &path, &body.replace("\nstate=starting\n", "\nstate=serving\n"));
+        }
     }
 }
 

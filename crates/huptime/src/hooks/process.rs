@@ -157,6 +157,8 @@ pub unsafe extern "C" fn setsid() -> libc::pid_t {
     let r = real::setsid();
     if r >= 0 && super::ACTIVE.load(Ordering::Relaxed) && restart::is_forked_copy() {
         crate::launch::release_stdio();
+        // The daemon is the generation's master from now on: it publishes the state.
+        crate::handover::publish_as_master();
     }
     r
 }

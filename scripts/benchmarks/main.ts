@@ -1,0 +1,143 @@
+/**
+ * scripts/bench: what huptime costs and whether it loses requests, measured side by side in one
+ * run on this machine. Prints a summary with PASS/FAIL against the targets (goals, not test
+ * assertions) and writes report.md, report.json and latency.svg into --out (default bench/).
+ *
+ * Options: --out DIR; --restarts N (scenario 1, default 100 per server and mode); --quick (20
+ * restarts, 3 repeats: a smoke run).
+ */
+import { join } from "node:path";
+import { writeReport, latencySvg, restartRows, table, f1, f2, type Check } from "./report";
+import { cliCost, median, overhead, restartsUnderLoad, shimCost, type RestartRun } from "./scenarios";
+import { ROOT, type Kind } from "./servers";
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+const quick = process.argv.includes("--quick");
+const out = arg("--out") ?? join(ROOT, "bench");
+const restarts = Number(arg("--restarts") ?? (quick ? 20 : 100));
+const repeats = quick ? 3 : 5;
+const interval = 300;
+
+function say(s: string): void {
+  process.stderr.write(`bench: ${s}\n`);
+}
+
+const checks: Check[] = [];
+const check = (what: string, value: number, target: string, pass: boolean, unit = "") =>
+  checks.push({ what, value: `${Number.isInteger(value) ? value : value.toFixed(2)}${unit}`, target, pass });
+
+// 1. Restarts under load, Connection: close.
+const s1: RestartRun[] = [];
+for (const kind of ["node", "python", "nginx"] as Kind[]) {
+  for (const mode of ["fork", "exec"] as const) {
+    say(`scenario 1: ${kind} ${mode}, ${restarts} restarts every ${interval} ms, 16 connections`);
+    const r = await restartsUnderLoad(kind, mode, restarts, interval, true);
+    s1.push(r);
+    check(`1 ${kind} ${mode}: failed requests`, r.load.failed, "0", r.load.failed === 0);
+  }
+}
+const nodeFork = s1.find((r) => r.kind === "node" && r.mode === "fork")!;
+check("1 node fork: throughput restarting / without", nodeFork.load.rps / nodeFork.baseline.rps, "≥ 0.6", nodeFork.load.rps / nodeFork.baseline.rps >= 0.6);
+for (const r of s1) {
+  const ratio = r.load.p99Ms / r.baseline.p99Ms;
+  check(`1 ${r.kind} ${r.mode}: p99 restarting / without`, ratio, "≤ 4", ratio <= 4);
+}
+const handover = s1.flatMap((r) => r.handoverMs);
+check("handover: new ready → old stops accepting (max)", Math.max(...handover), "≤ 5 ms", Math.max(...handover) <= 5, " ms");
+
+// 2. Keep-alive clients, fork mode.
+const s2: RestartRun[] = [];
+for (const kind of ["node", "python"] as Kind[]) {
+  say(`scenario 2: ${kind} fork, keep-alive clients, ${Math.min(restarts, 50)} restarts`);
+  const r = await restartsUnderLoad(kind, "fork", Math.min(restarts, 50), interval, false);
+  s2.push(r);
+  check(`2 ${kind} keep-alive: failed requests`, r.load.failed, "0", r.load.failed === 0);
+}
+
+// 3. Overhead when nothing restarts.
+const s3 = [];
+for (const kind of ["nginx", "node"] as Kind[]) {
+  say(`scenario 3: ${kind} bare vs under huptime, ${repeats} repeats each, alternating`);
+  const o = await overhead(kind, repeats);
+  s3.push(o);
+  check(`3 ${kind}: throughput under huptime / bare`, o.ratio, "≥ 0.97", o.ratio >= 0.97);
+}
+
+// 4. The shim in a program that does not serve.
+say("scenario 4: the shim on /bin/true");
+const s4 = await shimCost();
+check("4 /bin/true with the shim / without", s4.ratio, "≤ 1.3", s4.ratio <= 1.3);
+check("4 extra peak RSS with the shim", s4.extraRssKiB, "≤ 2048 KiB", s4.extraRssKiB <= 2048, " KiB");
+
+// 5. The CLI.
+say("scenario 5: the CLI and the cost of a restart");
+const s5 = await cliCost(repeats);
+
+const head = ["run", "phase", "requests", "failed", "req/s", "p50 ms", "p99 ms", "max ms"];
+const md = `# huptime benchmark
+
+Measured by \`scripts/bench${quick ? " --quick" : ""}\` on ${new Date().toISOString().slice(0, 10)} (${navigator.hardwareConcurrency} CPUs; every figure
+of one table comes from the same run). wrk with 2 threads; "failed" counts connect, read, write
+errors, timeouts and non-2xx responses.
+
+## Targets
+
+${table(["target", "measured", "goal", ""], checks.map((c) => [c.what, c.value, c.target, c.pass ? "PASS" : "FAIL"]))}
+
+## 1. Restarts under load (Connection: close, 16 connections, SIGHUP every ${interval} ms)
+
+${table(head, restartRows(s1))}
+
+Restart latency (SIGHUP → new generation serving), median per run: ${s1.map((r) => `${r.kind} ${r.mode} ${f1(median(r.readyMs))} ms`).join("; ")}.
+Handover (new generation ready → old one stops accepting): median ${f2(median(handover))} ms, max ${f2(Math.max(...handover))} ms over ${handover.length} fork-mode restarts.
+
+![latency over time](latency.svg)
+
+## 2. Restarts with keep-alive clients (fork mode)
+
+${table(head, restartRows(s2))}
+
+Old generations alive at once (at most): ${s2.map((r) => `${r.kind} ${r.oldAliveMax}`).join(", ")}. Keep-alive connections stay with the
+generation that accepted them until they close or \`--drain-timeout\` (30 s) passes.
+
+## 3. Overhead when nothing restarts (keep-alive, 16 connections, median of ${repeats} alternating runs)
+
+${table(["server", "bare req/s", "huptime req/s", "ratio", "bare p99 ms", "huptime p99 ms"], s3.map((o) => [o.kind, f1(o.bare.rps), f1(o.huptime.rps), f2(o.ratio), f2(o.bare.p99Ms), f2(o.huptime.p99Ms)]))}
+
+## 4. The shim in a program that does not serve
+
+${table(["", "without", "with the shim", "ratio / extra"], [
+  ["/bin/true wall time (hyperfine, via env)", `${f2(s4.trueMs)} ms`, `${f2(s4.trueWithShimMs)} ms`, f2(s4.ratio)],
+  ["peak RSS of sleep (VmHWM)", `${s4.rssKiB} KiB`, `${s4.rssWithShimKiB} KiB`, `${s4.extraRssKiB} KiB`],
+])}
+
+## 5. The CLI
+
+${table(["what", "ms"], [
+  ["huptime --version", f2(s5.versionMs)],
+  ["huptime /bin/true (start through huptime)", f2(s5.startViaHuptimeMs)],
+  ["/bin/true directly", f2(s5.startDirectMs)],
+  ["cost of starting through huptime", f2(s5.startOverheadMs)],
+  ["python server: start-up until it answers (bare)", f1(s5.programStartupMs)],
+  ["python server: SIGHUP until the new generation serves", f1(s5.restartReadyMs)],
+  ["restart cost beyond the program's own start-up", f1(s5.restartOverheadMs)],
+])}
+`;
+
+const json = {
+  date: new Date().toISOString(),
+  quick,
+  checks,
+  scenario1: s1.map(({ samples, marks, ...r }) => r),
+  scenario2: s2.map(({ samples, marks, ...r }) => r),
+  scenario3: s3,
+  scenario4: s4,
+  scenario5: s5,
+};
+writeReport(out, md, json, latencySvg(`node, fork mode: latency of a probe request every 25 ms during ${nodeFork.restartsCompleted} restarts`, nodeFork.samples, nodeFork.marks));
+
+process.stdout.write(`\n${table(["target", "measured", "goal", ""], checks.map((c) => [c.what, c.value, c.target, c.pass ? "PASS" : "FAIL"]))}\n\nreport: ${join(out, "report.md")}\n`);

@@ -1,0 +1,196 @@
+/** The benchmark scenarios of scripts/bench; each returns plain data for the report. */
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createServer } from "node:net";
+import { shimPathForBench } from "./shim";
+import { probe, type Sample } from "./probe";
+import { HUPTIME, startServer, type Kind, type Mode } from "./servers";
+import { wrk, type WrkResult } from "./wrk";
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN;
+};
+
+/** wrk started in the background (for runs beside restarts). */
+function wrkAsync(url: string, opts: { connections: number; seconds: number; close: boolean }): Promise<WrkResult> {
+  return new Promise((resolve, reject) => {
+    // wrk() is synchronous; run it in a child bun so the restart loop keeps going here.
+    const child = spawn(process.execPath, [import.meta.dir + "/wrk-cli.ts", url, String(opts.connections), String(opts.seconds), opts.close ? "close" : "keep-alive"], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.on("exit", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`wrk run failed (${code})`))));
+  });
+}
+
+/** Scenario 1/2 result for one server and mode. */
+export interface RestartRun {
+  kind: Kind;
+  mode: Mode;
+  close: boolean;
+  restarts: number;
+  restartsCompleted: number;
+  intervalMs: number;
+  load: WrkResult;
+  baseline: WrkResult;
+  /** ms from SIGHUP to the new generation serving, per restart. */
+  readyMs: number[];
+  /** ms from the new generation's ready message to the old one no longer accepting (from the log). */
+  handoverMs: number[];
+  /** Most old generations alive at once (scenario 2). */
+  oldAliveMax: number;
+  samples: Sample[];
+  marks: number[];
+}
+
+function aliveCount(pids: number[]): number {
+  return pids.filter((p) => {
+    try {
+      process.kill(p, 0);
+      const st = readFileSync(`/proc/${p}/stat`, "utf8");
+      return !st.slice(st.lastIndexOf(")") + 2).startsWith("Z");
+    } catch {
+      return false;
+    }
+  }).length;
+}
+
+/** Restarts every `intervalMs` under wrk load; then the same load without restarts. */
+export async function restartsUnderLoad(kind: Kind, mode: Exclude<Mode, "bare">, restarts: number, intervalMs: number, close: boolean, connections = 16): Promise<RestartRun> {
+  const seconds = Math.ceil((restarts * intervalMs) / 1000) + 1;
+  const port = await freePort();
+  const server = await startServer(kind, mode, port);
+  const start = performance.now();
+  const sampler = probe(port, start);
+  const marks: number[] = [];
+  const readyMs: number[] = [];
+  const previous: number[] = [];
+  let oldAliveMax = 0;
+  try {
+    const load = wrkAsync(server.url, { connections, seconds, close });
+    await Bun.sleep(500);
+    for (let i = 0; i < restarts; i++) {
+      const t = performance.now();
+      marks.push(t - start);
+      const before = server.current();
+      const ms = await server.restart();
+      if (ms !== undefined) readyMs.push(ms);
+      if (server.current() !== before) previous.push(before);
+      oldAliveMax = Math.max(oldAliveMax, aliveCount(previous));
+      const wait = intervalMs - (performance.now() - t);
+      if (wait > 0) await Bun.sleep(wait);
+      if (performance.now() - start > seconds * 1000 - 300) break;
+    }
+    const result = await load;
+    const samples = await sampler.stop();
+    const handoverMs = [...server.log().matchAll(/stopped accepting (\d+\.\d+) ms later/g)].map((m) => Number(m[1]));
+    await server.stop();
+    const basePort = await freePort();
+    const base = await startServer(kind, mode, basePort);
+    const baseline = await wrkAsync(base.url, { connections, seconds, close });
+    await base.stop();
+    return { kind, mode, close, restarts, restartsCompleted: readyMs.length, intervalMs, load: result, baseline, readyMs, handoverMs, oldAliveMax, samples, marks };
+  } finally {
+    await sampler.stop();
+    await server.stop();
+  }
+}
+
+/** Scenario 3: throughput and p99 bare vs under huptime, alternating, `repeats` each. */
+export async function overhead(kind: Kind, repeats: number, seconds = 3) {
+  const bare: WrkResult[] = [];
+  const under: WrkResult[] = [];
+  for (let i = 0; i < repeats; i++) {
+    for (const mode of ["bare", "fork"] as const) {
+      const server = await startServer(kind, mode, await freePort());
+      try {
+        (mode === "bare" ? bare : under).push(wrk(server.url, { connections: 16, seconds, close: false }));
+      } finally {
+        await server.stop();
+      }
+    }
+  }
+  const rps = (rs: WrkResult[]) => median(rs.map((r) => r.rps));
+  const p99 = (rs: WrkResult[]) => median(rs.map((r) => r.p99Ms));
+  return { kind, repeats, bare: { rps: rps(bare), p99Ms: p99(bare) }, huptime: { rps: rps(under), p99Ms: p99(under) }, ratio: rps(under) / rps(bare), runs: { bare, huptime: under } };
+}
+
+/** hyperfine: mean seconds of each command (no shell). */
+function hyperfine(commands: string[], runs = 200): number[] {
+  const file = join(mkdtempSync(join(tmpdir(), "huptime-hyperfine-")), "out.json");
+  const r = spawnSync("hyperfine", ["-N", "--warmup", "20", "--runs", String(runs), "--export-json", file, "--style", "none", ...commands], { encoding: "utf8", timeout: 300_000 });
+  if (r.status !== 0) throw new Error(`hyperfine failed: ${r.stderr}`);
+  const json = JSON.parse(readFileSync(file, "utf8"));
+  return json.results.map((x: { mean: number }) => x.mean);
+}
+
+/** Peak RSS (KiB, VmHWM) of `sleep 0.3` run with `env`, read while it sleeps. */
+async function peakRss(env: Record<string, string>): Promise<number> {
+  const child = spawn("/bin/sleep", ["0.3"], { env: { ...process.env, ...env }, stdio: "ignore" });
+  await Bun.sleep(150);
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
+  await new Promise((r) => child.on("exit", r));
+  return m ? Number(m[1]) : NaN;
+}
+
+/** Scenario 4: the shim's cost in a program that never serves. */
+export async function shimCost() {
+  const shim = shimPathForBench();
+  const [plain, withShim] = hyperfine([`/usr/bin/env /bin/true`, `/usr/bin/env LD_PRELOAD=${shim} HUPTIME_MODE=fork /bin/true`]);
+  const with_ = { LD_PRELOAD: shim, HUPTIME_MODE: "fork" };
+  const rssPlain: number[] = [];
+  const rssShim: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    rssPlain.push(await peakRss({}));
+    rssShim.push(await peakRss(with_));
+  }
+  const [a, b] = [median(rssPlain), median(rssShim)];
+  return { trueMs: plain * 1000, trueWithShimMs: withShim * 1000, ratio: withShim / plain, rssKiB: a, rssWithShimKiB: b, extraRssKiB: b - a };
+}
+
+/** Scenario 5: the CLI's own cost, and a restart's cost beyond the program's start-up. */
+export async function cliCost(repeats = 5) {
+  const [version, viaHuptime, direct] = hyperfine([`${HUPTIME} --version`, `${HUPTIME} /bin/true`, `/bin/true`], 50);
+  // The program's own start-up: from exec to listening (it exits right there).
+  const server_py = join(import.meta.dir, "servers", "python_threaded.py");
+  const [startupS] = hyperfine([`/usr/bin/env BENCH_EXIT_AFTER_LISTEN=1 python3 ${server_py} 0`], 20);
+  const startup = [startupS * 1000];
+  const server = await startServer("python", "fork", await freePort());
+  const ready: number[] = [];
+  try {
+    for (let i = 0; i < repeats; i++) {
+      const ms = await server.restart();
+      if (ms !== undefined) ready.push(ms);
+      await Bun.sleep(200);
+    }
+  } finally {
+    await server.stop();
+  }
+  return {
+    versionMs: version * 1000,
+    startViaHuptimeMs: viaHuptime * 1000,
+    startDirectMs: direct * 1000,
+    startOverheadMs: (viaHuptime - direct) * 1000,
+    programStartupMs: median(startup),
+    restartReadyMs: median(ready),
+    restartOverheadMs: median(ready) - median(startup),
+  };
+}
+
+export { median };

@@ -1,0 +1,162 @@
+/**
+ * The benchmark's servers (node http, a threaded python server, nginx with a master and two
+ * workers), started bare or under dist/huptime, and restarted the way users do (SIGHUP to the
+ * current generation, which the state files name).
+ */
+import { spawn } from "node:child_process";
+import { connect } from "node:net";
+import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { cacheDir } from "../../src/cachedir";
+import { readAllPublished } from "../../src/statusfile";
+
+export const ROOT = join(import.meta.dir, "..", "..");
+export const HUPTIME = join(ROOT, "dist", "huptime");
+
+/** Which server. */
+export type Kind = "node" | "python" | "nginx";
+/** How it runs: bare, or under huptime in fork or exec mode. */
+export type Mode = "bare" | "fork" | "exec";
+
+/** A running server. */
+export interface Server {
+  kind: Kind;
+  mode: Mode;
+  port: number;
+  url: string;
+  /** Everything huptime and the server wrote to stderr. */
+  log(): string;
+  /** Pid of the generation that serves now. */
+  current(): number;
+  /** SIGHUP to the current generation; resolves with the ms until the next one serves. */
+  restart(): Promise<number | undefined>;
+  /** Every process the run left, generations and workers. */
+  stop(): Promise<void>;
+}
+
+const statusDir = () => join(cacheDir(), "status");
+
+function nginxConf(dir: string, port: number): string[] {
+  mkdirSync(join(dir, "tmp"), { recursive: true });
+  const conf = join(dir, "nginx.conf");
+  writeFileSync(
+    conf,
+    `daemon on;
+worker_processes 2;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/tmp;
+  proxy_temp_path ${dir}/tmp;
+  fastcgi_temp_path ${dir}/tmp;
+  uwsgi_temp_path ${dir}/tmp;
+  scgi_temp_path ${dir}/tmp;
+  server { listen 127.0.0.1:${port} backlog=1024; location / { return 200 "ok\\n"; } }
+}
+`,
+  );
+  return ["nginx", "-c", conf];
+}
+
+function children(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((t) =>
+      readFileSync(`/proc/${pid}/task/${t}/children`, "utf8").split(/\s+/).filter(Boolean).map(Number),
+    );
+  } catch {
+    return [];
+  }
+}
+
+function killTree(pid: number, sig: NodeJS.Signals): void {
+  for (const c of children(pid)) killTree(c, sig);
+  try {
+    process.kill(pid, sig);
+  } catch {}
+}
+
+/** Whether the server answers 2xx, on a connection that is closed at once (an idle keep-alive
+ * connection of ours would hold up an exec-mode drain). */
+function answers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    let raw = "";
+    const s = connect({ port, host: "127.0.0.1" });
+    const timer = setTimeout(() => (s.destroy(), resolve(false)), 1000);
+    s.on("connect", () => s.write("GET / HTTP/1.0\r\nHost: bench\r\nConnection: close\r\n\r\n"));
+    s.on("data", (d) => (raw += d));
+    s.on("end", () => (clearTimeout(timer), resolve(/^HTTP\/1\.[01] 2/.test(raw))));
+    s.on("error", () => (clearTimeout(timer), resolve(false)));
+  });
+}
+
+/** Starts `kind` on `port`, bare or under huptime (`extra`: more huptime options). */
+export async function startServer(kind: Kind, mode: Mode, port: number, extra: string[] = []): Promise<Server> {
+  const dir = mkdtempSync(join(tmpdir(), `huptime-bench-${kind}-`));
+  const argv =
+    kind === "node" ? ["node", join(import.meta.dir, "servers", "node.js"), String(port)]
+    : kind === "python" ? ["python3", join(import.meta.dir, "servers", "python_threaded.py"), String(port)]
+    : nginxConf(dir, port);
+  const pidfile = join(dir, "nginx.pid");
+  const full = mode === "bare" ? argv : [HUPTIME, `--${mode}`, ...(kind === "nginx" ? ["--unlink", pidfile] : []), ...extra, ...argv];
+  const logPath = join(dir, "stderr.log");
+  const child = spawn(full[0], full.slice(1), { detached: true, stdio: ["ignore", "ignore", openSync(logPath, "w")] });
+  const url = `http://127.0.0.1:${port}/`;
+  const end = Date.now() + 15_000;
+  while (!(await answers(port))) {
+    if (Date.now() > end) throw new Error(`${kind} (${mode}) did not answer on ${url}: ${readFileSync(logPath, "utf8")}`);
+    await Bun.sleep(20);
+  }
+  const first = kind === "nginx" ? Number(readFileSync(pidfile, "utf8").trim()) : child.pid!;
+  let pid = first;
+  const seen = new Set<number>([first, child.pid!]);
+  const generation = () => readAllPublished(statusDir()).find((p) => p.pid === pid)?.generation ?? 1;
+  return {
+    kind,
+    mode,
+    port,
+    url,
+    log: () => readFileSync(logPath, "utf8"),
+    current: () => pid,
+    async restart() {
+      const gen = generation();
+      const t0 = performance.now();
+      try {
+        process.kill(pid, "SIGHUP");
+      } catch {
+        return undefined;
+      }
+      const until = Date.now() + 10_000;
+      while (Date.now() < until) {
+        const next = readAllPublished(statusDir()).find((p) => p.generation === gen + 1 && p.state === "serving" && (p.pid === pid || p.previous === pid));
+        if (next) {
+          pid = next.pid;
+          seen.add(pid);
+          return performance.now() - t0;
+        }
+        await Bun.sleep(2);
+      }
+      return undefined;
+    },
+    async stop() {
+      // Daemons (nginx) leave the tree: find masters by their pidfile and their command line.
+      if (kind === "nginx") {
+        try {
+          seen.add(Number(readFileSync(pidfile, "utf8").trim()));
+        } catch {}
+        for (const name of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+          try {
+            if (readFileSync(`/proc/${name}/cmdline`, "utf8").includes(dir)) seen.add(Number(name));
+          } catch {}
+        }
+      }
+      for (const p of seen) killTree(p, "SIGKILL");
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {}
+      await Bun.sleep(50);
+    },
+  };
+}
