@@ -5,11 +5,12 @@
  */
 import { spawn } from "node:child_process";
 import { connect } from "node:net";
-import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cacheDir } from "../../src/cachedir";
 import { readAllPublished } from "../../src/statusfile";
+import { writeNginxConf } from "../../test/helpers/nginx";
 
 export const ROOT = join(import.meta.dir, "..", "..");
 export const HUPTIME = join(ROOT, "dist", "huptime");
@@ -38,27 +39,7 @@ export interface Server {
 const statusDir = () => join(cacheDir(), "status");
 
 function nginxConf(dir: string, port: number): string[] {
-  mkdirSync(join(dir, "tmp"), { recursive: true });
-  const conf = join(dir, "nginx.conf");
-  writeFileSync(
-    conf,
-    `daemon on;
-worker_processes 2;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/tmp;
-  proxy_temp_path ${dir}/tmp;
-  fastcgi_temp_path ${dir}/tmp;
-  uwsgi_temp_path ${dir}/tmp;
-  scgi_temp_path ${dir}/tmp;
-  server { listen 127.0.0.1:${port} backlog=1024; location / { return 200 "ok\\n"; } }
-}
-`,
-  );
-  return ["nginx", "-c", conf];
+  return ["nginx", "-c", writeNginxConf(dir, port, "ok", { connections: 4096, backlog: 1024 })];
 }
 
 function children(pid: number): number[] {

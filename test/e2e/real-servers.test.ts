@@ -14,14 +14,17 @@ import { alive, killAll, processesWithOpen, waitFor } from "../helpers/procs";
 const RESTARTS = 5;
 
 describe("real servers", () => {
-  test(`nginx (daemon, master + 2 workers, pidfile, --unlink): ${RESTARTS} restarts, zero failures`, async () => {
+  // Exec mode too: the master execs in place and daemonizes again (its workers' channels signal
+  // SIGIO and its itimers survive the exec: the new image must outlive both).
+  for (const [mode, restarts] of [["fork", RESTARTS], ["exec", 20]] as const) {
+  test(`nginx ${mode} mode (daemon, master + 2 workers, pidfile, --unlink): ${restarts} restarts, zero failures`, async () => {
     const dir = mkdtempSync(join(tmpdir(), "huptime-nginx-"));
     const port = await freePort();
     const pidfile = join(dir, "nginx.pid");
     const conf = writeNginxConf(dir, port, "v1");
     const argv = ["nginx", "-c", conf, "-p", dir, "-e", join(dir, "error.log")];
     const t0 = Date.now();
-    const started = runCli(["--unlink", pidfile, ...argv]);
+    const started = runCli([`--${mode}`, "--unlink", pidfile, ...argv]);
     expect(started.code, started.stderr).toBe(0); // nginx daemonizes: the foreground process exits
     // ...and once it has, whoever started it sees its output pipes close (the daemon let go of them).
     expect(Date.now() - t0).toBeLessThan(5000);
@@ -30,7 +33,7 @@ describe("real servers", () => {
     try {
       await waitFor(async () => (await request(port, "/", 1000)).ok, "nginx to answer");
       const load = loadLoop(port, { concurrency: 4, intervalMs: 2 });
-      for (let gen = 2; gen <= RESTARTS + 1; gen++) {
+      for (let gen = 2; gen <= restarts + 1; gen++) {
         const served = load.stats.ok;
         await waitFor(() => load.stats.ok >= served + 30, "the client loop to be served");
         writeNginxConf(dir, port, `v${gen}`);
@@ -56,4 +59,5 @@ describe("real servers", () => {
       killAll(ours());
     }
   }, 120_000);
+  }
 });

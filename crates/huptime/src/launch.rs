@@ -222,7 +222,14 @@ impl ExecPlan {
                 // resets it to the default atomically, while setting SIG_DFL here would let a
                 // signal arriving before execve (SIGIO from a closing worker channel, say) kill
                 // the process with the default action.
-                let want = if sig < 64 && launch.ignored & (1 << sig) != 0 { libc::SIG_IGN } else { libc::SIG_DFL };
+                let mut want = if sig < 64 && launch.ignored & (1 << sig) != 0 { libc::SIG_IGN } else { libc::SIG_DFL };
+                // Ignored until the new image is set up (SIG_IGN survives execve, a handler
+                // replaces it): SIGHUP until the shim's constructor installs huptime's handler,
+                // SIGIO from files the old image left in O_ASYNC mode with this pid as owner
+                // (nginx's worker channels, whose workers may exit only after the exec).
+                if (sig == libc::SIGHUP || sig == libc::SIGIO) && want == libc::SIG_DFL {
+                    want = libc::SIG_IGN;
+                }
                 let mut cur: libc::sigaction = core::mem::zeroed();
                 real::sigaction(sig, core::ptr::null(), &mut cur);
                 let caught = cur.sa_sigaction != libc::SIG_IGN && cur.sa_sigaction != libc::SIG_DFL;
@@ -231,6 +238,12 @@ impl ExecPlan {
                     act.sa_sigaction = want;
                     real::sigaction(sig, &act, core::ptr::null_mut());
                 }
+            }
+            // Interval timers survive execve: one the old image armed (nginx's master does while
+            // its workers stop) would kill the new image with SIGALRM before it has a handler.
+            let off: libc::itimerval = core::mem::zeroed();
+            for which in [libc::ITIMER_REAL, libc::ITIMER_VIRTUAL, libc::ITIMER_PROF] {
+                libc::setitimer(which, &off, core::ptr::null_mut());
             }
             libc::pthread_sigmask(libc::SIG_SETMASK, &launch.mask, core::ptr::null_mut());
             real::execve(self.exe.as_ptr(), self.argv_p.as_ptr(), self.env_p.as_ptr());
