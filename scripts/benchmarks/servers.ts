@@ -42,6 +42,15 @@ function nginxConf(dir: string, port: number): string[] {
   return ["nginx", "-c", writeNginxConf(dir, port, "ok", { connections: 4096, backlog: 1024 })];
 }
 
+/** The pid a pidfile names, 0 while it is missing (removed at a restart) or empty. */
+function pidIn(file: string): number {
+  try {
+    return Number(readFileSync(file, "utf8").trim()) || 0;
+  } catch {
+    return 0;
+  }
+}
+
 function children(pid: number): number[] {
   try {
     return readdirSync(`/proc/${pid}/task`).flatMap((t) =>
@@ -110,8 +119,15 @@ export async function startServer(kind: Kind, mode: Mode, port: number, extra: s
         return undefined;
       }
       const until = Date.now() + 10_000;
+      const old = pid;
       while (Date.now() < until) {
-        const next = readAllPublished(statusDir()).find((p) => p.generation === gen + 1 && p.state === "serving" && (p.pid === pid || p.previous === pid));
+        // nginx names its master in its pidfile (rewritten by the new master, which is ready
+        // by then); other servers are followed through huptime's state files.
+        const fromPidfile = kind === "nginx" ? pidIn(pidfile) : 0;
+        const next =
+          kind === "nginx"
+            ? fromPidfile && fromPidfile !== old && readAllPublished(statusDir()).some((p) => p.pid === fromPidfile && p.state === "serving") ? { pid: fromPidfile } : undefined
+            : readAllPublished(statusDir()).find((p) => p.generation === gen + 1 && p.state === "serving" && (p.pid === pid || p.previous === pid));
         if (next) {
           pid = next.pid;
           seen.add(pid);

@@ -82,7 +82,8 @@ describe("huptime --status: what each process is doing", () => {
 
   test("--json has exactly the fields the README documents, with their types", async () => {
     const readme = readFileSync(join(ROOT, "README.md"), "utf8");
-    const section = readme.slice(readme.indexOf("`--json` prints"), readme.indexOf("## How it works"));
+    const start = readme.indexOf("`--json` prints");
+    const section = readme.slice(start, readme.indexOf("\n## ", start));
     const documented = [...section.matchAll(/^\| `(\w+)` \| ([^|]+) \|/gm)].map((m) => [m[1], m[2].trim()]);
     expect(documented.length).toBe(10);
     const { port, s } = await serveApp("v1");
