@@ -64,6 +64,7 @@ describe("huptime --status: what each process is doing", () => {
       app.write(appSource("v2"));
       process.kill(s.pid, "SIGHUP");
       await waitForVersion(port, "v2");
+      await waitFor(() => status(["python3", app.file]).some((r) => r.pid === s.pid && r.state === "draining"), "the old generation to drain");
       const during = status(["python3", app.file]);
       const old = during.find((r) => r.pid === s.pid);
       const next = during.find((r) => r.pid !== s.pid);

@@ -546,6 +546,7 @@ fn fork_restart() {
             let ready_at = sys::now_us();
             begin_drain();
             let stop_us = sys::now_us() - ready_at;
+            crate::status::publish("draining");
             sys::close(ready_r);
             info!(
                 "generation {gen} (pid {pid}) is ready after {} ms; stopped accepting {}.{:03} ms later; draining",
