@@ -6,6 +6,7 @@
 import { Builtins, Cli } from "clipanion";
 import { RunCommand } from "./commands/run";
 import { StatusAllCommand } from "./commands/status-all";
+import { CompletionCommand, ManPageCommand } from "./commands/docs";
 import { EXIT_USAGE, HuptimeError } from "./errors";
 import { VERSION } from "./version";
 
@@ -25,6 +26,8 @@ export function makeCli(): Cli {
   cli.register(Builtins.VersionCommand);
   cli.register(RunCommand);
   cli.register(StatusAllCommand);
+  cli.register(ManPageCommand);
+  cli.register(CompletionCommand);
   return cli;
 }
 
