@@ -36,12 +36,12 @@ function isManaged(pid: number): boolean {
   }
 }
 
-/** Parent pid and state of `pid`, or undefined if it is gone. */
-export function procStat(pid: number): { ppid: number; state: string; start: string } | undefined {
+/** Parent pid, process group, state and start time of `pid`, or undefined if it is gone. */
+export function procStat(pid: number): { ppid: number; pgrp: number; state: string; start: string } | undefined {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, "utf8");
     const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-    return { state: f[0], ppid: Number(f[1]), start: f[19] };
+    return { state: f[0], ppid: Number(f[1]), pgrp: Number(f[2]), start: f[19] };
   } catch {
     return undefined;
   }

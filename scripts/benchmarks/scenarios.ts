@@ -1,6 +1,7 @@
 /** The benchmark scenarios of scripts/bench; each returns plain data for the report. */
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
+import { isRunning } from "../../src/instances";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
@@ -60,15 +61,7 @@ export interface RestartRun {
 }
 
 function aliveCount(pids: number[]): number {
-  return pids.filter((p) => {
-    try {
-      process.kill(p, 0);
-      const st = readFileSync(`/proc/${p}/stat`, "utf8");
-      return !st.slice(st.lastIndexOf(")") + 2).startsWith("Z");
-    } catch {
-      return false;
-    }
-  }).length;
+  return pids.filter(isRunning).length;
 }
 
 /** Restarts every `intervalMs` under wrk load; then the same load without restarts. */

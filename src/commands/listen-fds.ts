@@ -7,9 +7,10 @@
  * the old one SIGTERM (its own graceful shutdown). A generation that exits or is not ready in time
  * is killed (process group) and the old one goes on serving.
  */
-import { readFileSync, unlinkSync } from "node:fs";
+import { unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { HuptimeError } from "../errors";
+import { procStat } from "../instances";
 import type { ListenSpec } from "../listen";
 import { debug, info } from "../log";
 import { native } from "../native";
@@ -52,16 +53,6 @@ function signalGroup(pgid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(-pgid, sig);
   } catch {}
-}
-
-/** Process group of `pid` (from /proc), or 0. */
-function groupOf(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
-  } catch {
-    return 0;
-  }
 }
 
 /** Runs the program under a --listen-fds supervisor until it stops; returns the exit status. */
@@ -126,7 +117,7 @@ export async function listenFdsCommand(file: string, argv: string[], baseEnv: No
     let m;
     while ((m = nat.recvNotice(notifyFd))) {
       const fields = new Map(m.message.split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)] as [string, string]));
-      const g = gens.find((x) => !x.ended && (x.pid === m!.pid || groupOf(m!.pid) === x.pid));
+      const g = gens.find((x) => !x.ended && (x.pid === m!.pid || procStat(m!.pid)?.pgrp === x.pid));
       debug(`notice from pid ${m.pid}${g ? ` (generation ${g.n})` : " (no generation of ours; ignored)"}: ${m.message.replace(/\n/g, " ")}`);
       if (g && fields.get("READY") === "1") g.ready = true;
     }

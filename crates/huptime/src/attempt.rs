@@ -102,11 +102,8 @@ impl Attempt {
         let mut p = libc::pollfd { fd: self.pidfd, events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd, no wait. Readable means it has exited already.
         let exited = self.pidfd < 0 || unsafe { real::poll(&mut p, 1, 0) } == 1;
-        if !exited {
-            // SAFETY: pidfd_send_signal on our own pidfd (safe against pid reuse).
-            if unsafe { libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd, libc::SIGKILL, 0usize, 0u32) } == 0 {
-                killed += 1;
-            }
+        if !exited && sys::pidfd_signal(self.pidfd, libc::SIGKILL) {
+            killed += 1;
         }
         // SAFETY: getpid/getpgrp have no preconditions.
         let (me, my_group) = unsafe { (libc::getpid(), libc::getpgrp()) };

@@ -93,14 +93,11 @@ pub fn adopt_listen_fds() {
     };
     let mut t = SOCKETS.lock();
     for fd in 3..3 + n {
-        // SAFETY: sockaddr_storage is plain data; getsockname fills at most its size.
-        let mut ss: libc::sockaddr_storage = unsafe { core::mem::zeroed() };
-        let mut len = core::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        // SAFETY: valid out-pointers.
-        let named = unsafe { libc::getsockname(fd, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut len) } == 0;
-        // SAFETY: the first `len` bytes were filled by getsockname.
-        let raw = unsafe { core::slice::from_raw_parts((&ss as *const libc::sockaddr_storage).cast::<u8>(), len as usize) };
-        let key = if named { SockKey::from_sockaddr(sys::socktype(fd), raw) } else { None };
+        let key = sys::local_address(fd).and_then(|(ss, len)| {
+            // SAFETY: the first `len` bytes were filled by getsockname.
+            let raw = unsafe { core::slice::from_raw_parts((&ss as *const libc::sockaddr_storage).cast::<u8>(), len as usize) };
+            SockKey::from_sockaddr(sys::socktype(fd), raw)
+        });
         let Some(key) = key.filter(|_| sys::is_serving_socket(fd)) else {
             info!("passed fd {fd} (LISTEN_FDS) is not a bound, listening socket; leaving it alone");
             continue;
@@ -137,13 +134,7 @@ fn verify_inherited(fd: c_int, key: &SockKey) -> Result<(), &'static str> {
     if sys::socktype(fd) != key.socktype {
         return Err("not a socket of that type");
     }
-    // SAFETY: sockaddr_storage is plain data; getsockname fills at most its size.
-    let mut ss: libc::sockaddr_storage = unsafe { core::mem::zeroed() };
-    let mut len = core::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: valid out-pointers.
-    if unsafe { libc::getsockname(fd, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut len) } != 0 {
-        return Err("getsockname failed");
-    }
+    let Some((ss, _)) = sys::local_address(fd) else { return Err("getsockname failed") };
     if ss.ss_family != key.family {
         return Err("different address family");
     }

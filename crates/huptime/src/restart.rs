@@ -557,8 +557,7 @@ fn fork_restart() {
             if HUP_PENDING.swap(false, Ordering::AcqRel) {
                 // SIGHUPs that came during this restart: one follow-up restart, by the new generation.
                 info!("SIGHUP received during the restart; passing it on to generation {gen}");
-                // SAFETY: pidfd_send_signal on our own pidfd (safe against pid reuse).
-                unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, libc::SIGHUP, 0usize, 0u32) };
+                sys::pidfd_signal(pidfd, libc::SIGHUP);
             }
             sys::close(pidfd);
             crate::notify::handed_over(pid, gen);

@@ -178,3 +178,19 @@ pub fn socktype(fd: c_int) -> c_int {
         -1
     }
 }
+
+/// The local address `fd` is bound to (getsockname), with its length.
+pub fn local_address(fd: c_int) -> Option<(libc::sockaddr_storage, libc::socklen_t)> {
+    // SAFETY: sockaddr_storage is plain data; getsockname fills at most its size.
+    let mut ss: libc::sockaddr_storage = unsafe { core::mem::zeroed() };
+    let mut len = core::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: valid out-pointers.
+    let ok = unsafe { libc::getsockname(fd, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut len) } == 0;
+    ok.then_some((ss, len))
+}
+
+/// Sends `sig` through a pidfd (safe against pid reuse); true if it was sent.
+pub fn pidfd_signal(pidfd: c_int, sig: c_int) -> bool {
+    // SAFETY: pidfd_send_signal with no siginfo and no flags.
+    pidfd >= 0 && unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, 0usize, 0u32) } == 0
+}
