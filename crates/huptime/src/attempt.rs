@@ -95,6 +95,29 @@ impl Attempt {
         self.status.filter(|&s| s >= 0).map(report::describe_status)
     }
 
+    /// After it was ready: whether the first process has ended since (checked without waiting).
+    /// Its wait status is then in `status` when the kernel still has it.
+    pub fn has_ended(&mut self) -> bool {
+        if self.pidfd < 0 {
+            return false;
+        }
+        let mut p = libc::pollfd { fd: self.pidfd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd, no wait. Readable means it has exited.
+        if unsafe { real::poll(&mut p, 1, 0) } != 1 {
+            return false;
+        }
+        if self.status.is_none() {
+            self.status = exit_status(self.pid, self.pidfd, 200);
+        }
+        true
+    }
+
+    /// Whether the first process ended as a failure (a crash, a kill, a non-zero exit) rather
+    /// than a deliberate stop (exit 0, SIGTERM, SIGINT). Unknown counts as a failure.
+    pub fn failed(&self) -> bool {
+        self.status.is_none_or(report::is_failure)
+    }
+
     /// Kills every process of the new generation: its first process, every process that holds
     /// the channel's write end, and the process groups they lead. Returns how many were signalled.
     pub fn kill_all(&self) -> usize {

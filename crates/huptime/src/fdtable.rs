@@ -260,6 +260,8 @@ pub mod internal {
     pub const LINEAGE_W: usize = 3;
     /// Write end of the readiness pipe to the previous generation.
     pub const READY: usize = 4;
+    /// Pidfd of the previous generation's process while it drains (fork mode).
+    pub const PREDECESSOR: usize = 5;
     /// First of the saved original fds (stdio and anything else given at start).
     pub const ORIG_BASE: usize = 8;
     /// Number of slots.

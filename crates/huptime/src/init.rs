@@ -15,6 +15,7 @@ extern "C" fn huptime_init() {
     crate::status::configure(&cfg);
     restart::configure(cfg);
     handover::adopt_from_env();
+    restart::watch_predecessor();
     handover::adopt_listen_fds();
     if handover::IS_GENERATION.load(Ordering::Acquire) {
         crate::status::publish("starting");
@@ -30,6 +31,8 @@ extern "C" fn huptime_init() {
     hooks::process::watch_stop_for_notify();
     restart::mark_started();
     die_with_supervisor();
+    // SAFETY: getpid has no preconditions.
+    hooks::OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
     hooks::ACTIVE.store(true, Ordering::Release);
 }
 

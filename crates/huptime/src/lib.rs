@@ -9,10 +9,10 @@
 #[cfg(not(test))]
 pub mod attempt;
 pub mod config;
+pub mod epollreg;
 pub mod sockkey;
 pub mod wire;
 
-#[cfg(not(test))]
 pub mod fdtable;
 #[cfg(not(test))]
 pub mod handover;

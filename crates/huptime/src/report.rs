@@ -121,6 +121,18 @@ fn signal_name(sig: i32) -> &'static str {
     }
 }
 
+/// Whether a raw wait status is a failure: any signal but SIGTERM/SIGINT, or a non-zero exit.
+pub fn is_failure(status: i32) -> bool {
+    if status < 0 {
+        return true;
+    }
+    if libc::WIFSIGNALED(status) {
+        let sig = libc::WTERMSIG(status);
+        return sig != libc::SIGTERM && sig != libc::SIGINT;
+    }
+    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +185,16 @@ mod tests {
         assert_eq!(describe_status(3 << 8), "exited with status 3");
         assert_eq!(describe_status(11), "was killed by signal 11 (SIGSEGV)");
         assert_eq!(describe_status(0x86), "was killed by signal 6 (SIGABRT, core dumped)");
+    }
+
+    #[test]
+    fn failures_and_deliberate_stops() {
+        assert!(!is_failure(0)); // exit 0
+        assert!(is_failure(3 << 8)); // exit 3
+        assert!(is_failure(libc::SIGKILL));
+        assert!(is_failure(libc::SIGSEGV | 0x80)); // with a core dump
+        assert!(!is_failure(libc::SIGTERM));
+        assert!(!is_failure(libc::SIGINT));
+        assert!(is_failure(-1)); // unknown
     }
 }

@@ -81,6 +81,40 @@ fn interrupt_accepts() -> usize {
     n
 }
 
+/// A SIGHUP came while the previous generation still drained: restart once it has ended, so that
+/// never more than two generations run at once.
+static DEFERRED: AtomicBool = AtomicBool::new(false);
+
+/// Constructor time, in a generation started by a fork-mode restart: watches the previous
+/// generation's process (a pidfd) so that a restart waits until it has finished draining.
+pub fn watch_predecessor() {
+    let pid = handover::PARENT_GENERATION_PID.load(Ordering::Relaxed);
+    // SAFETY: getpid has no preconditions.
+    if pid <= 0 || pid == unsafe { libc::getpid() } || internal::get(internal::PREDECESSOR) >= 0 {
+        return;
+    }
+    // SAFETY: pidfd_open with integer arguments.
+    let fd = unsafe { real::syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0, 0, 0, 0, 0) } as c_int;
+    if fd >= 0 {
+        internal::set(internal::PREDECESSOR, sys::move_internal(fd));
+    }
+}
+
+/// Whether the previous generation's process is still running (draining).
+fn predecessor_running() -> bool {
+    let fd = internal::get(internal::PREDECESSOR);
+    if fd < 0 {
+        return false;
+    }
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd, no wait. Readable once the process has exited.
+    if unsafe { real::poll(&mut p, 1, 0) } == 0 {
+        return true;
+    }
+    sys::close(internal::take(internal::PREDECESSOR));
+    false
+}
+
 /// Stores the configuration (constructor time).
 pub fn configure(c: Config) {
     log::DEBUG.store(c.debug, Ordering::Relaxed);
@@ -286,14 +320,21 @@ extern "C" fn helper_main(_: *mut libc::c_void) -> *mut libc::c_void {
         // exited (the master may well be gone by the time the notice is read).
         let forked = FORK_PARENT.load(Ordering::Acquire) != 0;
         let lineage = if forked { internal::get(internal::LINEAGE_R) } else { -1 };
+        let previous = if DEFERRED.load(Ordering::Acquire) { internal::get(internal::PREDECESSOR) } else { -1 };
         let mut fds = [
             libc::pollfd { fd: hup, events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: lineage, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: previous, events: libc::POLLIN, revents: 0 },
         ];
         // SAFETY: valid pollfd array; a negative fd is ignored by poll.
-        let r = unsafe { real::poll(fds.as_mut_ptr(), 2, 1000) };
+        let r = unsafe { real::poll(fds.as_mut_ptr(), 3, 1000) };
         if r > 0 && fds[0].revents != 0 {
             sys::eventfd_clear(hup);
+        }
+        if DEFERRED.load(Ordering::Acquire) && !predecessor_running() && DEFERRED.swap(false, Ordering::AcqRel) {
+            info!("the previous generation has ended; restarting as SIGHUP asked");
+            HUP_PENDING.store(true, Ordering::Release);
+            continue;
         }
         if r > 0 && fds[1].revents != 0 {
             // Also when this process was forked by an already draining one (nginx's master
@@ -312,6 +353,13 @@ fn on_hup() {
     if is_worker() {
         debug!("SIGHUP in a worker: draining");
         drain_and_exit(None);
+    }
+    if config().mode == Mode::Fork && predecessor_running() {
+        if !DEFERRED.swap(true, Ordering::AcqRel) {
+            let pid = handover::PARENT_GENERATION_PID.load(Ordering::Relaxed);
+            info!("SIGHUP: generation {} (pid {pid}) is still draining; restarting once it has ended", log::GENERATION.load(Ordering::Relaxed).saturating_sub(1));
+        }
+        return;
     }
     match config().mode {
         Mode::Fork => fork_restart(),
@@ -405,13 +453,32 @@ fn unlink_pidfile() {
     }
 }
 
+/// How a drain ended.
+enum Drained {
+    /// Idle, or the deadline passed: the process may end (or exec).
+    Done,
+    /// The successor this process handed over to failed while this one still drained: it takes
+    /// its listeners back. Carries how the successor ended.
+    SuccessorFailed(String),
+}
+
 /// Waits until the process has no open client connections (and, with `--wait` or before an exec,
-/// no running children), or the drain deadline passes.
-fn wait_idle() {
+/// no running children), or the drain deadline passes. With `successor`, also watches the
+/// generation that took over: if it fails before this one is done, the drain is called off.
+fn wait_idle(mut successor: Option<&mut Attempt>) -> Drained {
     let cfg = config();
     let limit = cfg.drain_timeout_ms;
     let start = sys::now_ms();
     loop {
+        if let Some(a) = successor.as_deref_mut() {
+            if a.has_ended() {
+                if a.failed() {
+                    return Drained::SuccessorFailed(a.how_it_ended().unwrap_or_else(|| "ended".into()));
+                }
+                debug!("generation {} (pid {}) stopped; going on draining", log::GENERATION.load(Ordering::Relaxed) + 1, a.pid);
+                successor = None;
+            }
+        }
         if cfg.wait_children && fdtable::CONNS.load(Ordering::SeqCst) == 0 {
             let kids = live_children();
             if kids > 0 {
@@ -433,12 +500,12 @@ fn wait_idle() {
             // Looks idle: close the door, then look again for a thread that got in meanwhile.
             CLOSING.store(true, Ordering::SeqCst);
             if interrupt_accepts() == 0 && fdtable::CONNS.load(Ordering::SeqCst) == 0 {
-                return;
+                return Drained::Done;
             }
         }
         if limit > 0 && sys::now_ms().saturating_sub(start) >= limit {
             info!("drain deadline ({} s) passed with {open} connection(s) still open; cutting them", limit as f64 / 1000.0);
-            return;
+            return Drained::Done;
         }
         sys::sleep_ms(5);
     }
@@ -447,7 +514,11 @@ fn wait_idle() {
 fn drain_and_exit(reason: Option<&str>) -> ! {
     begin_drain();
     crate::status::publish("draining");
-    wait_idle();
+    wait_idle(None);
+    exit_drained(reason)
+}
+
+fn exit_drained(reason: Option<&str>) -> ! {
     crate::status::withdraw();
     if let Some(r) = reason {
         info!("{r}");
@@ -465,12 +536,13 @@ fn drain_and_exit(reason: Option<&str>) -> ! {
 /// A blocking accept() in a draining process, by a thread registered with `enter_accept`. If a
 /// connection is pending right now (the program's poll/select saw it just before the drain), it is
 /// taken without waiting and served here: a single-threaded event loop that called accept() must
-/// get back to its open connections. Otherwise the thread parks for good (the process ends from
-/// its helper thread).
-pub fn accept_while_draining(fd: c_int, slot: usize, accept: &dyn Fn(c_int) -> c_int) -> c_int {
+/// get back to its open connections. Otherwise the thread parks until the process ends (from its
+/// helper thread) or takes its listeners back; then `None` tells the caller to accept again.
+pub fn accept_while_draining(fd: c_int, slot: usize, accept: &dyn Fn(c_int) -> c_int) -> Option<c_int> {
     if CLOSING.load(Ordering::SeqCst) {
         leave_accept(slot);
         park();
+        return None;
     }
     let shadow = SOCKETS.lock().find_fd(fd).map(|s| s.shadow).unwrap_or(-1);
     // The kept copy is set before the inert socket takes the fd's place, so prefer it.
@@ -483,20 +555,64 @@ pub fn accept_while_draining(fd: c_int, slot: usize, accept: &dyn Fn(c_int) -> c
             if r >= 0 {
                 fdtable::set_state(r, FdState::Conn);
                 leave_accept(slot);
-                return r;
+                return Some(r);
             }
         }
     }
     leave_accept(slot);
-    park()
+    park();
+    None
 }
 
-/// Blocks the calling thread for good (a draining process ends from its helper thread).
-pub fn park() -> ! {
-    loop {
+/// Blocks the calling thread while the process drains: it ends from its helper thread, or takes
+/// its listeners back (its successor failed) and the thread returns.
+fn park() {
+    while draining() || CLOSING.load(Ordering::SeqCst) {
         // SAFETY: poll with no fds just sleeps.
-        unsafe { real::poll(core::ptr::null_mut(), 0, -1) };
+        unsafe { real::poll(core::ptr::null_mut(), 0, 100) };
     }
+}
+
+/// Calls off the drain (the successor failed after it was ready): the real sockets go back to
+/// their fd numbers and into the program's epoll sets, parked accept() calls resume, and the
+/// processes forked from now on get a fresh drain notice pipe (the old one says "drain").
+fn take_back() {
+    let sockets: Vec<_> = SOCKETS.lock().iter().filter(|s| !s.pending && s.shadow >= 0).collect();
+    let mut regs = [crate::epollreg::Registration { ep: -1, fd: -1, events: 0, data: 0 }; 16];
+    for s in sockets {
+        // SAFETY: fcntl/dup3/epoll_ctl on fds this process owns.
+        unsafe {
+            let fdflags = real::fcntl(s.fd, libc::F_GETFD, 0);
+            let flags = if fdflags >= 0 && fdflags & libc::FD_CLOEXEC != 0 { libc::O_CLOEXEC } else { 0 };
+            if real::dup3(s.shadow, s.fd, flags) < 0 {
+                info!("can't take back {} (fd {}): {}", s.key, s.fd, std::io::Error::last_os_error());
+                continue;
+            }
+            sys::close(s.shadow);
+            fdtable::set_state(s.fd, FdState::Bound);
+            let n = crate::epollreg::REGISTRATIONS.lock().of_socket(s.fd, &mut regs);
+            for r in &regs[..n] {
+                let mut ev = libc::epoll_event { events: r.events, u64: r.data };
+                real::epoll_ctl(r.ep, libc::EPOLL_CTL_ADD, r.fd, &mut ev);
+            }
+        }
+        if let Some(e) = SOCKETS.lock().iter_mut().find(|e| e.fd == s.fd && !e.pending) {
+            e.shadow = -1;
+        }
+    }
+    for slot in [internal::LINEAGE_R, internal::LINEAGE_W] {
+        sys::close(internal::take(slot));
+    }
+    let mut p = [-1; 2];
+    // SAFETY: valid out-array.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } == 0 {
+        internal::set(internal::LINEAGE_R, sys::move_internal(p[0]));
+        internal::set(internal::LINEAGE_W, sys::move_internal(p[1]));
+    }
+    sys::eventfd_clear(internal::get(internal::DRAIN));
+    CLOSING.store(false, Ordering::SeqCst);
+    set_handler(libc::SA_RESTART);
+    DRAINING.store(false, Ordering::Release);
 }
 
 fn next_generation() -> u32 {
@@ -559,11 +675,27 @@ fn fork_restart() {
                 info!("SIGHUP received during the restart; passing it on to generation {gen}");
                 sys::pidfd_signal(pidfd, libc::SIGHUP);
             }
-            sys::close(pidfd);
             crate::notify::handed_over(pid, gen);
             // SAFETY: getpid has no preconditions.
             crate::status::successor_ready(unsafe { libc::getpid() });
-            drain_and_exit(Some("drained; exiting"));
+            match wait_idle(Some(&mut attempt)) {
+                Drained::Done => {
+                    sys::close(pidfd);
+                    exit_drained(Some("drained; exiting"))
+                }
+                Drained::SuccessorFailed(how) => {
+                    take_back();
+                    sys::close(pidfd);
+                    crate::status::forget(pid);
+                    let why = format!("generation {gen} (pid {pid}) {how} after it was ready");
+                    info!("{why}; generation {} takes its sockets back and serves again", gen - 1);
+                    crate::status::record_rollback(&why);
+                    // SAFETY: getpid has no preconditions.
+                    crate::notify::handed_over(unsafe { libc::getpid() }, gen - 1);
+                    crate::status::publish("serving");
+                    return;
+                }
+            }
         }
         Outcome::Ended => format!("generation {gen} (pid {pid}) {} before it was ready", attempt.how_it_ended().unwrap_or_else(|| "ended".into())),
         Outcome::Timeout => format!("generation {gen} (pid {pid}) was not ready within {} s", timeout as f64 / 1000.0),
@@ -681,7 +813,7 @@ fn exec_restart() {
     crate::notify::reloading(gen);
     begin_drain();
     crate::status::publish("draining");
-    wait_idle();
+    wait_idle(None);
     info!("drained; exec'ing generation {gen}");
     unlink_pidfile();
     stop_async_io_signals();

@@ -2,13 +2,18 @@
 
 use super::{enter, keep_errno};
 use crate::fdtable::{self, FdState, SOCKETS};
+use crate::epollreg::{Registration, REGISTRATIONS};
 use crate::{handover, real, sys};
 use libc::{c_int, c_uint};
 
 /// Forgets what we knew about `fd` after the program closed or replaced it. With `--revive`, a
 /// serving socket the program closes is kept (privately) for the next generation.
 fn forget(fd: c_int) {
-    if fdtable::state(fd) == FdState::Bound {
+    let st = fdtable::state(fd);
+    if st == FdState::Bound || st == FdState::Epoll {
+        REGISTRATIONS.lock().forget_fd(fd);
+    }
+    if st == FdState::Bound {
         let removed = SOCKETS.lock().remove_fd(fd);
         if let Some(mut s) = removed {
             if crate::restart::keeps_closed_sockets() && sys::is_serving_socket(fd) {
@@ -143,7 +148,7 @@ pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn epoll_create(size: c_int) -> c_int {
     let r = real::epoll_create(size);
-    if r >= 0 && super::ACTIVE.load(core::sync::atomic::Ordering::Relaxed) {
+    if r >= 0 && super::active_here() {
         fdtable::set_state(r, FdState::Epoll);
     }
     r
@@ -153,33 +158,53 @@ pub unsafe extern "C" fn epoll_create(size: c_int) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn epoll_create1(flags: c_int) -> c_int {
     let r = real::epoll_create1(flags);
-    if r >= 0 && super::ACTIVE.load(core::sync::atomic::Ordering::Relaxed) {
+    if r >= 0 && super::active_here() {
         fdtable::set_state(r, FdState::Epoll);
     }
     r
 }
 
-/// epoll_ctl(): registering a bound socket means the program is serving (readiness). The
+/// epoll_ctl(): registering a bound socket means the program is serving (readiness), and the
+/// registration is remembered (a draining process that takes its listeners back restores it). The
 /// EPOLLEXCLUSIVE flag is dropped for bound sockets: with it the kernel wakes a single epoll
 /// instance per connection, and when that one belongs to a draining generation (which no longer
 /// accepts) the wakeup is lost and the connection waits until the next one arrives.
 #[no_mangle]
 pub unsafe extern "C" fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut libc::epoll_event) -> c_int {
-    if op == libc::EPOLL_CTL_ADD && fdtable::state(fd) == FdState::Bound {
-        if let Some(_g) = enter() {
+    if fdtable::state(fd) != FdState::Bound {
+        return real::epoll_ctl(ep, op, fd, ev);
+    }
+    let Some(_g) = enter() else { return real::epoll_ctl(ep, op, fd, ev) };
+    if op == libc::EPOLL_CTL_DEL {
+        let r = real::epoll_ctl(ep, op, fd, ev);
+        return keep_errno(r, |&r| {
+            if r == 0 {
+                REGISTRATIONS.lock().remove(ep, fd);
+            }
+        });
+    }
+    if (op != libc::EPOLL_CTL_ADD && op != libc::EPOLL_CTL_MOD) || ev.is_null() {
+        return real::epoll_ctl(ep, op, fd, ev);
+    }
+    let mut shared = *ev;
+    shared.events &= !(libc::EPOLLEXCLUSIVE as u32);
+    let r = real::epoll_ctl(ep, op, fd, &mut shared);
+    keep_errno(r, |&r| {
+        if r != 0 {
+            return;
+        }
+        if op == libc::EPOLL_CTL_ADD {
             if fdtable::state(ep) != FdState::Epoll {
                 fdtable::set_state(ep, FdState::Epoll);
             }
             handover::mark_serving(fd);
             crate::restart::ensure_helper();
-            if !ev.is_null() && (*ev).events & libc::EPOLLEXCLUSIVE as u32 != 0 {
-                let mut shared = *ev;
-                shared.events &= !(libc::EPOLLEXCLUSIVE as u32);
-                return real::epoll_ctl(ep, op, fd, &mut shared);
-            }
         }
-    }
-    real::epoll_ctl(ep, op, fd, ev)
+        let reg = Registration { ep, fd, events: shared.events, data: shared.u64 };
+        if !REGISTRATIONS.lock().set(reg) {
+            crate::debug!("too many epoll registrations to remember fd {fd} in epoll {ep}");
+        }
+    })
 }
 
 unsafe fn scan_pollfds(fds: *const libc::pollfd, n: libc::nfds_t) {

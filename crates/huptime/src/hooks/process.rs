@@ -16,6 +16,7 @@ pub unsafe extern "C" fn fork() -> libc::pid_t {
     let pid = real::fork();
     SOCKETS.unlock_after_fork();
     if pid == 0 {
+        super::OWNER_PID.store(libc::getpid(), Ordering::Relaxed);
         drop(g);
         restart::after_fork_child(parent);
         return 0;
@@ -27,7 +28,7 @@ pub unsafe extern "C" fn fork() -> libc::pid_t {
 /// (A normal exit() is caught by the on_exit handler the constructor registers.)
 #[no_mangle]
 pub unsafe extern "C" fn _exit(status: c_int) -> ! {
-    if super::ACTIVE.load(Ordering::Relaxed) {
+    if super::active_here() {
         restart::revive_instead_of_exit(status);
     }
     real::_exit(status);
@@ -155,7 +156,7 @@ unsafe fn wrap_stop_signal(sig: c_int, act: *const libc::sigaction, old: *mut li
 #[no_mangle]
 pub unsafe extern "C" fn setsid() -> libc::pid_t {
     let r = real::setsid();
-    if r >= 0 && super::ACTIVE.load(Ordering::Relaxed) && restart::is_forked_copy() {
+    if r >= 0 && super::active_here() && restart::is_forked_copy() {
         crate::launch::release_stdio();
         // The daemon is the generation's master from now on: it publishes the state.
         crate::handover::publish_as_master();
@@ -170,7 +171,7 @@ static PROGRAM_HUP_FLAGS: AtomicUsize = AtomicUsize::new(0);
 /// sigaction(): SIGHUP stays huptime's; the program's choice is recorded and reported back.
 #[no_mangle]
 pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
-    if !super::ACTIVE.load(Ordering::Relaxed) {
+    if !super::active_here() {
         return real::sigaction(sig, act, old);
     }
     if stop_index(sig).is_some() && wraps_stop_signals() {
@@ -195,7 +196,7 @@ pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old:
 /// signal(): as sigaction().
 #[no_mangle]
 pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
-    if !super::ACTIVE.load(Ordering::Relaxed) {
+    if !super::active_here() {
         return real::signal(sig, handler);
     }
     if stop_index(sig).is_some() && wraps_stop_signals() {

@@ -72,7 +72,7 @@ unsafe fn do_accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: 
     let blocking = !sys::nonblocking(fd);
     // From here until a connection is handed to the program (and counted), or the thread parks,
     // a draining process must not end: this thread may be about to take a connection.
-    let slot = restart::enter_accept();
+    let mut slot = restart::enter_accept();
     loop {
         if restart::draining() || fdtable::state(fd) == FdState::Drained {
             if !blocking {
@@ -80,7 +80,14 @@ unsafe fn do_accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: 
                 sys::set_errno(libc::EAGAIN);
                 return -1;
             }
-            return restart::accept_while_draining(fd, slot, &|real_fd| call_on(real_fd));
+            match restart::accept_while_draining(fd, slot, &|real_fd| call_on(real_fd)) {
+                Some(r) => return r,
+                None => {
+                    // The drain was called off: this process serves again.
+                    slot = restart::enter_accept();
+                    continue;
+                }
+            }
         }
         if blocking {
             // Wait for a connection or for the drain signal, so a draining process never takes

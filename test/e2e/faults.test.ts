@@ -1,0 +1,104 @@
+/**
+ * Generations killed at the worst moment (SIGKILL: no handler, no clean-up):
+ * - the old generation while it drains: the new one serves on, no new request fails, and the
+ *   next SIGHUP is not held back waiting for the dead one;
+ * - the new generation right after it became ready, while the old one still drains a request:
+ *   the old one takes its sockets back and serves again (no new request fails), and the next
+ *   SIGHUP restarts it;
+ * - the new generation when the old one had nothing left to drain: nobody holds the sockets, so
+ *   the port refuses connections (documented); nothing hangs and the CLI says nothing runs.
+ */
+import { expect, test } from "bun:test";
+import { serveApp, appSource, waitForVersion } from "../helpers/app";
+import { runCli } from "../helpers/cli";
+import { canConnect, loadLoop, request } from "../helpers/net";
+import { alive, groupMembers, waitFor } from "../helpers/procs";
+import { statusRows } from "../helpers/status";
+
+/** The pid the old generation logged for generation `gen`. */
+function newPid(output: string, gen: number): number {
+  const m = output.match(new RegExp(`generation ${gen} is pid (\\d+)`));
+  if (!m) throw new Error(`no "generation ${gen} is pid" in the log:\n${output}`);
+  return Number(m[1]);
+}
+
+test("the old generation SIGKILLed while draining: the new one serves on", async () => {
+  const { app, port, s } = await serveApp("v1");
+  try {
+    const slow = request(port, "/sleep=30", 60_000); // keeps generation 1 draining
+    await Bun.sleep(200);
+    const load = loadLoop(port);
+    app.write(appSource("v2"));
+    process.kill(s.pid, "SIGHUP");
+    await waitForVersion(port, "v2");
+    await waitFor(() => s.output().includes("draining"), "generation 1 to drain");
+    const v2 = newPid(s.output(), 2);
+    process.kill(s.pid, "SIGKILL");
+    await waitFor(() => !alive(s.pid), "generation 1 to die");
+    await Bun.sleep(1500);
+    const stats = await load.stop();
+    expect(stats.failed, stats.errors.join(", ")).toBe(0);
+    expect(stats.ok).toBeGreaterThan(20);
+    expect((await request(port)).ok && (await request(port)).ok).toBe(true);
+    expect((await slow).ok).toBe(false); // it was in the killed process
+    // The next restart is not held back waiting for the dead generation.
+    app.write(appSource("v3"));
+    process.kill(v2, "SIGHUP");
+    await waitForVersion(port, "v3", 10_000);
+    expect(s.output()).not.toContain("still draining");
+  } finally {
+    s.killGroup();
+  }
+}, 60_000);
+
+test("the new generation SIGKILLed right after it is ready: the draining one takes its sockets back", async () => {
+  const { app, port, s } = await serveApp("v1");
+  try {
+    const slow = request(port, "/sleep=3", 30_000); // keeps generation 1 draining for a while
+    await Bun.sleep(200);
+    app.write(appSource("v2", { beforeServe: "sys.stderr.write('v2 ready\\n')" }));
+    process.kill(s.pid, "SIGHUP");
+    await waitFor(() => /generation 2 \(pid \d+\) is ready/.test(s.output()), "generation 2 to be ready", 15_000, 2);
+    const v2 = newPid(s.output(), 2);
+    process.kill(v2, "SIGKILL");
+    await waitFor(() => s.output().includes("takes its sockets back"), "generation 1 to take its sockets back");
+    expect(s.output()).toContain(`generation 2 (pid ${v2}) was killed by signal 9 (SIGKILL) after it was ready`);
+    // Generation 1 serves again: every new request is answered, by pid s.pid.
+    const load = loadLoop(port);
+    await Bun.sleep(1500);
+    const stats = await load.stop();
+    expect(stats.failed, stats.errors.join(", ")).toBe(0);
+    expect([...stats.bodies.keys()]).toEqual([`v1 ${s.pid}\n`]);
+    expect((await slow).ok).toBe(true); // the request it was draining was finished
+    expect(statusRows().find((r) => r.pid === s.pid)?.state).toBe("serving");
+    // The next SIGHUP restarts it (the code on disk is still v2).
+    const load2 = loadLoop(port);
+    process.kill(s.pid, "SIGHUP");
+    await waitForVersion(port, "v2");
+    const stats2 = await load2.stop();
+    expect(stats2.failed, stats2.errors.join(", ")).toBe(0);
+  } finally {
+    s.killGroup();
+  }
+}, 60_000);
+
+test("the new generation SIGKILLed once the old one has left: the port closes, nothing hangs", async () => {
+  const { app, port, s } = await serveApp("v1");
+  try {
+    app.write(appSource("v2"));
+    process.kill(s.pid, "SIGHUP");
+    await waitForVersion(port, "v2");
+    await waitFor(() => !alive(s.pid), "generation 1 to finish draining");
+    const v2 = newPid(s.output(), 2);
+    process.kill(v2, "SIGKILL");
+    await waitFor(() => groupMembers(s.pgid).length === 0, "every process to be gone");
+    expect(await canConnect(port)).toBe(false);
+    const t0 = Date.now();
+    const r = runCli(["--restart", "python3"], { timeoutMs: 10_000 });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  } finally {
+    s.killGroup();
+  }
+}, 60_000);
