@@ -36,7 +36,9 @@ for (const mode of ["fork", "exec"] as const) {
         }, `v${i} to answer`);
         if (mode === "fork") {
           await waitFor(() => !alive(before), `pid ${before} to finish`);
-          master = Number((await request(port)).ok && (await request(port)).body.split(" ")[1]);
+          const r = await request(port);
+          if (!r.ok) throw new Error(`no answer after the restart: ${r.error}`);
+          master = Number(r.body.split(" ")[1]);
         }
       }
       const stats = await load.stop();
