@@ -29,6 +29,7 @@ for (const mode of ["fork", "exec"] as const) {
       for (let i = 2; i <= 4; i++) {
         writeFileSync(cookie, `v${i}`);
         const before = master;
+        await Bun.sleep(300); // let the load reach this generation
         process.kill(master, "SIGHUP");
         await waitFor(async () => {
           const r = await request(port, "/", 2000);

@@ -1,4 +1,4 @@
-//! close, close_range, dup, dup2, dup3, epoll_create(1), epoll_ctl, poll, ppoll, select, pselect.
+//! close, close_range, closefrom, dup, dup2, dup3, epoll_create(1), epoll_ctl, poll, ppoll, select, pselect.
 
 use super::{enter, keep_errno};
 use crate::fdtable::{self, FdState, SOCKETS};
@@ -103,6 +103,23 @@ pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) 
         -1
     } else {
         0
+    }
+}
+
+/// closefrom() (glibc 2.34+): glibc implements it with an internal close_range that no hook
+/// sees, so it would close the shim's own fds and the inherited sockets; it goes through the
+/// close_range hook instead. Like glibc's, it cannot fail: where close_range is missing (Linux
+/// before 5.9) the fds are closed one by one through the close hook.
+#[no_mangle]
+pub unsafe extern "C" fn closefrom(low: c_int) {
+    let low = low.max(0) as c_uint;
+    if close_range(low, c_uint::MAX, 0) == 0 {
+        return;
+    }
+    let mut rl: libc::rlimit = core::mem::zeroed();
+    let top = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 { rl.rlim_cur.min(1 << 20) as c_uint } else { 65536 };
+    for fd in low..top {
+        close(fd as c_int);
     }
 }
 
