@@ -51,6 +51,25 @@ export interface Notice {
  */
 export declare function notifySocket(path: string): number
 
+/**
+ * Why the program at `path`, executed by this process, would not get the preload library, or
+ * null when it would (or when the file cannot be inspected; the exec then says why).
+ */
+export declare function preloadObstacle(path: string): PreloadObstacle | null
+
+/** Why LD_PRELOAD would not reach a program (see `reach.rs`). */
+export interface PreloadObstacle {
+  /** The file the reason belongs to: the program, or the interpreter of a `#!` script. */
+  file: string
+  /**
+   * `static`, `setuid`, `setgid`, `capabilities`, or `caller-ids` (huptime's own effective
+   * ids differ from its real ones).
+   */
+  reason: string
+  /** The uid (setuid) or gid (setgid) the program would run as. */
+  id?: number
+}
+
 /** The sockets of `pid`, or null when it is gone or not readable (another user's). */
 export declare function processSockets(pid: number): SocketSummary | null
 
