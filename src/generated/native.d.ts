@@ -37,10 +37,12 @@ export declare function monotonicUsec(): number
 /** The version of the native library (must match the CLI's). */
 export declare function nativeVersion(): string
 
-/** One sd_notify message and the pid that sent it. */
+/** One sd_notify message and who sent it. */
 export interface Notice {
-  /** Sender's pid (from its credentials). */
+  /** Sender's pid (from its credentials, which the kernel checks; 0 without them). */
   pid: number
+  /** Sender's uid at the time it sent (from its credentials; null without them). */
+  uid?: number
   /** The message (`KEY=value` lines). */
   message: string
 }
@@ -82,7 +84,10 @@ export declare function readAvailable(fd: number): Buffer | null
 /** Reaps one ended child, if any (never blocks). */
 export declare function reapChild(): Ended | null
 
-/** Receives one pending message from a notify socket, if any (never blocks). */
+/**
+ * Receives one pending message from a notify socket, if any (never blocks). Messages truncated
+ * to 4096 bytes; whom to believe is the caller's decision (see src/notify-access.ts).
+ */
 export declare function recvNotice(fd: number): Notice | null
 
 /**
