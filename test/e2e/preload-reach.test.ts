@@ -17,7 +17,7 @@ import { HUPTIME, ROOT, runCli, serve } from "../helpers/cli";
 import { compileC } from "../helpers/gcc";
 import { freePort } from "../helpers/net";
 import { waitFor } from "../helpers/procs";
-import { asUser, secondUser, sharedHuptime } from "../helpers/users";
+import { asUser, secondUser, sharedHuptime, userEnv } from "../helpers/users";
 
 const source = join(ROOT, "test", "fixtures", "reach", "probe.c");
 const user = secondUser();
@@ -68,7 +68,7 @@ function parse(stdout: string): Probe | undefined {
 function run(argv: string[], as: "root" | "user", extra: string[] = []) {
   const setpriv = as === "user" ? asUser(user).slice(0, -1) : extra.length ? ["setpriv"] : [];
   const cmd = setpriv.length ? [...setpriv, ...extra, "--", ...argv] : argv;
-  const env = as === "user" ? { PATH: process.env.PATH, HOME: user.home, LANG: "C" } : process.env;
+  const env = as === "user" ? userEnv(user) : process.env;
   const r = spawnSync(cmd[0], cmd.slice(1), { env, encoding: "utf8", timeout: 20_000, cwd: dir });
   return { code: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
 }
