@@ -114,10 +114,12 @@ describe("programs LD_PRELOAD cannot reach", () => {
     expectRefused(underHuptime(p, "root"), p, new RegExp(`it is setuid to uid ${user.uid} and you are uid 0, so the kernel runs it in secure-execution mode, which ignores LD_PRELOAD; run huptime as uid ${user.uid}, drop the bit \\(chmod u-s .*\\), or use --listen-fds`));
   });
 
-  test("setuid root, run by another user: refused", () => {
-    const p = copy(dynamic, "probe-setuid-root", 0, 0, 0o4755);
-    expect(direct(p, "user")).toEqual({ secure: "1", preloaded: "0" });
-    expectRefused(underHuptime(p, "user"), p, new RegExp(`it is setuid to uid 0 and you are uid ${user.uid}, so the kernel runs it in secure-execution mode`));
+  test("setuid root, run by another user: refused, also when it can only be executed, not read", () => {
+    for (const mode of [0o4755, 0o4711]) {
+      const p = copy(dynamic, `probe-setuid-root-${mode.toString(8)}`, 0, 0, mode);
+      expect(direct(p, "user")).toEqual({ secure: "1", preloaded: "0" });
+      expectRefused(underHuptime(p, "user"), p, new RegExp(`it is setuid to uid 0 and you are uid ${user.uid}, so the kernel runs it in secure-execution mode`));
+    }
   });
 
   test("setgid to another group: refused, even with that group as a supplementary one; to one's own group: run", () => {

@@ -57,6 +57,9 @@ pub enum Kind {
     Elf { dynamic: bool },
     /// A `#!` script run by this interpreter.
     Script(PathBuf),
+    /// Not readable by the caller (execute-only, as some setuid programs are): only its set-id
+    /// bits and capabilities can be judged.
+    Unreadable,
     /// Anything else (the exec itself will say what is wrong with it).
     Other,
 }
@@ -219,7 +222,7 @@ pub fn caller() -> Caller {
 }
 
 fn kind(path: &Path) -> Kind {
-    let Ok(f) = std::fs::File::open(path) else { return Kind::Other };
+    let Ok(f) = std::fs::File::open(path) else { return Kind::Unreadable };
     let read_at = |off: u64, len: usize| {
         let mut buf = vec![0u8; len];
         let n = f.read_at(&mut buf, off).ok()?;
@@ -261,7 +264,7 @@ pub fn inspect(path: &Path) -> Option<(PathBuf, Obstacle)> {
     for _ in 0..5 {
         match kind(&file) {
             Kind::Elf { dynamic: false } => return Some((file, Obstacle::Static)),
-            Kind::Elf { dynamic: true } => return secure_exec(&facts(&file)?, &me).map(|o| (file, o)),
+            Kind::Elf { dynamic: true } | Kind::Unreadable => return secure_exec(&facts(&file)?, &me).map(|o| (file, o)),
             Kind::Script(interp) => file = interp,
             Kind::Other => return None,
         }
