@@ -2,10 +2,11 @@
  * `huptime --listen ADDR [--listen ...] --listen-fds <command...>`: for programs the preload
  * cannot reach (static binaries such as Go's) that support socket activation. huptime binds the
  * sockets itself, stays the parent, and starts the program with them (LISTEN_FDS, LISTEN_PID,
- * LISTEN_FDNAMES) and a notify socket (NOTIFY_SOCKET). On SIGHUP it starts a new generation with
- * the same sockets, waits until it is ready (READY=1, or --ready-delay without it), then sends
- * the old one SIGTERM (its own graceful shutdown). A generation that exits or is not ready in time
- * is killed (process group) and the old one goes on serving.
+ * LISTEN_FDNAMES) and a notify socket (NOTIFY_SOCKET; which senders count: notify-access.ts). On
+ * SIGHUP it starts a new generation with the same sockets, waits until it is ready (READY=1, or
+ * --ready-delay without it), then sends the old one SIGTERM (its own graceful shutdown). A
+ * generation that exits or is not ready in time is killed (process group) and the old one goes on
+ * serving.
  */
 import { unlinkSync } from "node:fs";
 import { join } from "node:path";
