@@ -47,6 +47,16 @@ export function procStat(pid: number): { ppid: number; pgrp: number; state: stri
   }
 }
 
+/** Real and effective uid of `pid` (/proc/PID/status), or undefined if it is gone. */
+export function procUids(pid: number): { real: number; effective: number } | undefined {
+  try {
+    const m = /^Uid:\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? { real: Number(m[1]), effective: Number(m[2]) } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Whether `pid` is running (not a zombie). */
 export function isRunning(pid: number): boolean {
   const s = procStat(pid);

@@ -4,7 +4,7 @@
  * no signal, no ptrace. A non-root user sees only their own processes; root sees everyone's.
  */
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { findAll, managedProcesses, matches, procStat, type Instance } from "./instances";
+import { findAll, managedProcesses, matches, procStat, procUids, type Instance } from "./instances";
 import { native } from "./native";
 import { readPublished, type Published } from "./statusfile";
 
@@ -35,12 +35,7 @@ export interface StatusRow {
 export const STATUS_JSON_VERSION = 1;
 
 function uidOf(pid: number): number {
-  try {
-    const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Number(m[1]) : -1;
-  } catch {
-    return -1;
-  }
+  return procUids(pid)?.real ?? -1;
 }
 
 function uptimeOf(start: string): number {

@@ -2,10 +2,15 @@
  * The state each generation publishes (see crates/huptime/src/status.rs): one key=value file per
  * process in the status directory. A file whose process is gone, or whose pid was reused (start
  * time differs), is ignored.
+ *
+ * Root's --status reads other users' directories (named by their processes' environment), so a
+ * file is believed only if another user cannot have planted it: the directory is writable by its
+ * owner only, that owner is root or the process's (real or effective) uid, and the file is a
+ * regular file (no symbolic link, no FIFO to block on) of that same owner.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { procStat } from "./instances";
+import { procStat, procUids } from "./instances";
 
 /** One process's published state. */
 export interface Published {
@@ -28,14 +33,30 @@ function parse(text: string): Record<string, string> {
   return out;
 }
 
-/** The published state of `pid`, if it has a current one. */
-export function readPublished(dir: string, pid: number): Published | undefined {
-  let text: string;
+/** The text of `dir/PID.status` if it passes the checks above (at most 4 KiB of it). */
+function readTrusted(dir: string, pid: number): string | undefined {
+  let fd: number | undefined;
   try {
-    text = readFileSync(join(dir, `${pid}.status`), "utf8");
+    const d = statSync(dir);
+    const ids = procUids(pid);
+    if (!d.isDirectory() || (d.mode & 0o022) !== 0 || !ids) return undefined;
+    if (d.uid !== 0 && d.uid !== ids.real && d.uid !== ids.effective) return undefined;
+    fd = openSync(join(dir, `${pid}.status`), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const f = fstatSync(fd);
+    if (!f.isFile() || f.uid !== d.uid) return undefined;
+    const buf = Buffer.alloc(4096);
+    return buf.subarray(0, readSync(fd, buf, 0, buf.length, 0)).toString("utf8");
   } catch {
     return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
+}
+
+/** The published state of `pid`, if it has a current one. */
+export function readPublished(dir: string, pid: number): Published | undefined {
+  const text = readTrusted(dir, pid);
+  if (text === undefined) return undefined;
   const f = parse(text);
   const st = procStat(pid);
   if (!st || st.state === "Z" || f.start !== st.start) return undefined;

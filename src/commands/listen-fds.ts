@@ -2,10 +2,11 @@
  * `huptime --listen ADDR [--listen ...] --listen-fds <command...>`: for programs the preload
  * cannot reach (static binaries such as Go's) that support socket activation. huptime binds the
  * sockets itself, stays the parent, and starts the program with them (LISTEN_FDS, LISTEN_PID,
- * LISTEN_FDNAMES) and a notify socket (NOTIFY_SOCKET). On SIGHUP it starts a new generation with
- * the same sockets, waits until it is ready (READY=1, or --ready-delay without it), then sends
- * the old one SIGTERM (its own graceful shutdown). A generation that exits or is not ready in time
- * is killed (process group) and the old one goes on serving.
+ * LISTEN_FDNAMES) and a notify socket (NOTIFY_SOCKET; which senders count: notify-access.ts). On
+ * SIGHUP it starts a new generation with the same sockets, waits until it is ready (READY=1, or
+ * --ready-delay without it), then sends the old one SIGTERM (its own graceful shutdown). A
+ * generation that exits or is not ready in time is killed (process group) and the old one goes on
+ * serving.
  */
 import { unlinkSync } from "node:fs";
 import { join } from "node:path";
@@ -15,6 +16,7 @@ import type { ListenSpec } from "../listen";
 import { debug, info } from "../log";
 import { native } from "../native";
 import { Notifier } from "../notify";
+import { noticeGeneration } from "../notify-access";
 
 /** Settings of a --listen-fds run. */
 export interface ListenFdsOptions {
@@ -78,6 +80,7 @@ export async function listenFdsCommand(file: string, argv: string[], baseEnv: No
   info(`listening on ${o.listens.map((l) => l.label).join(", ")}`);
 
   const gens: Generation[] = [];
+  const ourUid = process.getuid?.() ?? 0;
   const start = (n: number): Generation => {
     const [r, w] = nat.makePipe();
     let pid: number;
@@ -117,9 +120,14 @@ export async function listenFdsCommand(file: string, argv: string[], baseEnv: No
     let m;
     while ((m = nat.recvNotice(notifyFd))) {
       const fields = new Map(m.message.split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)] as [string, string]));
-      const g = gens.find((x) => !x.ended && (x.pid === m!.pid || procStat(m!.pid)?.pgrp === x.pid));
-      debug(`notice from pid ${m.pid}${g ? ` (generation ${g.n})` : " (no generation of ours; ignored)"}: ${m.message.replace(/\n/g, " ")}`);
-      if (g && fields.get("READY") === "1") g.ready = true;
+      const v = noticeGeneration(m, gens, ourUid, (pid) => procStat(pid)?.pgrp);
+      const text = m.message.replace(/\n/g, " ");
+      if ("dropped" in v) {
+        debug(`notice from pid ${m.pid} uid ${m.uid ?? "?"} dropped (${v.dropped}): ${text}`);
+        continue;
+      }
+      debug(`notice from pid ${m.pid} uid ${m.uid} (generation ${v.generation.n}): ${text}`);
+      if (fields.get("READY") === "1") v.generation.ready = true;
     }
   };
 

@@ -5,9 +5,10 @@
 import { Command, Option, UsageError } from "clipanion";
 import * as t from "typanion";
 import { programEnv } from "../environment";
-import { HuptimeError } from "../errors";
+import { EXIT_NOT_EXECUTABLE, HuptimeError } from "../errors";
 import { debug, setDebug } from "../log";
 import { native } from "../native";
+import { assertPreloadReaches } from "../reach";
 import { resolveCommand } from "../resolve";
 import { shimPath, statusDir } from "../shim";
 import { restartCommand } from "./restart";
@@ -100,6 +101,7 @@ export class RunCommand extends Command {
     if (this.listenFds || this.listen !== undefined || this.readyDelay !== undefined) {
       return await this.runListenFds(file, [cmd, ...args], notifySocket);
     }
+    assertPreloadReaches(file);
     const shim = shimPath();
     const env = programEnv(process.env, shim, {
       mode: this.exec ? "exec" : "fork",
@@ -120,7 +122,12 @@ export class RunCommand extends Command {
       return await multiCommand(this.multi, file, [cmd, ...args], env, statusDir(), notifySocket);
     }
     debug(`exec ${file} with ${shim} preloaded`);
-    native().exec(file, [cmd, ...args], env);
+    try {
+      native().exec(file, [cmd, ...args], env);
+    } catch (e) {
+      // Not a program the kernel can run (no #! line, a foreign binary): the exec's own reason.
+      throw new HuptimeError((e as Error).message, EXIT_NOT_EXECUTABLE);
+    }
     return 1; // exec only returns by throwing
   }
 

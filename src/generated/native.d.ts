@@ -37,10 +37,12 @@ export declare function monotonicUsec(): number
 /** The version of the native library (must match the CLI's). */
 export declare function nativeVersion(): string
 
-/** One sd_notify message and the pid that sent it. */
+/** One sd_notify message and who sent it. */
 export interface Notice {
-  /** Sender's pid (from its credentials). */
+  /** Sender's pid (from its credentials, which the kernel checks; 0 without them). */
   pid: number
+  /** Sender's uid at the time it sent (from its credentials; null without them). */
+  uid?: number
   /** The message (`KEY=value` lines). */
   message: string
 }
@@ -50,6 +52,25 @@ export interface Notice {
  * non-blocking, close-on-exec) for the programs huptime starts; returns the fd.
  */
 export declare function notifySocket(path: string): number
+
+/**
+ * Why the program at `path`, executed by this process, would not get the preload library, or
+ * null when it would (or when the file cannot be inspected; the exec then says why).
+ */
+export declare function preloadObstacle(path: string): PreloadObstacle | null
+
+/** Why LD_PRELOAD would not reach a program (see `reach.rs`). */
+export interface PreloadObstacle {
+  /** The file the reason belongs to: the program, or the interpreter of a `#!` script. */
+  file: string
+  /**
+   * `static`, `setuid`, `setgid`, `capabilities`, or `caller-ids` (huptime's own effective
+   * ids differ from its real ones).
+   */
+  reason: string
+  /** The uid (setuid) or gid (setgid) the program would run as. */
+  id?: number
+}
 
 /** The sockets of `pid`, or null when it is gone or not readable (another user's). */
 export declare function processSockets(pid: number): SocketSummary | null
@@ -63,7 +84,10 @@ export declare function readAvailable(fd: number): Buffer | null
 /** Reaps one ended child, if any (never blocks). */
 export declare function reapChild(): Ended | null
 
-/** Receives one pending message from a notify socket, if any (never blocks). */
+/**
+ * Receives one pending message from a notify socket, if any (never blocks). Messages truncated
+ * to 4096 bytes; whom to believe is the caller's decision (see src/notify-access.ts).
+ */
 export declare function recvNotice(fd: number): Notice | null
 
 /**

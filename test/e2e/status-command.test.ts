@@ -3,8 +3,8 @@
  * with --json/--table, every managed process with its generation, state, sockets and connections.
  */
 import { describe, expect, test } from "bun:test";
-import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { appSource, serveApp, waitForVersion } from "../helpers/app";
@@ -12,7 +12,7 @@ import { ROOT, runCli, serve } from "../helpers/cli";
 import { SERVERS } from "../helpers/matrix";
 import { freePort, hold, request } from "../helpers/net";
 import { groupMembers, waitFor } from "../helpers/procs";
-import { asUser, secondUser, sharedHuptime } from "../helpers/users";
+import { asUser, secondUser, serveAppAs, sharedHuptime, userEnv } from "../helpers/users";
 import type { StatusRow } from "../../src/inventory";
 import { statusRows } from "../helpers/status";
 
@@ -110,32 +110,22 @@ describe("huptime --status: what each process is doing", () => {
   test("another user sees only their own processes; root sees both", async () => {
     const user = secondUser();
     const shared = sharedHuptime();
-    const env = { PATH: process.env.PATH, HOME: user.home, LANG: "C" };
     const { s: rootServer } = await serveApp("v1");
-    const port = await freePort();
-    const script = join(shared.dir, "app.py");
-    writeFileSync(script, appSource("user"));
-    chmodSync(script, 0o644);
-    const theirs = spawn(asUser(user)[0], [...asUser(user).slice(1), shared.huptime, "python3", script, String(port)], {
-      env,
-      cwd: shared.dir,
-      detached: true,
-      stdio: "ignore",
-    });
     try {
-      await waitForVersion(port, "user");
-      const asThem = spawnSync(asUser(user)[0], [...asUser(user).slice(1), shared.huptime, "--status", "--json"], { env, encoding: "utf8" });
-      expect(asThem.status, asThem.stderr).toBe(0);
-      const seen: StatusRow[] = JSON.parse(asThem.stdout).processes;
-      expect(seen.map((r) => r.pid)).toEqual([theirs.pid!]);
-      expect(seen[0]).toMatchObject({ uid: user.uid, state: "serving", listening: [`tcp 127.0.0.1:${port}`] });
-      const asRoot = status([]).map((r) => r.pid);
-      expect(asRoot).toContain(theirs.pid!);
-      expect(asRoot).toContain(rootServer.pid);
-    } finally {
+      const theirs = await serveAppAs(user, shared, "user");
       try {
-        process.kill(-theirs.pid!, "SIGKILL");
-      } catch {}
+        const asThem = spawnSync(asUser(user)[0], [...asUser(user).slice(1), shared.huptime, "--status", "--json"], { env: userEnv(user), encoding: "utf8" });
+        expect(asThem.status, asThem.stderr).toBe(0);
+        const seen: StatusRow[] = JSON.parse(asThem.stdout).processes;
+        expect(seen.map((r) => r.pid)).toEqual([theirs.pid]);
+        expect(seen[0]).toMatchObject({ uid: user.uid, state: "serving", listening: [`tcp 127.0.0.1:${theirs.port}`] });
+        const asRoot = status([]).map((r) => r.pid);
+        expect(asRoot).toContain(theirs.pid);
+        expect(asRoot).toContain(rootServer.pid);
+      } finally {
+        theirs.killGroup();
+      }
+    } finally {
       rootServer.killGroup();
     }
   }, 30_000);

@@ -1,9 +1,7 @@
 /** The server styles the restart tests run, each a fixture in test/fixtures/servers. */
-import { spawnSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "./cli";
+import { compileC } from "./gcc";
 
 /** Directory of the fixture servers. */
 export const SERVERS = join(ROOT, "test", "fixtures", "servers");
@@ -16,17 +14,9 @@ export interface Style {
   procs: number;
 }
 
-let cServer: string | undefined;
-
 /** Compiles the C fixture once per test run. */
 export function compiledCServer(): string {
-  if (cServer) return cServer;
-  const dir = join(tmpdir(), `huptime-fixtures-${process.pid}`);
-  mkdirSync(dir, { recursive: true });
-  const out = join(dir, "c_server");
-  const r = spawnSync("gcc", ["-O2", "-Wall", "-o", out, join(SERVERS, "c_server.c")], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`gcc failed: ${r.stderr}`);
-  return (cServer = out);
+  return compileC(join(SERVERS, "c_server.c"));
 }
 
 const py = (file: string, procs = 1): Style => ({

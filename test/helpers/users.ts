@@ -1,9 +1,11 @@
 /** A second, unprivileged user for tests of what one user may see of another's processes. */
-import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdtempSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { appSource, waitForVersion } from "./app";
 import { HUPTIME } from "./cli";
+import { freePort } from "./net";
 
 const NAME = "huptime-test2";
 
@@ -34,4 +36,34 @@ export function sharedHuptime(): { dir: string; huptime: string } {
 /** `setpriv` arguments that run a command as `user`, with its own HOME and no inherited groups. */
 export function asUser(user: { uid: number; gid: number }): string[] {
   return ["setpriv", `--reuid=${user.uid}`, `--regid=${user.gid}`, "--clear-groups", "--"];
+}
+
+/** The environment a command of `user` runs with: PATH, their HOME, LANG=C. */
+export function userEnv(user: { home: string }): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH, HOME: user.home, LANG: "C" };
+}
+
+/**
+ * Starts the test app (answering `version`) as `user` under the `shared` huptime copy, in its own
+ * process group; returns once it answers, with its pid and port and a way to kill the group.
+ */
+export async function serveAppAs(user: { uid: number; gid: number; home: string }, shared: { dir: string; huptime: string }, version: string) {
+  const port = await freePort();
+  const script = join(shared.dir, "app.py");
+  writeFileSync(script, appSource(version));
+  chmodSync(script, 0o644);
+  const [cmd, ...opts] = asUser(user);
+  const child = spawn(cmd, [...opts, shared.huptime, "python3", script, String(port)], { env: userEnv(user), cwd: shared.dir, detached: true, stdio: "ignore" });
+  const killGroup = () => {
+    try {
+      process.kill(-child.pid!, "SIGKILL");
+    } catch {}
+  };
+  try {
+    await waitForVersion(port, version);
+  } catch (e) {
+    killGroup();
+    throw e;
+  }
+  return { pid: child.pid!, port, killGroup };
 }

@@ -4,7 +4,7 @@
 //!   sockets between generations, [`wire`] for the record they exchange);
 //! - as the CLI's napi module ([`native`]), for the few things Bun cannot do itself (exec).
 //!
-//! Pure logic ([`wire`], [`sockkey`], [`config`], [`report`], [`procnet`]) is unit tested; the rest is tested end to end.
+//! Pure logic ([`wire`], [`sockkey`], [`config`], [`report`], [`procnet`], [`reach`]) is unit tested; the rest is tested end to end.
 
 #[cfg(not(test))]
 pub mod attempt;
@@ -29,6 +29,7 @@ pub mod native;
 #[cfg(not(test))]
 pub mod notify;
 pub mod procnet;
+pub mod reach;
 pub mod real;
 pub mod report;
 #[cfg(not(test))]

@@ -166,3 +166,31 @@ pub struct SocketSummary {
 pub fn process_sockets(pid: i32) -> Option<SocketSummary> {
     crate::procnet::of_pid(pid).map(|s| SocketSummary { listening: s.listening, connections: s.connections })
 }
+
+/// Why LD_PRELOAD would not reach a program (see `reach.rs`).
+#[napi(object)]
+pub struct PreloadObstacle {
+    /// The file the reason belongs to: the program, or the interpreter of a `#!` script.
+    pub file: String,
+    /// `static`, `setuid`, `setgid`, `capabilities`, or `caller-ids` (huptime's own effective
+    /// ids differ from its real ones).
+    pub reason: String,
+    /// The uid (setuid) or gid (setgid) the program would run as.
+    pub id: Option<u32>,
+}
+
+/// Why the program at `path`, executed by this process, would not get the preload library, or
+/// null when it would (or when the file cannot be inspected; the exec then says why).
+#[napi]
+pub fn preload_obstacle(path: String) -> Option<PreloadObstacle> {
+    use crate::reach::Obstacle;
+    let (file, why) = crate::reach::inspect(std::path::Path::new(&path))?;
+    let (reason, id) = match why {
+        Obstacle::Static => ("static", None),
+        Obstacle::Setuid(uid) => ("setuid", Some(uid)),
+        Obstacle::Setgid(gid) => ("setgid", Some(gid)),
+        Obstacle::Capabilities => ("capabilities", None),
+        Obstacle::CallerIds => ("caller-ids", None),
+    };
+    Some(PreloadObstacle { file: file.to_string_lossy().into_owned(), reason: reason.to_string(), id })
+}

@@ -219,16 +219,19 @@ pub fn notify_socket(path: String) -> Result<i32> {
     }
 }
 
-/// One sd_notify message and the pid that sent it.
+/// One sd_notify message and who sent it.
 #[napi(object)]
 pub struct Notice {
-    /// Sender's pid (from its credentials).
+    /// Sender's pid (from its credentials, which the kernel checks; 0 without them).
     pub pid: i32,
+    /// Sender's uid at the time it sent (from its credentials; null without them).
+    pub uid: Option<u32>,
     /// The message (`KEY=value` lines).
     pub message: String,
 }
 
-/// Receives one pending message from a notify socket, if any (never blocks).
+/// Receives one pending message from a notify socket, if any (never blocks). Messages truncated
+/// to 4096 bytes; whom to believe is the caller's decision (see src/notify-access.ts).
 #[napi]
 pub fn recv_notice(fd: i32) -> Option<Notice> {
     let mut buf = [0u8; 4096];
@@ -245,15 +248,16 @@ pub fn recv_notice(fd: i32) -> Option<Notice> {
         if n < 0 {
             return None;
         }
-        let mut pid = 0;
+        let (mut pid, mut uid) = (0, None);
         let mut c = libc::CMSG_FIRSTHDR(&msg);
         while !c.is_null() {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_CREDENTIALS {
                 let cred = core::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::ucred>());
                 pid = cred.pid;
+                uid = Some(cred.uid);
             }
             c = libc::CMSG_NXTHDR(&msg, c);
         }
-        Some(Notice { pid, message: String::from_utf8_lossy(&buf[..n as usize]).into_owned() })
+        Some(Notice { pid, uid, message: String::from_utf8_lossy(&buf[..n as usize]).into_owned() })
     }
 }

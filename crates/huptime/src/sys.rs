@@ -150,33 +150,61 @@ pub fn relocate_internal(fd: c_int) {
     close(fd);
 }
 
+/// An integer socket option of `fd` at SOL_SOCKET level, or None (not a socket, bad fd).
+fn socket_option(fd: c_int, opt: c_int) -> Option<c_int> {
+    let mut v: c_int = 0;
+    let mut l = core::mem::size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: valid out-pointers.
+    let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, (&mut v as *mut c_int).cast(), &mut l) };
+    (r == 0).then_some(v)
+}
+
 /// Whether `fd` is a listening stream socket or a datagram socket: the kinds worth handing over.
 pub fn is_serving_socket(fd: c_int) -> bool {
-    let get = |opt: c_int| -> Option<c_int> {
-        let mut v: c_int = 0;
-        let mut l = core::mem::size_of::<c_int>() as libc::socklen_t;
-        // SAFETY: valid out-pointers.
-        let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, (&mut v as *mut c_int).cast(), &mut l) };
-        (r == 0).then_some(v)
-    };
-    match get(libc::SO_TYPE) {
+    match socket_option(fd, libc::SO_TYPE) {
         Some(libc::SOCK_DGRAM) => true,
-        Some(_) => get(libc::SO_ACCEPTCONN) == Some(1),
+        Some(_) => is_listening(fd),
         None => false,
     }
 }
 
+/// Whether `fd` is a socket in the listening state (the only kind accept() takes from).
+pub fn is_listening(fd: c_int) -> bool {
+    socket_option(fd, libc::SO_ACCEPTCONN) == Some(1)
+}
+
 /// The socket type of `fd` (SO_TYPE), or -1.
 pub fn socktype(fd: c_int) -> c_int {
-    let mut v: c_int = -1;
-    let mut l = core::mem::size_of::<c_int>() as libc::socklen_t;
-    // SAFETY: valid out-pointers.
-    let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, (&mut v as *mut c_int).cast(), &mut l) };
-    if r == 0 {
-        v
-    } else {
-        -1
+    socket_option(fd, libc::SO_TYPE).unwrap_or(-1)
+}
+
+/// Whether every signal handler installed in this process (but SIGHUP's, which is the shim's)
+/// has SA_RESTART, so that the kernel restarts a system call a signal interrupts. The accept hook
+/// waits in poll(), which is never restarted, where the program called a blocking accept(),
+/// which is: this tells the hook which of the two the program expects. Which signal arrived is
+/// not known, so with handlers of both kinds installed an interrupted accept() fails with EINTR.
+/// errno is preserved.
+pub fn every_handler_restarts() -> bool {
+    let saved = errno();
+    let mut all = true;
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig == libc::SIGHUP || sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: sigaction is plain data; a query (no new action) changes nothing.
+        let mut cur: libc::sigaction = unsafe { core::mem::zeroed() };
+        // SAFETY: as above, with a valid out-pointer.
+        if unsafe { real::sigaction(sig, core::ptr::null(), &mut cur) } != 0 {
+            continue; // reserved by libc for its threads
+        }
+        let caught = cur.sa_sigaction != libc::SIG_DFL && cur.sa_sigaction != libc::SIG_IGN;
+        if caught && cur.sa_flags & libc::SA_RESTART == 0 {
+            all = false;
+            break;
+        }
     }
+    set_errno(saved);
+    all
 }
 
 /// The local address `fd` is bound to (getsockname), with its length.

@@ -67,6 +67,9 @@ unsafe fn do_accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: 
         return call_on(fd);
     }
     let Some(_g) = enter() else { return call_on(fd) };
+    // A retry below (after our own SIGHUP, a restartable signal, a lost race) leaves the failed
+    // attempt's errno behind; a successful accept restores the program's, as libc leaves it.
+    let saved_errno = sys::errno();
     handover::mark_serving(fd);
     restart::ensure_helper();
     let blocking = !sys::nonblocking(fd);
@@ -90,6 +93,12 @@ unsafe fn do_accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: 
             }
         }
         if blocking {
+            if !sys::is_listening(fd) {
+                // A datagram socket, or one not listening yet: accept() fails at once (EINVAL,
+                // EOPNOTSUPP), where poll() below would wait forever.
+                restart::leave_accept(slot);
+                return call_on(fd);
+            }
             // Wait for a connection or for the drain signal, so a draining process never takes
             // one more connection from the queue its successor is serving.
             let hups = restart::HUP_COUNT.load(Ordering::Acquire);
@@ -101,6 +110,9 @@ unsafe fn do_accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: 
             if r < 0 {
                 if sys::errno() == libc::EINTR && restart::HUP_COUNT.load(Ordering::Acquire) != hups {
                     continue; // our SIGHUP, not the program's signal
+                }
+                if sys::errno() == libc::EINTR && sys::every_handler_restarts() {
+                    continue; // the kernel would have restarted the program's accept()
                 }
                 restart::leave_accept(slot);
                 return -1;
@@ -114,6 +126,7 @@ unsafe fn do_accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: 
             fdtable::set_state(r, FdState::Conn);
             restart::ACCEPTED_ANY.store(true, Ordering::Relaxed);
             debug!("accepted fd {r} on fd {fd} ({} open)", fdtable::CONNS.load(Ordering::Relaxed));
+            sys::set_errno(saved_errno);
         } else if sys::errno() == libc::EINTR && restart::draining() {
             continue; // interrupted by the drain: never take a connection now
         } else if blocking && sys::errno() == libc::EAGAIN {
