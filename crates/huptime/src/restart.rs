@@ -398,9 +398,9 @@ fn live_children() -> usize {
 fn unlink_pidfile() {
     if let Some(path) = config().unlink {
         match std::fs::remove_file(&path) {
-            Ok(()) => debug!("removed {path}"),
+            Ok(()) => debug!("removed {}", path.display()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => info!("can't remove {path} before the restart: {e}"),
+            Err(e) => info!("can't remove {} before the restart: {e}", path.display()),
         }
     }
 }
