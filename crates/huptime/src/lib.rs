@@ -4,7 +4,8 @@
 //!   sockets between generations, [`wire`] for the record they exchange);
 //! - as the CLI's napi module ([`native`]), for the few things Bun cannot do itself (exec).
 //!
-//! Pure logic ([`wire`], [`sockkey`], [`config`], [`report`], [`procnet`]) is unit tested; the rest is tested end to end.
+//! Pure logic ([`wire`], [`sockkey`], [`config`], [`report`], [`procnet`]) is unit tested, and the
+//! decoders among it are fuzzed for a bounded time (`fuzz`, test only); the rest is tested end to end.
 
 #[cfg(not(test))]
 pub mod attempt;
@@ -14,6 +15,8 @@ pub mod wire;
 
 #[cfg(not(test))]
 pub mod fdtable;
+#[cfg(test)]
+mod fuzz;
 #[cfg(not(test))]
 pub mod handover;
 #[cfg(not(test))]
