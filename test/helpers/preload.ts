@@ -19,13 +19,19 @@ export const WITH_FDS = join(ROOT, "test", "fixtures", "with_fds.py");
 
 let library: string | undefined;
 
+/** File name of this build's preload library (named by its content hash), and that content. */
+export function libraryFile(): { name: string; content: Buffer } {
+  const content = readFileSync(join(ROOT, "dist", "huptime.node"));
+  const hash = createHash("sha256").update(content).digest("hex");
+  return { name: `huptime-${hash.slice(0, 32)}.so`, content };
+}
+
 /** Path of the preload library of this build, as the CLI writes it (written first if needed). */
 export function preloadLibrary(): string {
   if (library) return library;
   const r = runCli(["true"]);
   if (r.code !== 0) throw new Error(`huptime true failed: ${r.stderr}`);
-  const hash = createHash("sha256").update(readFileSync(join(ROOT, "dist", "huptime.node"))).digest("hex");
-  return (library = join(cacheDir(process.env), `huptime-${hash.slice(0, 32)}.so`));
+  return (library = join(cacheDir(process.env), libraryFile().name));
 }
 
 /** How to start a program under the preload. */
