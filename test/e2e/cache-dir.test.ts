@@ -3,14 +3,16 @@
  * library in it): huptime refuses, on one line naming the path and saying what to do, and without
  * starting the program, a directory or library that is a symbolic link, not what it should be, or
  * another user's; it replaces a library of ours whose content is wrong, and makes a directory of
- * ours private again.
+ * ours private again. A restart refuses to exec without the library it was loaded from.
  */
 import { describe, expect, test } from "bun:test";
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { appSource, serveApp, waitForVersion } from "../helpers/app";
 import { runCli } from "../helpers/cli";
 import { libraryFile } from "../helpers/preload";
+import { waitFor } from "../helpers/procs";
 
 const STRANGER = 12345;
 
@@ -154,4 +156,34 @@ describe("the preload library", () => {
     // Intact now: nothing more to say.
     expect(runWith(p.dir).stderr).toBe("");
   });
+});
+
+describe("a restart needs the library it was loaded from", () => {
+  for (const mode of ["fork", "exec"]) {
+    test(`${mode} mode: library gone, the restart is refused and the old code serves; written again, the next restart works`, async () => {
+      const p = place();
+      const env = { ...process.env, HUPTIME_CACHE_DIR: p.dir };
+      const { app, port, s } = await serveApp("v1", mode === "exec" ? ["--exec"] : [], env);
+      try {
+        const lib = join(p.dir, libraryFile().name);
+        rmSync(lib);
+        app.write(appSource("v2"));
+        process.kill(s.pid, "SIGHUP");
+        await waitFor(() => s.output().includes("can't restart"), "the refusal");
+        expect(s.output()).toContain(`can't restart: the preload library ${lib} is gone (No such file or directory`);
+        expect(s.output()).toContain("this generation keeps serving");
+        await waitForVersion(port, "v1");
+        symlinkSync(p.attacker, lib);
+        process.kill(s.pid, "SIGHUP");
+        await waitFor(() => s.output().includes("is now a symbolic link"), "the second refusal");
+        await waitForVersion(port, "v1");
+        rmSync(lib);
+        expect(runCli(["true"], { env }).code).toBe(0); // writes it again
+        process.kill(s.pid, "SIGHUP");
+        await waitForVersion(port, "v2");
+      } finally {
+        s.killGroup();
+      }
+    }, 40_000);
+  }
 });

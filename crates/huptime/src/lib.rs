@@ -30,6 +30,8 @@ pub mod log;
 #[cfg(not(test))]
 pub mod native;
 #[cfg(not(test))]
+pub mod preload;
+#[cfg(not(test))]
 pub mod notify;
 pub mod procnet;
 pub mod real;

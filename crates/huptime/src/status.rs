@@ -77,8 +77,13 @@ pub fn publish(state: &str) {
     replace(&tmp, &path, &body);
 }
 
+/// Writes `body` to `tmp` (created afresh: never through a link someone left there) and renames
+/// it over `path`.
 fn replace(tmp: &std::path::Path, path: &std::path::Path, body: &str) {
-    let written = std::fs::File::create(tmp).and_then(|mut f| f.write_all(body.as_bytes()));
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(tmp);
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp);
+    let written = created.and_then(|mut f| f.write_all(body.as_bytes()));
     if written.is_ok() {
         let _ = std::fs::rename(tmp, path);
     } else {
