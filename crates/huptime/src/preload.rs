@@ -30,7 +30,10 @@ pub fn check() -> Result<(), String> {
     let Some(path) = loaded_from().filter(|p| p.starts_with('/')) else { return Ok(()) };
     let meta = match std::fs::symlink_metadata(&path) {
         Ok(m) => m,
-        Err(e) => return Err(format!("the preload library {path} is gone ({e}); keep HUPTIME_CACHE_DIR where it lasts as long as the program")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("the preload library {path} was removed (HUPTIME_CACHE_DIR must last as long as the program)"));
+        }
+        Err(e) => return Err(format!("can't check the preload library {path}: {e}")),
     };
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
