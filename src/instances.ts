@@ -22,11 +22,12 @@ function readArgv(pid: number): string[] | undefined {
   }
 }
 
-const SHIM_MAPPING = /\/huptime-[0-9a-f]{32}\.so$/m;
+const SHIM_MAPPING = /\/huptime-[0-9a-f]{32}\.so( \(deleted\))?$/m;
 
 /**
  * Whether `pid` runs with huptime's library loaded. Read from /proc/PID/maps rather than the
  * environment: programs such as nginx overwrite their environment block with a process title.
+ * A library file removed since (its directory cleaned) still counts: the process still runs it.
  */
 function isManaged(pid: number): boolean {
   try {

@@ -2,16 +2,20 @@
  * The preload library: embedded in the executable, written out to a private per-user directory
  * under its content hash, and used from there both as LD_PRELOAD and as the CLI's native module.
  *
- * The directory must be owned by the user and not reachable by others (mode 0700); the file is
- * written to a temporary name with O_EXCL|O_NOFOLLOW and renamed into place, and an existing file
- * is used only if it is a regular file owned by the user whose content has the expected hash.
+ * The directory must be owned by the user and not reachable by others (mode 0700, see
+ * privatedir.ts); the file is written to a temporary name with O_EXCL|O_NOFOLLOW and renamed into
+ * place. An existing file is used only if it is a regular file owned by the user whose content has
+ * the expected hash; one with other content is replaced (and said so), a symbolic link or another
+ * user's file is refused.
  */
-import { chmodSync, closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, constants } from "node:fs";
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, constants } from "node:fs";
 import { join } from "node:path";
 // The native library, built by scripts/build before the executable is compiled.
 import embeddedPath from "../dist/huptime.node" with { type: "file" };
 import { CACHE_DIR_VAR, cacheDir } from "./cachedir";
 import { errnoOf, HuptimeError } from "./errors";
+import { info } from "./log";
+import { ensurePrivateDir, lstatIfAny, refuseUnlessOurs } from "./privatedir";
 
 export { CACHE_DIR_VAR, cacheDir };
 
@@ -20,48 +24,23 @@ function sha256(data: Uint8Array): string {
 }
 
 function fail(what: string, dir: string, err: unknown): never {
-  throw new HuptimeError(
-    `can't ${what} ${dir}: ${errnoOf(err)} (set ${CACHE_DIR_VAR} to a private writable directory)`,
-  );
+  throw new HuptimeError(`can't ${what} ${dir}: ${errnoOf(err)} (set ${CACHE_DIR_VAR} to a private writable directory)`);
 }
 
-/** Creates (or checks) the private directory: a real directory, owned by us, mode 0700. */
-function ensurePrivateDir(dir: string): void {
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-  } catch (err) {
-    fail("create the library directory", dir, err);
-  }
-  let st;
-  try {
-    st = lstatSync(dir);
-  } catch (err) {
-    fail("inspect the library directory", dir, err);
-  }
-  const uid = process.getuid?.() ?? 0;
-  if (st.isSymbolicLink() || !st.isDirectory()) {
-    throw new HuptimeError(`refusing the library directory ${dir}: it is a symbolic link or not a directory (set ${CACHE_DIR_VAR} elsewhere)`);
-  }
-  if (st.uid !== uid) {
-    throw new HuptimeError(`refusing the library directory ${dir}: owned by uid ${st.uid}, not by you (uid ${uid})`);
-  }
-  if ((st.mode & 0o077) !== 0) {
-    try {
-      chmodSync(dir, 0o700);
-    } catch (err) {
-      fail("make private", dir, err);
-    }
-  }
-}
-
-/** Whether `path` is a regular file we own whose content hashes to `hash`. */
+/**
+ * Whether the library at `path` is there with the expected content (hashing to `hash`). Missing
+ * or different content (corrupted, or changed by someone who could write there) means it is to
+ * be written again; a symbolic link, anything but a regular file, or another user's file is
+ * refused: huptime never preloads, nor replaces, what it did not write.
+ */
 function isIntact(path: string, hash: string): boolean {
+  const st = lstatIfAny(path, "preload library");
+  if (!st) return false;
+  refuseUnlessOurs(st, path, "preload library", "regular file", "remove it; huptime writes the file itself");
   try {
-    const st = lstatSync(path);
-    if (!st.isFile() || st.uid !== (process.getuid?.() ?? 0)) return false;
     return sha256(readFileSync(path)) === hash;
-  } catch {
-    return false;
+  } catch (err) {
+    fail("read the preload library", path, err);
   }
 }
 
@@ -70,8 +49,8 @@ function isIntact(path: string, hash: string): boolean {
  */
 export function statusDir(env: NodeJS.ProcessEnv = process.env): string {
   const dir = join(cacheDir(env), "status");
-  ensurePrivateDir(cacheDir(env));
-  ensurePrivateDir(dir);
+  ensurePrivateDir(cacheDir(env), "library directory");
+  ensurePrivateDir(dir, "state directory");
   return dir;
 }
 
@@ -86,10 +65,16 @@ export function shimPath(env: NodeJS.ProcessEnv = process.env): string {
   const data = new Uint8Array(readFileSync(embeddedPath));
   const hash = sha256(data);
   const dir = cacheDir(env);
-  ensurePrivateDir(dir);
+  ensurePrivateDir(dir, "library directory");
   const path = join(dir, `huptime-${hash.slice(0, 32)}.so`);
   if (isIntact(path, hash)) return (cached = path);
+  if (lstatIfAny(path, "preload library")) {
+    info(`replacing the preload library ${path}: its content is not what this huptime wrote (corrupted, or changed by someone else)`);
+  }
   const tmp = join(dir, `.huptime-${hash.slice(0, 8)}-${process.pid}.tmp`);
+  try {
+    unlinkSync(tmp); // left by a crashed run with this pid
+  } catch {}
   try {
     const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o500);
     try {

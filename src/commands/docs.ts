@@ -71,7 +71,7 @@ Reach the program as usual (huptime passes them on to every instance with \\fB\\
 .SH ENVIRONMENT
 .TP
 .B HUPTIME_CACHE_DIR
-Private directory for the preload library and the state files (default \\fI$XDG_RUNTIME_DIR/huptime\\fR or \\fI~/.cache/huptime\\fR).
+Private directory for the preload library and the state files (default \\fI$XDG_RUNTIME_DIR/huptime\\fR or \\fI~/.cache/huptime\\fR). It must be yours, not a symbolic link, and without spaces or colons; huptime makes it mode 0700, refuses a library file there that is a symbolic link or another user's, and replaces one with other content. Restarts load the library from it again, so it must last as long as the program.
 .TP
 .B NOTIFY_SOCKET
 Set by systemd: huptime reports readiness, reloads and stops (sd_notify); the program does not see it.

@@ -1,24 +1,15 @@
 /** The preload library itself: no undefined napi symbols, and invisible to programs that never bind. */
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { readdirSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
 import { ROOT, runCli } from "../helpers/cli";
+import { preloadLibrary } from "../helpers/preload";
 
 const built = join(ROOT, "dist", "huptime.node");
 
-function extracted(): string {
-  runCli(["true"]); // writes the library out
-  const dir = join(homedir(), ".cache", "huptime");
-  const f = readdirSync(dir).find((n) => /^huptime-[0-9a-f]{32}\.so$/.test(n));
-  if (!f) throw new Error(`no extracted library in ${dir}`);
-  return join(dir, f);
-}
-
 describe("preload library", () => {
   test("has zero undefined napi_* symbols (built and extracted copies)", () => {
-    for (const f of [built, extracted()]) {
+    for (const f of [built, preloadLibrary()]) {
       const r = spawnSync("nm", ["-D", "--undefined-only", f], { encoding: "utf8" });
       expect(r.status).toBe(0);
       expect(r.stdout.split("\n").filter((l) => /\bnapi_/.test(l))).toEqual([]);

@@ -1,5 +1,10 @@
 //! Settings the CLI passes to the shim through `HUPTIME_*` variables, parsed once at start-up.
-//! Parsing is defensive: a bad value is reported and replaced by the default, never trusted.
+//! Parsing is defensive: a bad value is reported (one line naming the variable) and replaced by
+//! the default, never trusted. Values may be any bytes: invalid UTF-8 is reported like any other
+//! bad value, except in paths, which are kept as they are.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
 
 /// How a restart is carried out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,7 +27,7 @@ pub struct Config {
     /// How long a draining generation waits for its connections (ms, 0 = forever).
     pub drain_timeout_ms: u64,
     /// File to remove before each new generation starts (`--unlink`, a pidfile).
-    pub unlink: Option<String>,
+    pub unlink: Option<PathBuf>,
     /// Before a generation ends or execs, also wait for its child processes (`--wait`).
     pub wait_children: bool,
     /// Start the program again when it exits (`--revive`).
@@ -33,11 +38,31 @@ pub struct Config {
     pub reuseport: bool,
     /// Pid of the process huptime started (the program itself, not the processes it spawns).
     pub root_pid: i32,
+    /// Pid of the `huptime --multi` supervisor whose death ends this instance (0: none).
+    pub supervisor_pid: i32,
+    /// Private directory where each process publishes its state (absolute), if any.
+    pub status_dir: Option<PathBuf>,
+    /// systemd's notify socket (a path or `@abstract` name), if the shim speaks for the program.
+    pub notify_socket: Option<String>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { mode: Mode::Fork, debug: false, ready_timeout_ms: 60_000, drain_timeout_ms: 30_000, unlink: None, wait_children: false, revive: false, revive_streak: 0, reuseport: false, root_pid: 0 }
+        Config {
+            mode: Mode::Fork,
+            debug: false,
+            ready_timeout_ms: 60_000,
+            drain_timeout_ms: 30_000,
+            unlink: None,
+            wait_children: false,
+            revive: false,
+            revive_streak: 0,
+            reuseport: false,
+            root_pid: 0,
+            supervisor_pid: 0,
+            status_dir: None,
+            notify_socket: None,
+        }
     }
 }
 
@@ -45,6 +70,22 @@ impl Default for Config {
 pub const STATE_VAR: &str = "HUPTIME_STATE";
 /// Name of the variable whose presence turns the shim on.
 pub const MODE_VAR: &str = "HUPTIME_MODE";
+/// Name of the variable naming the systemd notify socket.
+pub const NOTIFY_VAR: &str = "HUPTIME_NOTIFY_SOCKET";
+/// Name of the variable naming the directory for state files.
+pub const STATUS_DIR_VAR: &str = "HUPTIME_STATUS_DIR";
+
+/// Most characters of a bad value quoted in a warning (the rest is summarised by its length).
+const SHOWN_CHARS: usize = 40;
+
+/// A value as quoted in a warning: debug-escaped, and cut when long so the line stays readable.
+pub fn shown(v: &str) -> String {
+    if v.chars().count() <= SHOWN_CHARS {
+        return format!("{v:?}");
+    }
+    let head: String = v.chars().take(SHOWN_CHARS).collect();
+    format!("{head:?}... ({} bytes)", v.len())
+}
 
 fn parse_seconds(v: &str) -> Option<u64> {
     let f: f64 = v.trim().parse().ok()?;
@@ -54,45 +95,102 @@ fn parse_seconds(v: &str) -> Option<u64> {
     Some((f * 1000.0).round() as u64)
 }
 
-/// Parses the settings from a variable lookup. Returns the settings and one message per ignored
-/// value (the caller logs them).
-pub fn parse(get: impl Fn(&str) -> Option<String>) -> (Config, Vec<String>) {
-    let mut c = Config::default();
-    let mut warnings = Vec::new();
-    match get(MODE_VAR).as_deref() {
-        Some("exec") => c.mode = Mode::Exec,
-        Some("fork") | Some("") | None => {}
-        Some(other) => warnings.push(format!("{MODE_VAR}={other:?} is not fork or exec; using fork")),
-    }
-    c.debug = matches!(get("HUPTIME_DEBUG").as_deref(), Some(v) if !v.is_empty() && v != "0");
-    c.wait_children = matches!(get("HUPTIME_WAIT").as_deref(), Some(v) if !v.is_empty() && v != "0");
-    c.unlink = get("HUPTIME_UNLINK").filter(|v| !v.is_empty());
-    c.revive = matches!(get("HUPTIME_REVIVE").as_deref(), Some(v) if !v.is_empty() && v != "0");
-    c.revive_streak = get("HUPTIME_REVIVE_STREAK").and_then(|v| v.parse().ok()).unwrap_or(0).min(1000);
-    c.root_pid = get("HUPTIME_ROOT_PID").and_then(|v| v.parse().ok()).unwrap_or(0);
-    c.reuseport = get("HUPTIME_MULTI").is_some_and(|v| v.parse::<u32>().is_ok_and(|n| n >= 1));
-    for (name, slot) in [
-        ("HUPTIME_READY_TIMEOUT", &mut c.ready_timeout_ms),
-        ("HUPTIME_DRAIN_TIMEOUT", &mut c.drain_timeout_ms),
-    ] {
-        if let Some(v) = get(name) {
-            match parse_seconds(&v) {
-                Some(ms) => *slot = ms,
-                None => warnings.push(format!("{name}={v:?} is not a number of seconds; using {}", *slot / 1000)),
+fn parse_pid(v: &str) -> Option<i32> {
+    v.trim().parse::<i32>().ok().filter(|&p| p > 0)
+}
+
+/// Reads the variables through `get` and collects one warning per ignored value.
+struct Vars<G> {
+    get: G,
+    warnings: Vec<String>,
+}
+
+impl<G: Fn(&str) -> Option<OsString>> Vars<G> {
+    /// The value as text; invalid UTF-8 is reported and ignored.
+    fn text(&mut self, name: &str) -> Option<String> {
+        let v = (self.get)(name)?;
+        match v.into_string() {
+            Ok(s) => Some(s),
+            Err(raw) => {
+                let lossy = raw.to_string_lossy().into_owned();
+                self.warnings.push(format!("{name}={} is not valid UTF-8; ignoring it", shown(&lossy)));
+                None
             }
         }
     }
-    (c, warnings)
+
+    /// A flag: on when set to anything but empty or `0`.
+    fn flag(&mut self, name: &str) -> bool {
+        (self.get)(name).is_some_and(|v| !v.is_empty() && v != "0")
+    }
+
+    /// A path: any bytes but empty.
+    fn path(&mut self, name: &str) -> Option<PathBuf> {
+        (self.get)(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+    }
+
+    /// A value parsed by `parse`; a value it refuses is reported with `what` it should be and
+    /// `instead`, what happens without it.
+    fn parsed<T>(&mut self, name: &str, parse: impl Fn(&str) -> Option<T>, what: &str, instead: &str) -> Option<T> {
+        let v = self.text(name)?;
+        let parsed = parse(&v);
+        if parsed.is_none() {
+            self.warnings.push(format!("{name}={} is not {what}; {instead}", shown(&v)));
+        }
+        parsed
+    }
+}
+
+/// Parses the settings from a variable lookup. Returns the settings and one message per ignored
+/// value (the caller logs them). Never panics, whatever the values.
+pub fn parse(get: impl Fn(&str) -> Option<OsString>) -> (Config, Vec<String>) {
+    let mut c = Config::default();
+    let mut v = Vars { get, warnings: Vec::new() };
+    match v.text(MODE_VAR).as_deref() {
+        Some("exec") => c.mode = Mode::Exec,
+        Some("fork") | Some("") | None => {}
+        Some(other) => v.warnings.push(format!("{MODE_VAR}={} is not fork or exec; using fork", shown(other))),
+    }
+    c.debug = v.flag("HUPTIME_DEBUG");
+    c.wait_children = v.flag("HUPTIME_WAIT");
+    c.revive = v.flag("HUPTIME_REVIVE");
+    c.unlink = v.path("HUPTIME_UNLINK");
+    let count = |s: &str| s.trim().parse::<u32>().ok();
+    c.revive_streak = v.parsed("HUPTIME_REVIVE_STREAK", count, "a count", "using 0").unwrap_or(0).min(1000);
+    c.root_pid = v.parsed("HUPTIME_ROOT_PID", parse_pid, "a process id", "ignoring it").unwrap_or(0);
+    c.supervisor_pid = v.parsed("HUPTIME_SUPERVISOR_PID", parse_pid, "a process id", "ignoring it").unwrap_or(0);
+    c.reuseport = v.parsed("HUPTIME_MULTI", count, "a number of instances", "not sharing ports").is_some_and(|n| n >= 1);
+    let ready = format!("using {}", c.ready_timeout_ms / 1000);
+    c.ready_timeout_ms = v.parsed("HUPTIME_READY_TIMEOUT", parse_seconds, "a number of seconds", &ready).unwrap_or(c.ready_timeout_ms);
+    let drain = format!("using {}", c.drain_timeout_ms / 1000);
+    c.drain_timeout_ms = v.parsed("HUPTIME_DRAIN_TIMEOUT", parse_seconds, "a number of seconds", &drain).unwrap_or(c.drain_timeout_ms);
+    c.status_dir = v.path(STATUS_DIR_VAR);
+    if let Some(dir) = c.status_dir.take() {
+        if dir.is_absolute() {
+            c.status_dir = Some(dir);
+        } else {
+            let d = dir.to_string_lossy().into_owned();
+            v.warnings.push(format!("{STATUS_DIR_VAR}={} is not an absolute path; not publishing state", shown(&d)));
+        }
+    }
+    c.notify_socket = v.text(NOTIFY_VAR);
+    (c, v.warnings)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::os::unix::ffi::OsStringExt;
+
+    fn run_bytes(vars: &[(&str, &[u8])]) -> (Config, Vec<String>) {
+        let m: HashMap<String, OsString> = vars.iter().map(|(a, b)| (a.to_string(), OsString::from_vec(b.to_vec()))).collect();
+        parse(|k| m.get(k).cloned())
+    }
 
     fn run(vars: &[(&str, &str)]) -> (Config, Vec<String>) {
-        let m: HashMap<String, String> = vars.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
-        parse(|k| m.get(k).cloned())
+        let bytes: Vec<(&str, &[u8])> = vars.iter().map(|(a, b)| (*a, b.as_bytes())).collect();
+        run_bytes(&bytes)
     }
 
     #[test]
@@ -110,20 +208,60 @@ mod tests {
             ("HUPTIME_DRAIN_TIMEOUT", "0.5"),
             ("HUPTIME_UNLINK", "/run/x.pid"),
             ("HUPTIME_WAIT", "1"),
+            ("HUPTIME_MULTI", "3"),
+            ("HUPTIME_ROOT_PID", "42"),
+            ("HUPTIME_SUPERVISOR_PID", "41"),
+            ("HUPTIME_STATUS_DIR", "/run/huptime/status"),
+            ("HUPTIME_NOTIFY_SOCKET", "@sd"),
         ]);
         assert_eq!(c.mode, Mode::Exec);
         assert!(c.debug);
         assert!(c.wait_children);
-        assert_eq!(c.unlink.as_deref(), Some("/run/x.pid"));
+        assert!(c.reuseport);
+        assert_eq!(c.unlink.as_deref(), Some(std::path::Path::new("/run/x.pid")));
         assert_eq!(c.drain_timeout_ms, 500);
+        assert_eq!((c.root_pid, c.supervisor_pid), (42, 41));
+        assert_eq!(c.status_dir.as_deref(), Some(std::path::Path::new("/run/huptime/status")));
+        assert_eq!(c.notify_socket.as_deref(), Some("@sd"));
         assert!(w.is_empty());
     }
 
     #[test]
     fn bad_values_warn_and_default() {
-        let (c, w) = run(&[("HUPTIME_MODE", "spawn"), ("HUPTIME_READY_TIMEOUT", "-3"), ("HUPTIME_DRAIN_TIMEOUT", "NaN")]);
+        let (c, w) = run(&[
+            ("HUPTIME_MODE", "spawn"),
+            ("HUPTIME_READY_TIMEOUT", "-3"),
+            ("HUPTIME_DRAIN_TIMEOUT", "NaN"),
+            ("HUPTIME_REVIVE_STREAK", "99999999999999999999"),
+            ("HUPTIME_ROOT_PID", "-1"),
+            ("HUPTIME_SUPERVISOR_PID", "pid"),
+            ("HUPTIME_MULTI", "many"),
+            ("HUPTIME_STATUS_DIR", "relative/dir"),
+        ]);
         assert_eq!(c, Config::default());
-        assert_eq!(w.len(), 3);
+        assert_eq!(w.len(), 8, "{w:?}");
+        for (line, name) in w.iter().zip(["MODE", "REVIVE_STREAK", "ROOT_PID", "SUPERVISOR_PID", "MULTI", "READY_TIMEOUT", "DRAIN_TIMEOUT", "STATUS_DIR"]) {
+            assert!(line.starts_with(&format!("HUPTIME_{name}=")), "{line}");
+        }
         assert!(w[0].contains("spawn"));
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused_except_in_paths() {
+        let (c, w) = run_bytes(&[("HUPTIME_MODE", b"ex\xffec"), ("HUPTIME_NOTIFY_SOCKET", b"/run/\xfe"), ("HUPTIME_UNLINK", b"/tmp/\xff.pid")]);
+        assert_eq!(c.mode, Mode::Fork);
+        assert_eq!(c.notify_socket, None);
+        assert_eq!(c.unlink.map(|p| p.into_os_string().into_vec()), Some(b"/tmp/\xff.pid".to_vec()));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w.iter().all(|l| l.contains("is not valid UTF-8")));
+    }
+
+    #[test]
+    fn long_values_are_cut_in_warnings() {
+        let long = "9".repeat(100_000) + "x";
+        let (_, w) = run(&[("HUPTIME_DRAIN_TIMEOUT", &long)]);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].len() < 200, "{}", w[0]);
+        assert!(w[0].contains("(100001 bytes)"));
     }
 }

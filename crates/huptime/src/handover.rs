@@ -131,8 +131,16 @@ fn verify_inherited(fd: c_int, key: &SockKey) -> Result<(), &'static str> {
     if fd <= 2 {
         return Err("that is a standard stream");
     }
-    if sys::socktype(fd) != key.socktype {
-        return Err("not a socket of that type");
+    let ty = sys::socktype(fd);
+    if ty < 0 {
+        return Err(match sys::errno() {
+            libc::EBADF => "not open",
+            libc::ENOTSOCK => "not a socket",
+            _ => "can't read its socket type",
+        });
+    }
+    if ty != key.socktype {
+        return Err("a socket of another type");
     }
     let Some((ss, _)) = sys::local_address(fd) else { return Err("getsockname failed") };
     if ss.ss_family != key.family {
@@ -249,8 +257,12 @@ pub fn copy_stderr(buf: &[u8]) {
         let mut msg = [0u8; report::MAX_CHUNK + 3];
         for piece in buf.chunks(report::MAX_CHUNK) {
             let n = report::encode_stderr(piece, &mut msg);
-            // SAFETY: writing our own buffer to our own non-blocking pipe.
-            if unsafe { real::write(fd, msg.as_ptr().cast(), n) } != n as isize {
+            if sys::write_no_sigpipe(fd, &msg[..n]) != n as isize {
+                if sys::errno() == libc::EPIPE {
+                    // Nobody reads any more (the previous generation is gone, or this is a worker
+                    // forked before the ready message and the channel was closed since).
+                    AWAITING_READY.store(false, Ordering::SeqCst);
+                }
                 break; // full (or gone): the copy is dropped, the program is never delayed
             }
         }
@@ -273,8 +285,7 @@ fn send_ready() {
     }
     // The pipe is non-blocking: if it is full of stderr copies, give the reader a moment.
     for _ in 0..2000 {
-        // SAFETY: one-byte write from a static buffer.
-        let n = unsafe { real::write(w, b"R".as_ptr().cast(), 1) };
+        let n = sys::write_no_sigpipe(w, b"R");
         if n == 1 || (n < 0 && sys::errno() != libc::EAGAIN && sys::errno() != libc::EINTR) {
             break;
         }

@@ -11,8 +11,9 @@ extern "C" fn huptime_init() {
         return;
     }
     real::resolve_all();
-    let (cfg, warnings) = config::parse(|k| std::env::var(k).ok());
+    let (cfg, warnings) = config::parse(|k| std::env::var_os(k));
     crate::status::configure(&cfg);
+    let (notify_socket, supervisor) = (cfg.notify_socket.clone(), cfg.supervisor_pid);
     restart::configure(cfg);
     handover::adopt_from_env();
     restart::watch_predecessor();
@@ -26,20 +27,23 @@ extern "C" fn huptime_init() {
     for w in warnings {
         info!("{w}");
     }
-    crate::notify::configure();
+    crate::notify::configure(notify_socket.as_deref());
     restart::install_handler();
     hooks::process::watch_stop_for_notify();
     restart::mark_started();
-    die_with_supervisor();
+    die_with_supervisor(supervisor);
     // SAFETY: getpid has no preconditions.
     hooks::OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
     hooks::ACTIVE.store(true, Ordering::Release);
 }
 
-/// Under `huptime --multi`, instances end when huptime does (parent-death signal), even if it is
-/// killed. Set only in the supervisor's own children: later generations are its children too.
-fn die_with_supervisor() {
-    let Some(parent) = std::env::var("HUPTIME_SUPERVISOR_PID").ok().and_then(|v| v.parse::<i32>().ok()) else { return };
+/// Under `huptime --multi`, instances end when huptime (pid `parent`, 0 if none) does
+/// (parent-death signal), even if it is killed. Set only in the supervisor's own children: later
+/// generations are its children too.
+fn die_with_supervisor(parent: i32) {
+    if parent <= 0 {
+        return;
+    }
     // SAFETY: prctl/getppid with integer arguments.
     unsafe {
         if libc::getppid() == parent {

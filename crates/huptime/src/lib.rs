@@ -4,7 +4,9 @@
 //!   sockets between generations, [`wire`] for the record they exchange);
 //! - as the CLI's napi module ([`native`]), for the few things Bun cannot do itself (exec).
 //!
-//! Pure logic ([`wire`], [`sockkey`], [`config`], [`report`], [`procnet`], [`reach`]) is unit tested; the rest is tested end to end.
+//! Pure logic ([`wire`], [`sockkey`], [`config`], [`report`], [`procnet`], [`reach`], [`epollreg`])
+//! is unit tested, and the decoders among it are fuzzed for a bounded time (`fuzz`, test only);
+//! the rest is tested end to end.
 
 #[cfg(not(test))]
 pub mod attempt;
@@ -14,6 +16,8 @@ pub mod sockkey;
 pub mod wire;
 
 pub mod fdtable;
+#[cfg(test)]
+mod fuzz;
 #[cfg(not(test))]
 pub mod handover;
 #[cfg(not(test))]
@@ -26,6 +30,8 @@ pub mod launch;
 pub mod log;
 #[cfg(not(test))]
 pub mod native;
+#[cfg(not(test))]
+pub mod preload;
 #[cfg(not(test))]
 pub mod notify;
 pub mod procnet;

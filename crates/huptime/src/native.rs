@@ -125,7 +125,7 @@ pub fn reap_child() -> Option<Ended> {
 /// the main process (`--multi`, `--listen-fds`).
 #[napi]
 pub fn sd_notify(socket: String, message: String) -> Result<()> {
-    let (addr, len) = crate::notify::address(&socket).map_err(|e| Error::new(Status::InvalidArg, e))?;
+    let (addr, len) = crate::notify::address(&socket).map_err(|e| Error::new(Status::InvalidArg, format!("notify socket {socket:?} is {e}")))?;
     // SAFETY: a datagram socket used for one sendto with a valid address, then closed.
     unsafe {
         let fd = libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);

@@ -12,26 +12,24 @@
 //! Messages are formatted into a stack buffer and sent with one sendto(): no allocation, no lock,
 //! so `stopping` is safe in a signal handler.
 
+use crate::config::{self, NOTIFY_VAR};
 use crate::log::LineBuf;
 use crate::sys;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicI32, Ordering};
 use std::sync::OnceLock;
 
-/// The variable the CLI passes the socket in.
-pub const SOCKET_VAR: &str = "HUPTIME_NOTIFY_SOCKET";
-
 static SOCK: AtomicI32 = AtomicI32::new(-1);
 static ADDR: OnceLock<(libc::sockaddr_un, libc::socklen_t)> = OnceLock::new();
 
 /// Builds the address of a notify socket: a path, or an abstract name written `@name`.
-pub fn address(path: &str) -> Result<(libc::sockaddr_un, libc::socklen_t), String> {
+pub fn address(path: &str) -> Result<(libc::sockaddr_un, libc::socklen_t), &'static str> {
     // SAFETY: sockaddr_un is plain data.
     let mut a: libc::sockaddr_un = unsafe { core::mem::zeroed() };
     a.sun_family = libc::AF_UNIX as libc::sa_family_t;
     let bytes = path.as_bytes();
     if bytes.is_empty() || bytes.len() >= a.sun_path.len() || !(bytes[0] == b'/' || bytes[0] == b'@') {
-        return Err(format!("notify socket {path:?} is not an absolute path or @abstract name"));
+        return Err("not an absolute path or @abstract name of at most 107 bytes");
     }
     for (i, &b) in bytes.iter().enumerate() {
         a.sun_path[i] = if i == 0 && b == b'@' { 0 } else { b as libc::c_char };
@@ -40,10 +38,10 @@ pub fn address(path: &str) -> Result<(libc::sockaddr_un, libc::socklen_t), Strin
     Ok((a, len as libc::socklen_t))
 }
 
-/// Reads the socket from the environment and opens the sending socket (constructor time).
-pub fn configure() {
-    let Ok(path) = std::env::var(SOCKET_VAR) else { return };
-    match address(&path) {
+/// Opens the sending socket for `path` (HUPTIME_NOTIFY_SOCKET), if any (constructor time).
+pub fn configure(path: Option<&str>) {
+    let Some(path) = path else { return };
+    match address(path) {
         Ok(a) => {
             let _ = ADDR.set(a);
             // SAFETY: plain socket creation.
@@ -52,7 +50,7 @@ pub fn configure() {
                 SOCK.store(sys::move_internal(fd), Ordering::Release);
             }
         }
-        Err(e) => info!("{e}; not notifying systemd"),
+        Err(e) => info!("{NOTIFY_VAR}={} is {e}; not notifying systemd", config::shown(path)),
     }
 }
 

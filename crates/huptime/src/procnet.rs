@@ -27,8 +27,8 @@ fn ipv4(hex: &str) -> Option<String> {
 }
 
 fn ipv6(hex: &str) -> Option<String> {
-    if hex.len() != 32 {
-        return None;
+    if hex.len() != 32 || !hex.is_ascii() {
+        return None; // (slicing below must not split a multi-byte character)
     }
     let mut bytes = [0u8; 16];
     for w in 0..4 {
@@ -170,6 +170,9 @@ mod tests {
         assert!(t[&102].connected && !t[&102].listening);
         let t6 = parse_inet(TCP6, "tcp6");
         assert_eq!(t6[&201].local, "[::1]:9090");
+        // 32 bytes, but not 32 hex digits: skipped, not a panic (found by fuzzing).
+        let odd = TCP6.replacen("00000000000000000000000001000000", "0000000ß0000000000000000100000", 1);
+        assert!(parse_inet(&odd, "tcp6").is_empty());
     }
 
     #[test]

@@ -36,8 +36,12 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Feeds bytes read from the pipe.
+    /// Feeds bytes read from the pipe. Once the channel is garbled, further bytes are dropped, so
+    /// a foreign writer can never make the reader hold more than one partial message.
     pub fn feed(&mut self, bytes: &[u8]) {
+        if self.garbled {
+            return;
+        }
         self.pending.extend_from_slice(bytes);
         let mut at = 0;
         while at < self.pending.len() && !self.garbled {
@@ -65,7 +69,16 @@ impl Reader {
                 _ => self.garbled = true,
             }
         }
-        self.pending.drain(..at.min(self.pending.len()));
+        if self.garbled {
+            self.pending = Vec::new();
+        } else {
+            self.pending.drain(..at.min(self.pending.len()));
+        }
+    }
+
+    /// Bytes held back until the rest of their message arrives (at most one message's worth).
+    pub fn buffered(&self) -> usize {
+        self.pending.len()
     }
 
     fn keep(&mut self, piece: &[u8]) {
@@ -178,6 +191,8 @@ mod tests {
         assert!(r.garbled);
         r.feed(b"R");
         assert!(!r.ready);
+        r.feed(&big);
+        assert_eq!(r.buffered(), 0, "a garbled channel's bytes are dropped");
     }
 
     #[test]

@@ -177,6 +177,10 @@ pub fn revive_instead_of_exit(status: c_int) {
         return;
     }
     let Some(launch) = launch::get() else { return };
+    if let Err(why) = crate::preload::check() {
+        info!("exited with status {status}; can't revive: {why}");
+        return;
+    }
     let uptime = sys::now_ms().saturating_sub(STARTED_MS.load(Ordering::Relaxed));
     // Only an exit soon after start without serving anyone counts towards the back-off.
     let quick = uptime < 1000 && !ACCEPTED_ANY.load(Ordering::Acquire);
@@ -446,9 +450,9 @@ fn live_children() -> usize {
 fn unlink_pidfile() {
     if let Some(path) = config().unlink {
         match std::fs::remove_file(&path) {
-            Ok(()) => debug!("removed {path}"),
+            Ok(()) => debug!("removed {}", path.display()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => info!("can't remove {path} before the restart: {e}"),
+            Err(e) => info!("can't remove {} before the restart: {e}", path.display()),
         }
     }
 }
@@ -619,11 +623,23 @@ fn next_generation() -> u32 {
     log::GENERATION.load(Ordering::Relaxed).saturating_add(1)
 }
 
+/// A restart that cannot be attempted: said once, recorded as a failed restart (for `huptime
+/// --restart` and systemd), and this generation goes on serving.
+fn refuse_restart(why: &str) {
+    info!("can't restart: {why}; this generation keeps serving");
+    crate::status::record_rollback(why);
+    crate::notify::rolled_back(why);
+    crate::status::publish("serving");
+}
+
 fn fork_restart() {
     let Some(launch) = launch::get() else {
         info!("can't restart: the launch was not captured at start-up");
         return;
     };
+    if let Err(why) = crate::preload::check() {
+        return refuse_restart(&why);
+    }
     let gen = next_generation();
     let mut ready = [-1; 2];
     // SAFETY: valid out-array.
@@ -799,12 +815,11 @@ fn exec_restart() {
     };
     // SAFETY: access() on a valid C string.
     if unsafe { libc::access(launch.exe.as_ptr(), libc::X_OK) } != 0 {
-        info!(
-            "can't restart: {} is not executable now ({}); this generation keeps serving",
-            launch.exe.to_string_lossy(),
-            std::io::Error::last_os_error()
-        );
-        return;
+        let e = std::io::Error::last_os_error();
+        return refuse_restart(&format!("{} is not executable now ({e})", launch.exe.to_string_lossy()));
+    }
+    if let Err(why) = crate::preload::check() {
+        return refuse_restart(&why);
     }
     let gen = next_generation();
     let out = handover::prepare(gen, -1);

@@ -8,7 +8,7 @@
 //! `previous` (pid of the generation this one replaced, 0 if none), `rollbacks` (restarts that
 //! failed), `last_error`.
 
-use crate::config::{Config, Mode};
+use crate::config::{self, Config, Mode, STATUS_DIR_VAR};
 use crate::log;
 use core::sync::atomic::{AtomicU32, Ordering};
 use std::io::Write;
@@ -20,8 +20,9 @@ static ROLLBACKS: AtomicU32 = AtomicU32::new(0);
 static LAST_ERROR: Mutex<String> = Mutex::new(String::new());
 static MODE: OnceLock<&'static str> = OnceLock::new();
 
-/// Reads the directory from the environment and notes how the program runs (constructor time):
-/// `revive`, `multi` (an instance of a pool), else the restart mode, `fork` or `exec`.
+/// Notes the directory (which must exist: the CLI made it) and how the program runs
+/// (constructor time): `revive`, `multi` (an instance of a pool), else the restart mode, `fork`
+/// or `exec`.
 pub fn configure(cfg: &Config) {
     let _ = MODE.set(match cfg.mode {
         _ if cfg.revive => "revive",
@@ -29,7 +30,18 @@ pub fn configure(cfg: &Config) {
         Mode::Fork => "fork",
         Mode::Exec => "exec",
     });
-    let _ = DIR.set(std::env::var_os("HUPTIME_STATUS_DIR").map(PathBuf::from).filter(|p| p.is_absolute()));
+    let dir = cfg.status_dir.clone().filter(|d| match std::fs::metadata(d) {
+        Ok(m) if m.is_dir() => true,
+        Ok(_) => {
+            info!("{STATUS_DIR_VAR}={} is not a directory; not publishing state", config::shown(&d.to_string_lossy()));
+            false
+        }
+        Err(e) => {
+            info!("can't use {STATUS_DIR_VAR}={}: {e}; not publishing state", config::shown(&d.to_string_lossy()));
+            false
+        }
+    });
+    let _ = DIR.set(dir);
 }
 
 fn start_time(pid: libc::pid_t) -> String {
@@ -65,8 +77,13 @@ pub fn publish(state: &str) {
     replace(&tmp, &path, &body);
 }
 
+/// Writes `body` to `tmp` (created afresh: never through a link someone left there) and renames
+/// it over `path`.
 fn replace(tmp: &std::path::Path, path: &std::path::Path, body: &str) {
-    let written = std::fs::File::create(tmp).and_then(|mut f| f.write_all(body.as_bytes()));
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(tmp);
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp);
+    let written = created.and_then(|mut f| f.write_all(body.as_bytes()));
     if written.is_ok() {
         let _ = std::fs::rename(tmp, path);
     } else {

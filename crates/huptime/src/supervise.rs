@@ -201,7 +201,7 @@ pub fn close_fd(fd: i32) {
 /// non-blocking, close-on-exec) for the programs huptime starts; returns the fd.
 #[napi]
 pub fn notify_socket(path: String) -> Result<i32> {
-    let (addr, len) = crate::notify::address(&path).map_err(|e| Error::new(Status::InvalidArg, e))?;
+    let (addr, len) = crate::notify::address(&path).map_err(|e| Error::new(Status::InvalidArg, format!("notify socket {path:?} is {e}")))?;
     // SAFETY: socket setup with a valid address; the fd is closed on error.
     unsafe {
         let fd = libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0);

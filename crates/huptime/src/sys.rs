@@ -20,6 +20,35 @@ pub fn set_errno(e: c_int) {
     unsafe { *libc::__errno_location() = e }
 }
 
+/// write() on a pipe whose reader may be gone, without SIGPIPE: the program (which may not
+/// ignore SIGPIPE) must never die of a write the shim makes. SIGPIPE is blocked in the calling
+/// thread around the write, and the one the write raised, if any, is taken back (a SIGPIPE that
+/// was already pending for the program is left alone). Returns what write returned (EPIPE when the
+/// reader is gone); errno as the write left it.
+pub fn write_no_sigpipe(fd: c_int, buf: &[u8]) -> isize {
+    // SAFETY: signal-set manipulation on local sets; write of a valid buffer; sigtimedwait with a
+    // zero timeout only takes a pending SIGPIPE.
+    unsafe {
+        let mut pipe: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut pipe);
+        libc::sigaddset(&mut pipe, libc::SIGPIPE);
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
+        let mut pending: libc::sigset_t = core::mem::zeroed();
+        libc::sigpending(&mut pending);
+        let already = libc::sigismember(&pending, libc::SIGPIPE) == 1;
+        let n = real::write(fd, buf.as_ptr().cast(), buf.len());
+        let e = errno();
+        if n < 0 && e == libc::EPIPE && !already {
+            let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            libc::sigtimedwait(&pipe, core::ptr::null_mut(), &zero);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
+        set_errno(e);
+        n
+    }
+}
+
 static BASE: AtomicI32 = AtomicI32::new(0);
 
 /// Lowest fd number the shim uses for its own fds: high enough to stay out of the way of the

@@ -16,7 +16,10 @@ pub const MAGIC: [u8; 4] = *b"HUPT";
 pub const VERSION: u8 = 1;
 /// Most sockets a record may carry (the shim's table size).
 pub const MAX_SOCKETS: usize = 64;
-const HEADER: usize = 4 + 1 + 1 + 4;
+/// Bytes before the payload: magic, version, reserved byte, payload length.
+pub const HEADER: usize = 4 + 1 + 1 + 4;
+/// Longest hex form accepted (far more than [`MAX_SOCKETS`] entries need).
+pub const MAX_ENV_LEN: usize = 64 * 1024;
 
 /// One inherited socket: the fd number in the receiving process and its identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +48,8 @@ pub struct Handover {
 pub enum WireError {
     /// Odd length or a non-hex character in the environment value.
     BadHex,
+    /// The environment value is longer than [`MAX_ENV_LEN`] (its length).
+    TooLong(usize),
     /// Fewer bytes than the header or the declared payload needs.
     Truncated,
     /// Does not start with `HUPT`.
@@ -67,6 +72,7 @@ impl fmt::Display for WireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WireError::BadHex => f.write_str("not hex-encoded"),
+            WireError::TooLong(n) => write!(f, "{n} characters long, at most {MAX_ENV_LEN}"),
             WireError::Truncated => f.write_str("truncated"),
             WireError::BadMagic => f.write_str("bad magic (not a huptime record)"),
             WireError::UnsupportedVersion(v) => {
@@ -209,7 +215,10 @@ impl Handover {
     /// Parses the hex form written by `to_env`.
     pub fn from_env(s: &str) -> Result<Handover, WireError> {
         let s = s.as_bytes();
-        if s.len() % 2 != 0 || s.len() > 64 * 1024 {
+        if s.len() > MAX_ENV_LEN {
+            return Err(WireError::TooLong(s.len()));
+        }
+        if !s.len().is_multiple_of(2) {
             return Err(WireError::BadHex);
         }
         fn nib(c: u8) -> Result<u8, WireError> {
@@ -276,6 +285,7 @@ mod tests {
         assert_eq!(Handover::decode(&b), Err(WireError::Checksum));
         assert_eq!(Handover::from_env("zz"), Err(WireError::BadHex));
         assert_eq!(Handover::from_env("abc"), Err(WireError::BadHex));
+        assert_eq!(Handover::from_env(&"00".repeat(MAX_ENV_LEN)), Err(WireError::TooLong(2 * MAX_ENV_LEN)));
     }
 
     #[test]
@@ -290,52 +300,5 @@ mod tests {
         let sum = fnv1a32(&bytes[HEADER..len - 4]).to_le_bytes();
         bytes[len - 4..].copy_from_slice(&sum);
         assert_eq!(Handover::decode(&bytes), Err(WireError::Truncated));
-    }
-
-    /// Property test: random and mutated inputs never panic, and anything accepted re-encodes to
-    /// the same bytes (the decoder accepts only canonical records).
-    #[test]
-    fn fuzz_decode_never_panics() {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let good = sample().encode();
-        let iterations: usize = std::env::var("HUPTIME_FUZZ_ITERATIONS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(200_000);
-        for i in 0..iterations {
-            let mut buf = if i % 2 == 0 {
-                let mut b = good.clone();
-                for _ in 0..(next() % 4 + 1) {
-                    let at = (next() as usize) % b.len();
-                    b[at] = next() as u8;
-                }
-                if next() % 5 == 0 {
-                    b.truncate((next() as usize) % (b.len() + 1));
-                }
-                b
-            } else {
-                let n = (next() % 96) as usize;
-                (0..n).map(|_| next() as u8).collect()
-            };
-            if i % 3 == 0 && buf.len() >= HEADER + 4 {
-                // Fix the checksum so the payload parser itself is exercised.
-                let len = buf.len();
-                let sum = fnv1a32(&buf[HEADER..len - 4]).to_le_bytes();
-                buf[len - 4..].copy_from_slice(&sum);
-                let plen = (len - HEADER - 4) as u32;
-                buf[6..10].copy_from_slice(&plen.to_le_bytes());
-                buf[..4].copy_from_slice(&MAGIC);
-                buf[4] = VERSION;
-            }
-            if let Ok(h) = Handover::decode(&buf) {
-                assert_eq!(h.encode(), buf, "accepted a non-canonical record");
-            }
-        }
     }
 }
