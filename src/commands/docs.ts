@@ -85,9 +85,12 @@ restart was rolled back.
 .SH EXAMPLES
 ${examples}
 .SH LIMITATIONS
-Statically linked programs (Go, by default) and setuid programs ignore LD_PRELOAD; use
-\\fB\\-\\-listen\\-fds\\fR for those that support socket activation. The command line and environment
-are those of the first start: keep configuration in files.
+Statically linked programs (Go, by default), setuid or setgid programs that would change your
+ids, and programs with file capabilities (unless you are root) ignore LD_PRELOAD: huptime refuses
+them with the reason; use \\fB\\-\\-listen\\-fds\\fR for those that support socket activation.
+A request in flight in a generation that is killed fails; when no generation holds the sockets any
+more, the port is closed until the program is started again. The command line and environment
+are those of the first start: keep configuration in files. See README "Guarantees and limits".
 `;
 }
 

@@ -18,6 +18,12 @@ static STARTED_BY_PREVIOUS: AtomicBool = AtomicBool::new(false);
 static HAS_PENDING: AtomicBool = AtomicBool::new(false);
 /// This process has not yet been seen waiting for connections on a bound socket.
 static NOT_YET_SERVING: AtomicBool = AtomicBool::new(true);
+/// Whether a previous generation started this one and waits for its readiness (a valid record
+/// with a readiness pipe: a fork-mode restart).
+pub fn started_by_previous() -> bool {
+    STARTED_BY_PREVIOUS.load(Ordering::Acquire)
+}
+
 /// Pid of the previous generation (0 for the first).
 pub static PARENT_GENERATION_PID: AtomicI32 = AtomicI32::new(0);
 /// This image was started by a previous generation (it received a valid handover record).

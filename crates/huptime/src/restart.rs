@@ -89,8 +89,10 @@ static DEFERRED: AtomicBool = AtomicBool::new(false);
 /// generation's process (a pidfd) so that a restart waits until it has finished draining.
 pub fn watch_predecessor() {
     let pid = handover::PARENT_GENERATION_PID.load(Ordering::Relaxed);
+    // Only a predecessor that handed over a working readiness pipe is one (a record naming some
+    // other live pid must not hold restarts back).
     // SAFETY: getpid has no preconditions.
-    if pid <= 0 || pid == unsafe { libc::getpid() } || internal::get(internal::PREDECESSOR) >= 0 {
+    if pid <= 0 || pid == unsafe { libc::getpid() } || !handover::started_by_previous() || internal::get(internal::PREDECESSOR) >= 0 {
         return;
     }
     // SAFETY: pidfd_open with integer arguments.
@@ -100,10 +102,22 @@ pub fn watch_predecessor() {
     }
 }
 
-/// Whether the previous generation's process is still running (draining).
+/// When the first deferred SIGHUP came (monotonic ms; 0 = none).
+static DEFERRED_SINCE: AtomicU64 = AtomicU64::new(0);
+
+/// Whether the previous generation's process is still running (draining). A predecessor that
+/// outlives its drain deadline by 10 s (it should have cut its connections by then) no longer
+/// holds restarts back.
 fn predecessor_running() -> bool {
     let fd = internal::get(internal::PREDECESSOR);
     if fd < 0 {
+        return false;
+    }
+    let since = DEFERRED_SINCE.load(Ordering::Acquire);
+    let limit = config().drain_timeout_ms;
+    if since > 0 && limit > 0 && sys::now_ms().saturating_sub(since) > limit + 10_000 {
+        info!("the previous generation is still running {} s after a SIGHUP; restarting anyway", (limit + 10_000) / 1000);
+        sys::close(internal::take(internal::PREDECESSOR));
         return false;
     }
     let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
@@ -360,6 +374,7 @@ fn on_hup() {
     }
     if config().mode == Mode::Fork && predecessor_running() {
         if !DEFERRED.swap(true, Ordering::AcqRel) {
+            DEFERRED_SINCE.store(sys::now_ms(), Ordering::Release);
             let pid = handover::PARENT_GENERATION_PID.load(Ordering::Relaxed);
             info!("SIGHUP: generation {} (pid {pid}) is still draining; restarting once it has ended", log::GENERATION.load(Ordering::Relaxed).saturating_sub(1));
         }

@@ -156,12 +156,13 @@ unsafe fn wrap_stop_signal(sig: c_int, act: *const libc::sigaction, old: *mut li
 #[no_mangle]
 pub unsafe extern "C" fn setsid() -> libc::pid_t {
     let r = real::setsid();
-    if r >= 0 && super::active_here() && restart::is_forked_copy() {
-        crate::launch::release_stdio();
-        // The daemon is the generation's master from now on: it publishes the state.
-        crate::handover::publish_as_master();
-    }
-    r
+    super::keep_errno(r, |&r| {
+        if r >= 0 && super::active_here() && restart::is_forked_copy() {
+            crate::launch::release_stdio();
+            // The daemon is the generation's master from now on: it publishes the state.
+            crate::handover::publish_as_master();
+        }
+    })
 }
 
 /// The handler the program asked for SIGHUP (it is recorded, not installed: SIGHUP is huptime's).
