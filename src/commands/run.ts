@@ -20,6 +20,8 @@ import { stopCommand } from "./stop";
 
 const positiveInt = t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(1)]);
 const seconds = t.cascade(t.isNumber(), [t.isAtLeast(0)]);
+/** A time that must pass before something is given up on: 0 would roll back every restart. */
+const positiveSeconds = t.cascade(t.isNumber(), [t.isAtLeast(0.001)]);
 
 /** The one entry command: options, then the program's command line. */
 export class RunCommand extends Command {
@@ -62,7 +64,7 @@ export class RunCommand extends Command {
   revive = Option.Boolean("--revive", false, { description: "start the program again when it exits, keeping its sockets" });
   wait = Option.Boolean("--wait", false, { description: "before a generation ends, also wait for its child processes" });
   unlink = Option.String("--unlink", { description: "remove FILE (a pidfile) before each new generation starts" });
-  readyTimeout = Option.String("--ready-timeout", { validator: seconds, description: "seconds a new generation has to become ready before it is killed and rolled back (default 60)" });
+  readyTimeout = Option.String("--ready-timeout", { validator: positiveSeconds, description: "seconds a new generation has to become ready before it is killed and rolled back (default 60)" });
   drainTimeout = Option.String("--drain-timeout", { validator: seconds, description: "seconds an old generation may take to finish its connections before it cuts them (default 30; 0: no limit)" });
   notify = Option.Boolean("--notify", false, { description: "tell systemd about readiness, restarts and stops (sd_notify; automatic when NOTIFY_SOCKET is set)" });
   listen = Option.Array("--listen", { description: "with --listen-fds: a socket huptime binds, [NAME=]HOST:PORT, [IPV6]:PORT, PORT or /unix/path (repeatable)" });

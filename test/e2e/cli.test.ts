@@ -30,6 +30,7 @@ describe("huptime CLI", () => {
     [["--multi=abc", "true"], '--multi: expected a number (got "abc")'],
     [["--multi", "2.5", "true"], "--multi: expected to be an integer"],
     [["--stop", "--timeout=-1", "true"], "--timeout: expected to be at least 0 (got -1)"],
+    [["--ready-timeout=0", "true"], "--ready-timeout: expected to be at least 0.001 (got 0)"],
     [["--status", "--stop", "true"], "--stop and --status cannot be used together"],
     [["--restart", "--status", "true"], "--restart and --status cannot be used together"],
     [["--restart", "--exec", "true"], "--exec cannot be used with --restart"],
