@@ -17,6 +17,7 @@ import { debug, info } from "../log";
 import { native } from "../native";
 import { Notifier } from "../notify";
 import { noticeGeneration } from "../notify-access";
+import { myUid } from "../privatedir";
 
 /** Settings of a --listen-fds run. */
 export interface ListenFdsOptions {
@@ -80,7 +81,7 @@ export async function listenFdsCommand(file: string, argv: string[], baseEnv: No
   info(`listening on ${o.listens.map((l) => l.label).join(", ")}`);
 
   const gens: Generation[] = [];
-  const ourUid = process.getuid?.() ?? 0;
+  const ourUid = myUid();
   const start = (n: number): Generation => {
     const [r, w] = nat.makePipe();
     let pid: number;

@@ -98,12 +98,7 @@ impl Attempt {
     /// After it was ready: whether the first process has ended since (checked without waiting).
     /// Its wait status is then in `status` when the kernel still has it.
     pub fn has_ended(&mut self) -> bool {
-        if self.pidfd < 0 {
-            return false;
-        }
-        let mut p = libc::pollfd { fd: self.pidfd, events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd, no wait. Readable means it has exited.
-        if unsafe { real::poll(&mut p, 1, 0) } != 1 {
+        if !sys::pidfd_exited(self.pidfd) {
             return false;
         }
         if self.status.is_none() {
@@ -122,9 +117,7 @@ impl Attempt {
     /// the channel's write end, and the process groups they lead. Returns how many were signalled.
     pub fn kill_all(&self) -> usize {
         let mut killed = 0;
-        let mut p = libc::pollfd { fd: self.pidfd, events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd, no wait. Readable means it has exited already.
-        let exited = self.pidfd < 0 || unsafe { real::poll(&mut p, 1, 0) } == 1;
+        let exited = self.pidfd < 0 || sys::pidfd_exited(self.pidfd);
         if !exited && sys::pidfd_signal(self.pidfd, libc::SIGKILL) {
             killed += 1;
         }

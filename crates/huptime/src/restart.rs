@@ -120,9 +120,7 @@ fn predecessor_running() -> bool {
         sys::close(internal::take(internal::PREDECESSOR));
         return false;
     }
-    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid pollfd, no wait. Readable once the process has exited.
-    if unsafe { real::poll(&mut p, 1, 0) } == 0 {
+    if !sys::pidfd_exited(fd) {
         return true;
     }
     sys::close(internal::take(internal::PREDECESSOR));
@@ -271,12 +269,7 @@ pub fn ensure_helper() {
         internal::set(internal::DRAIN, sys::eventfd());
     }
     if internal::get(internal::LINEAGE_W) < 0 {
-        let mut p = [-1; 2];
-        // SAFETY: valid out-array.
-        if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } == 0 {
-            internal::set(internal::LINEAGE_R, sys::move_internal(p[0]));
-            internal::set(internal::LINEAGE_W, sys::move_internal(p[1]));
-        }
+        open_lineage_pipe();
     }
     // SAFETY: standard pthread creation with a detached attribute.
     unsafe {
@@ -291,6 +284,17 @@ pub fn ensure_helper() {
             HELPER.store(false, Ordering::Release);
             info!("can't start the restart thread (error {r}); SIGHUP will not restart this process");
         }
+    }
+}
+
+/// Opens the pipe a master writes to tell the processes it forks to drain (they inherit the read
+/// end) into its internal slots.
+fn open_lineage_pipe() {
+    let mut p = [-1; 2];
+    // SAFETY: valid out-array.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } == 0 {
+        internal::set(internal::LINEAGE_R, sys::move_internal(p[0]));
+        internal::set(internal::LINEAGE_W, sys::move_internal(p[1]));
     }
 }
 
@@ -429,19 +433,28 @@ fn begin_drain() {
                         info!("can't make an inert socket for fd {}: {}", s.fd, std::io::Error::last_os_error());
                     }
                 }
-                let fdflags = real::fcntl(s.fd, libc::F_GETFD, 0);
-                let flags = if fdflags >= 0 && fdflags & libc::FD_CLOEXEC != 0 { libc::O_CLOEXEC } else { 0 };
                 // Keep the program's blocking mode on the inert socket.
                 if sys::nonblocking(s.fd) {
                     real::fcntl(dummy, libc::F_SETFL, libc::O_NONBLOCK as libc::c_long);
                 }
-                real::dup3(dummy, s.fd, flags);
+                replace_keeping_cloexec(dummy, s.fd);
                 real::close(dummy);
             }
         }
         fdtable::set_state(s.fd, FdState::Drained);
     }
     debug!("stopped accepting; {} connection(s) open", fdtable::CONNS.load(Ordering::Acquire));
+}
+
+/// Puts (a duplicate of) `src` at fd number `dst`, keeping the close-on-exec flag the program gave
+/// `dst` (dup3 would otherwise set it from its own argument). Returns what dup3 returned.
+fn replace_keeping_cloexec(src: c_int, dst: c_int) -> c_int {
+    // SAFETY: fcntl/dup3 on fds this process owns.
+    unsafe {
+        let fdflags = real::fcntl(dst, libc::F_GETFD, 0);
+        let flags = if fdflags >= 0 && fdflags & libc::FD_CLOEXEC != 0 { libc::O_CLOEXEC } else { 0 };
+        real::dup3(src, dst, flags)
+    }
 }
 
 /// Running (not zombie) children of this process, from /proc/self/task/*/children.
@@ -601,9 +614,7 @@ fn take_back() {
     for s in sockets {
         // SAFETY: fcntl/dup3/epoll_ctl on fds this process owns.
         unsafe {
-            let fdflags = real::fcntl(s.fd, libc::F_GETFD, 0);
-            let flags = if fdflags >= 0 && fdflags & libc::FD_CLOEXEC != 0 { libc::O_CLOEXEC } else { 0 };
-            if real::dup3(s.shadow, s.fd, flags) < 0 {
+            if replace_keeping_cloexec(s.shadow, s.fd) < 0 {
                 info!("can't take back {} (fd {}): {}", s.key, s.fd, std::io::Error::last_os_error());
                 continue;
             }
@@ -622,12 +633,7 @@ fn take_back() {
     for slot in [internal::LINEAGE_R, internal::LINEAGE_W] {
         sys::close(internal::take(slot));
     }
-    let mut p = [-1; 2];
-    // SAFETY: valid out-array.
-    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } == 0 {
-        internal::set(internal::LINEAGE_R, sys::move_internal(p[0]));
-        internal::set(internal::LINEAGE_W, sys::move_internal(p[1]));
-    }
+    open_lineage_pipe();
     sys::eventfd_clear(internal::get(internal::DRAIN));
     CLOSING.store(false, Ordering::SeqCst);
     set_handler(libc::SA_RESTART);

@@ -246,6 +246,14 @@ pub fn local_address(fd: c_int) -> Option<(libc::sockaddr_storage, libc::socklen
     ok.then_some((ss, len))
 }
 
+/// Whether the process behind `pidfd` has exited (the pidfd is readable), checked without
+/// waiting. False for a negative fd.
+pub fn pidfd_exited(pidfd: c_int) -> bool {
+    let mut p = libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd, no wait.
+    pidfd >= 0 && unsafe { real::poll(&mut p, 1, 0) } == 1
+}
+
 /// Sends `sig` through a pidfd (safe against pid reuse); true if it was sent.
 pub fn pidfd_signal(pidfd: c_int, sig: c_int) -> bool {
     // SAFETY: pidfd_send_signal with no siginfo and no flags.
