@@ -7,6 +7,7 @@ import { copyFileSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, loadLoop, request } from "../test/helpers/net";
+import { killGroup } from "../test/helpers/spawn";
 
 const ROOT = join(import.meta.dir, "..");
 const RESTARTS = Number(process.env.DEMO_RESTARTS ?? 3);
@@ -76,9 +77,7 @@ async function run(mode: "fork" | "exec"): Promise<number> {
   }
   process.kill(pid, "SIGTERM");
   await until(() => ourChildren().length === 0, 5000);
-  try {
-    process.kill(-server.pid!, "SIGKILL");
-  } catch {}
+  killGroup(server.pid!);
   return failedTotal;
 }
 

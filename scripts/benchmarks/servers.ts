@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { cacheDir } from "../../src/cachedir";
 import { readAllPublished } from "../../src/statusfile";
 import { writeNginxConf } from "../../test/helpers/nginx";
+import { killGroup } from "../../test/helpers/spawn";
 
 export const ROOT = join(import.meta.dir, "..", "..");
 export const HUPTIME = join(ROOT, "dist", "huptime");
@@ -150,9 +151,7 @@ export async function startServer(kind: Kind, mode: Mode, port: number, extra: s
         }
       }
       for (const p of seen) killTree(p, "SIGKILL");
-      try {
-        process.kill(-child.pid!, "SIGKILL");
-      } catch {}
+      killGroup(child.pid!);
       await Bun.sleep(50);
     },
   };

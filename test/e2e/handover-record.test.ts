@@ -46,7 +46,7 @@ describe("hostile HUPTIME_STATE", () => {
         // The program's own fds are untouched: it still writes to its stdout.
         await waitFor(() => s.stdout().includes("listening"), "the program's stdout");
       } finally {
-        s.kill();
+        s.killGroup();
       }
     }, 20_000);
   }

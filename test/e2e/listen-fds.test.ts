@@ -8,11 +8,12 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runCli, serve, type Served } from "../helpers/cli";
+import { runCli, serve } from "../helpers/cli";
 import { goFixture } from "../helpers/go";
 import { freePort, loadLoop, request } from "../helpers/net";
 import { notifyListener } from "../helpers/notify";
 import { alive, groupMembers, waitFor } from "../helpers/procs";
+import type { Group } from "../helpers/spawn";
 
 let server = "";
 beforeAll(() => {
@@ -29,7 +30,7 @@ async function start(version: string, extra: string[] = [], env?: NodeJS.Process
   return { s, port, setVersion: (v: string) => writeFileSync(config, v) };
 }
 
-async function waitForVersion(port: number, version: string, s: Served, timeoutMs = 15_000): Promise<string> {
+async function waitForVersion(port: number, version: string, s: Group, timeoutMs = 15_000): Promise<string> {
   let body = "";
   await waitFor(async () => {
     const r = await request(port, "/", 1000);
@@ -65,7 +66,7 @@ describe("--listen-fds", () => {
       expect(s.output()).toMatch(/generation 5 \(pid \d+\) is ready after \d+ ms; SIGTERM to generation 4/);
       for (const l of s.output().split("\n").filter((x) => x.startsWith("huptime"))) expect(l).toMatch(/^huptime\[\d+\] gen=0: \S/);
       process.kill(s.pid, "SIGTERM");
-      expect(await new Promise((r) => s.child.on("exit", r))).toBe(0);
+      expect((await s.exited).code).toBe(0);
       expect(groupMembers(s.pgid)).toEqual([]);
     } finally {
       s.killGroup();

@@ -7,10 +7,11 @@ import { expect, test } from "bun:test";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROOT, serve, type Served } from "../helpers/cli";
+import { ROOT, serve } from "../helpers/cli";
 import { compiledCServer } from "../helpers/matrix";
 import { freePort, request } from "../helpers/net";
 import { alive, fdCount, fdTargets, groupMembers, stat, waitFor } from "../helpers/procs";
+import type { Group } from "../helpers/spawn";
 
 const RESTARTS = 1000;
 const REAPER = join(ROOT, "test", "fixtures", "reaper.py");
@@ -32,7 +33,7 @@ function sample(pid: number): Sample {
 }
 
 /** Waits until the log, from `from` on, contains `text`; returns the offset after it. */
-async function waitLog(s: Served, from: number, text: RegExp): Promise<{ end: number; match: RegExpExecArray }> {
+async function waitLog(s: Group, from: number, text: RegExp): Promise<{ end: number; match: RegExpExecArray }> {
   let found: RegExpExecArray | null = null;
   await waitFor(() => (found = text.exec(s.output().slice(from))) !== null, `${text} in the log`, 15_000, 1);
   const m = found as unknown as RegExpExecArray;

@@ -1,13 +1,13 @@
 /** `--multi=N`: N instances share the port; rolling zero-downtime restarts; they live and die with huptime. */
 import { describe, expect, test } from "bun:test";
-import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { HUPTIME, ROOT } from "../helpers/cli";
+import { HUPTIME, ROOT, serve } from "../helpers/cli";
 import { SERVERS } from "../helpers/matrix";
 import { freePort, loadLoop, request } from "../helpers/net";
-import { groupMembers, killGroup, waitFor } from "../helpers/procs";
+import { groupMembers, waitFor } from "../helpers/procs";
+import { spawnGroup } from "../helpers/spawn";
 
 /** Distinct pids answering for `cookie` over `n` requests. */
 async function servingPids(port: number, cookie: string, n = 80): Promise<Set<string>> {
@@ -17,15 +17,6 @@ async function servingPids(port: number, cookie: string, n = 80): Promise<Set<st
     if (r.ok && r.body.startsWith(`${cookie} `)) pids.add(r.body.trim().split(" ")[1]);
   }
   return pids;
-}
-
-function start(args: string[], env: NodeJS.ProcessEnv = process.env) {
-  const child = spawn(args[0], args.slice(1), { detached: true, stdio: ["ignore", "pipe", "pipe"], env });
-  let out = "";
-  child.stdout!.on("data", (d) => (out += d));
-  child.stderr!.on("data", (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code, sig) => resolve(code ?? (sig ? -1 : null))));
-  return { child, pid: child.pid!, exited, output: () => out };
 }
 
 function cookieFile(v: string): string {
@@ -38,7 +29,7 @@ describe("--multi", () => {
   test("--multi=4 node: all four serve; SIGHUP under load: zero failures, four new pids; SIGTERM: all gone, exit 0", async () => {
     const port = await freePort();
     const cookie = cookieFile("a");
-    const s = start([HUPTIME, "--multi=4", "node", join(SERVERS, "node_http.js"), String(port), cookie]);
+    const s = serve(["--multi=4", "node", join(SERVERS, "node_http.js"), String(port), cookie]);
     try {
       await waitFor(async () => (await servingPids(port, "a", 20)).size > 0, "the pool to answer");
       await waitFor(async () => (await servingPids(port, "a")).size === 4, "four instances to serve");
@@ -55,38 +46,36 @@ describe("--multi", () => {
       for (const p of second) expect(first.has(p)).toBe(false);
       expect((await servingPids(port, "a", 20)).size).toBe(0);
       process.kill(s.pid, "SIGTERM");
-      expect(await s.exited).toBe(0);
+      expect((await s.exited).code).toBe(0);
       expect(groupMembers(s.pid)).toEqual([]);
     } finally {
-      killGroup(s.pid);
+      s.killGroup();
     }
   }, 60_000);
 
   test("huptime exits with the first failing instance status once all have exited", async () => {
-    const s = start([HUPTIME, "--multi=2", "sh", "-c", "sleep 0.2; exit 3"]);
-    expect(await s.exited).toBe(3);
+    const s = serve(["--multi=2", "sh", "-c", "sleep 0.2; exit 3"]);
+    expect((await s.exited).code).toBe(3);
   }, 20_000);
 
   test("instances die with huptime even when it is killed", async () => {
     const port = await freePort();
-    const s = start([HUPTIME, "--multi=2", "python3", join(SERVERS, "blocking.py"), String(port), cookieFile("k")]);
+    const s = serve(["--multi=2", "python3", join(SERVERS, "blocking.py"), String(port), cookieFile("k")]);
     try {
       await waitFor(async () => (await request(port, "/", 1000)).ok, "the pool to answer");
       await waitFor(() => groupMembers(s.pid).length === 3, "huptime and two instances");
       process.kill(s.pid, "SIGKILL");
       await waitFor(() => groupMembers(s.pid).length === 0, "the instances to follow it", 10_000);
     } finally {
-      killGroup(s.pid);
+      s.killGroup();
     }
   }, 30_000);
 
   test("examples/pool.sh (the --multi=1 shell pool): HUP restarts every copy, TERM stops them all", async () => {
     const port = await freePort();
     const cookie = cookieFile("p1");
-    const s = start([join(ROOT, "examples", "pool.sh"), "node", join(SERVERS, "node_http.js"), String(port), cookie], {
-      ...process.env,
-      HUPTIME,
-      N: "3",
+    const s = spawnGroup([join(ROOT, "examples", "pool.sh"), "node", join(SERVERS, "node_http.js"), String(port), cookie], {
+      env: { ...process.env, HUPTIME, N: "3" },
     });
     try {
       await waitFor(async () => (await servingPids(port, "p1")).size === 3, "three copies to serve");
@@ -97,10 +86,10 @@ describe("--multi", () => {
       const stats = await load.stop();
       expect(stats.failed, stats.errors.join(", ")).toBe(0);
       process.kill(s.pid, "SIGTERM");
-      expect(await s.exited).toBe(0);
+      expect((await s.exited).code).toBe(0);
       expect(groupMembers(s.pid)).toEqual([]);
     } finally {
-      killGroup(s.pid);
+      s.killGroup();
     }
   }, 60_000);
 });

@@ -47,7 +47,7 @@ describe("--listen-fds notify socket", () => {
       expect(s.output()).toContain(`notice from pid ${gen} uid 0 (generation 1): READY=1`);
       expect(s.output()).toMatch(new RegExp(`generation 1 \\(pid ${gen}\\) is ready after`));
       process.kill(s.pid, "SIGTERM");
-      expect(await new Promise((r) => s.child.on("exit", r))).toBe(0);
+      expect((await s.exited).code).toBe(0);
     } finally {
       s.killGroup();
     }

@@ -181,7 +181,7 @@ describe("programs LD_PRELOAD cannot reach", () => {
       await waitFor(() => /is ready after/.test(s.output()), `the static probe to be ready; huptime said:\n${s.output()}`);
       expect(s.output()).toContain("secure=0 preloaded=0 listen_fds=1");
       process.kill(s.pid, "SIGTERM");
-      expect(await new Promise((r) => s.child.on("exit", r))).toBe(0);
+      expect((await s.exited).code).toBe(0);
     } finally {
       s.killGroup();
     }

@@ -1,12 +1,12 @@
 /** `--revive`: the program is started again whenever it exits, keeping its sockets. */
 import { describe, expect, test } from "bun:test";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, openSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { HUPTIME, runCli } from "../helpers/cli";
+import { runCli, serve } from "../helpers/cli";
 import { freePort } from "../helpers/net";
-import { groupMembers, killGroup, waitFor } from "../helpers/procs";
+import { groupMembers, waitFor } from "../helpers/procs";
 
 describe("--revive", () => {
   test("huptime --revive nc -l PORT < message.txt: five clients in a row each get the whole message", async () => {
@@ -14,59 +14,52 @@ describe("--revive", () => {
     const message = "hello from message.txt\nsecond line\n";
     writeFileSync(join(dir, "message.txt"), message);
     const port = await freePort();
-    const child = spawn(HUPTIME, ["--revive", "nc", "-l", String(port)], {
-      detached: true,
-      stdio: [openSync(join(dir, "message.txt"), "r"), "ignore", "pipe"],
-    });
-    let log = "";
-    child.stderr!.on("data", (d) => (log += d));
+    const s = serve(["--revive", "nc", "-l", String(port)], { stdin: openSync(join(dir, "message.txt"), "r") });
+    const log = s.stderr;
     try {
       await waitFor(() => runCli(["--status", "nc", "-l", String(port)]).code === 0, "nc to listen");
       await Bun.sleep(200);
       for (let i = 1; i <= 5; i++) {
         const r = spawnSync("nc", ["-N", "127.0.0.1", String(port)], { input: "", encoding: "utf8", timeout: 10_000 });
-        expect(r.stdout, `client ${i}: ${r.stderr}\n${log}`).toBe(message);
+        expect(r.stdout, `client ${i}: ${r.stderr}\n${log()}`).toBe(message);
       }
       await Bun.sleep(200); // spawnSync blocked the loop: let the log catch up
-      expect(log).toContain("reviving");
-      expect(log).not.toContain("without serving");
+      expect(log()).toContain("reviving");
+      expect(log()).not.toContain("without serving");
       expect(runCli(["--stop", "nc", "-l", String(port)]).code).toBe(0);
-      expect(groupMembers(child.pid!)).toEqual([]);
+      expect(groupMembers(s.pgid)).toEqual([]);
     } finally {
-      killGroup(child.pid!);
+      s.killGroup();
     }
   }, 60_000);
 
   test("a program that fails at every start is revived with a growing, logged back-off", async () => {
     const port = await freePort();
     const script = `import socket,sys,time\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", ${port})); s.listen(8)\nsys.exit(3)\n`;
-    const child = spawn(HUPTIME, ["--revive", "python3", "-c", script], { detached: true, stdio: ["ignore", "ignore", "pipe"] });
-    let log = "";
-    child.stderr!.on("data", (d) => (log += d));
+    const s = serve(["--revive", "python3", "-c", script]);
     try {
-      await waitFor(() => /reviving in 400 ms/.test(log), "the back-off to reach 400 ms", 15_000);
+      await waitFor(() => /reviving in 400 ms/.test(s.stderr()), "the back-off to reach 400 ms", 15_000);
+      const log = s.stderr();
       const delays = [...log.matchAll(/reviving in (\d+) ms/g)].map((m) => Number(m[1]));
       expect(delays.slice(0, 3)).toEqual([100, 200, 400]);
       expect(log).toContain("exited with status 3");
       // Not a hot loop: a handful of starts in the time it took.
       expect((log.match(/exited with status 3/g) ?? []).length).toBeLessThan(8);
     } finally {
-      killGroup(child.pid!);
+      s.killGroup();
     }
   }, 30_000);
 
   test("Ctrl-C (SIGINT to a program with a handler) stops it instead of reviving it", async () => {
     const port = await freePort();
     const script = `import socket,time\ns=socket.socket(); s.bind(("127.0.0.1", ${port})); s.listen(8)\nprint("up", flush=True)\ntime.sleep(60)\n`;
-    const child = spawn(HUPTIME, ["--revive", "python3", "-c", script], { detached: true, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout!.on("data", (d) => (out += d));
+    const s = serve(["--revive", "python3", "-c", script]);
     try {
-      await waitFor(() => out.includes("up"), "the program to start");
-      process.kill(child.pid!, "SIGINT"); // Python's KeyboardInterrupt, then a normal exit
-      await waitFor(() => groupMembers(child.pid!).length === 0, "the program to end", 10_000);
+      await waitFor(() => s.stdout().includes("up"), "the program to start");
+      process.kill(s.pid, "SIGINT"); // Python's KeyboardInterrupt, then a normal exit
+      await waitFor(() => groupMembers(s.pgid).length === 0, "the program to end", 10_000);
     } finally {
-      killGroup(child.pid!);
+      s.killGroup();
     }
   }, 30_000);
 
@@ -74,18 +67,14 @@ describe("--revive", () => {
     const port = await freePort();
     // The program runs a helper that exits 5 (it must stay dead), then serves one client and exits 0.
     const script = `sh -c 'exit 5'; echo "helper:$?"; exec nc -l ${port}`;
-    const child = spawn(HUPTIME, ["--revive", "bash", "-c", script], { detached: true, stdio: ["ignore", "pipe", "pipe"] });
-    let log = "";
-    let out = "";
-    child.stderr!.on("data", (d) => (log += d));
-    child.stdout!.on("data", (d) => (out += d));
+    const s = serve(["--revive", "bash", "-c", script]);
     try {
-      await waitFor(() => out.includes("helper:5"), "the helper to run");
+      await waitFor(() => s.stdout().includes("helper:5"), "the helper to run");
       await Bun.sleep(300);
-      expect(log).not.toContain("status 5");
-      expect((out.match(/helper:5/g) ?? []).length).toBe(1);
+      expect(s.stderr()).not.toContain("status 5");
+      expect((s.stdout().match(/helper:5/g) ?? []).length).toBe(1);
     } finally {
-      killGroup(child.pid!);
+      s.killGroup();
     }
   }, 30_000);
 });

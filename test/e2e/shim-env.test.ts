@@ -58,7 +58,7 @@ describe("garbage in HUPTIME_* variables", () => {
           expect(s.stderr()).not.toMatch(/panicked|Segmentation|core dumped|rollback/);
         });
       } finally {
-        for (const s of runs) s.kill();
+        for (const s of runs) s.killGroup();
       }
     }, 60_000);
   }

@@ -2,7 +2,8 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { serve, type Served } from "./cli";
+import { serve } from "./cli";
+import type { Group } from "./spawn";
 import { freePort, request } from "./net";
 import { waitFor } from "./procs";
 
@@ -52,7 +53,7 @@ export async function serveApp(
   version: string,
   huptimeArgs: string[] = [],
   env?: NodeJS.ProcessEnv,
-): Promise<{ app: ReturnType<typeof pythonApp>; port: number; s: Served }> {
+): Promise<{ app: ReturnType<typeof pythonApp>; port: number; s: Group }> {
   const app = pythonApp(version);
   const port = await freePort();
   const s = serve([...huptimeArgs, "python3", app.file, String(port)], { cwd: app.dir, env });

@@ -3,7 +3,6 @@
  * (it drops inherited HUPTIME_* variables): garbage variables, invalid UTF-8, fds at chosen numbers.
  * Programs start through test/fixtures/with_fds.py, which sets LD_PRELOAD only for what it execs.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -12,7 +11,8 @@ import { cacheDir } from "../../src/cachedir";
 import { ROOT, runCli } from "./cli";
 import { SERVERS } from "./matrix";
 import { freePort, request } from "./net";
-import { killGroup, waitFor } from "./procs";
+import { waitFor } from "./procs";
+import { spawnGroup, type Group } from "./spawn";
 
 /** The wrapper that places fds and byte-valued variables, then execs. */
 export const WITH_FDS = join(ROOT, "test", "fixtures", "with_fds.py");
@@ -59,13 +59,8 @@ function environment(opts: PreloadOptions): NodeJS.ProcessEnv {
 }
 
 /** A served test program (blocking.py) started under the preload in its own process group. */
-export interface Preloaded {
+export interface Preloaded extends Group {
   port: number;
-  child: ChildProcess;
-  stderr(): string;
-  stdout(): string;
-  /** Kills the whole group: every generation of the program. */
-  kill(): void;
 }
 
 /**
@@ -77,16 +72,10 @@ export async function servePreloaded(options: PreloadOptions | ((port: number) =
   const opts = typeof options === "function" ? options(port) : options;
   const cookie = join(mkdtempSync(join(tmpdir(), "huptime-preload-")), "cookie");
   writeFileSync(cookie, "cookie\n");
-  const child = spawn("python3", [WITH_FDS, ...wrapperArgs(opts), "--", "python3", join(SERVERS, "blocking.py"), String(port), cookie], {
+  const g = spawnGroup(["python3", WITH_FDS, ...wrapperArgs(opts), "--", "python3", join(SERVERS, "blocking.py"), String(port), cookie], {
     env: environment(opts),
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
   });
-  let err = "";
-  let out = "";
-  child.stderr!.on("data", (d) => (err += d));
-  child.stdout!.on("data", (d) => (out += d));
-  return { port, child, stderr: () => err, stdout: () => out, kill: () => killGroup(child.pid!) };
+  return { ...g, port };
 }
 
 /** The pid that answers a request (the fixture's body is "cookie PID"), if one does. */
@@ -99,7 +88,7 @@ async function servingPid(port: number): Promise<number | undefined> {
 export async function servesAndRestarts(s: Preloaded): Promise<void> {
   let first: number | undefined;
   await waitFor(async () => (first = await servingPid(s.port)) !== undefined, `the program to serve (stderr: ${s.stderr()})`);
-  process.kill(s.child.pid!, "SIGHUP");
+  process.kill(s.pid, "SIGHUP");
   await waitFor(async () => {
     const now = await servingPid(s.port);
     return now !== undefined && now !== first;
@@ -115,20 +104,11 @@ export interface ShortRun {
 }
 
 /** Runs `command` to completion under the preload, killing it after `timeoutMs`. */
-export function runPreloaded(command: string[], opts: PreloadOptions = {}, timeoutMs = 5000): Promise<ShortRun> {
+export async function runPreloaded(command: string[], opts: PreloadOptions = {}, timeoutMs = 5000): Promise<ShortRun> {
   const start = Date.now();
-  return new Promise((resolve) => {
-    const child = spawn("python3", [WITH_FDS, ...wrapperArgs(opts), "--", ...command], {
-      env: environment(opts),
-      stdio: ["ignore", "ignore", "pipe"],
-      detached: true,
-    });
-    let err = "";
-    child.stderr!.on("data", (d) => (err += d));
-    const timer = setTimeout(() => killGroup(child.pid!), timeoutMs);
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stderr: err, ms: Date.now() - start });
-    });
-  });
+  const g = spawnGroup(["python3", WITH_FDS, ...wrapperArgs(opts), "--", ...command], { env: environment(opts) });
+  const timer = setTimeout(g.killGroup, timeoutMs);
+  const { code, signal } = await g.exited;
+  clearTimeout(timer);
+  return { code, signal, stderr: g.stderr(), ms: Date.now() - start };
 }

@@ -99,13 +99,6 @@ export function processesTitled(text: string): number[] {
     });
 }
 
-/** SIGKILL to process group `pgid` (test cleanup; the group may be gone already). */
-export function killGroup(pgid: number): void {
-  try {
-    process.kill(-pgid, "SIGKILL");
-  } catch {}
-}
-
 /** SIGKILL to each of `pids` (test cleanup; they may be gone already). */
 export function killAll(pids: number[]): void {
   for (const pid of pids) {

@@ -1,11 +1,12 @@
 /** A second, unprivileged user for tests of what one user may see of another's processes. */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { appSource, waitForVersion } from "./app";
 import { HUPTIME } from "./cli";
 import { freePort } from "./net";
+import { spawnGroup } from "./spawn";
 
 const NAME = "huptime-test2";
 
@@ -45,7 +46,7 @@ export function userEnv(user: { home: string }): NodeJS.ProcessEnv {
 
 /**
  * Starts the test app (answering `version`) as `user` under the `shared` huptime copy, in its own
- * process group; returns once it answers, with its pid and port and a way to kill the group.
+ * process group; returns once it answers, with its port.
  */
 export async function serveAppAs(user: { uid: number; gid: number; home: string }, shared: { dir: string; huptime: string }, version: string) {
   const port = await freePort();
@@ -53,17 +54,12 @@ export async function serveAppAs(user: { uid: number; gid: number; home: string 
   writeFileSync(script, appSource(version));
   chmodSync(script, 0o644);
   const [cmd, ...opts] = asUser(user);
-  const child = spawn(cmd, [...opts, shared.huptime, "python3", script, String(port)], { env: userEnv(user), cwd: shared.dir, detached: true, stdio: "ignore" });
-  const killGroup = () => {
-    try {
-      process.kill(-child.pid!, "SIGKILL");
-    } catch {}
-  };
+  const g = spawnGroup([cmd, ...opts, shared.huptime, "python3", script, String(port)], { env: userEnv(user), cwd: shared.dir });
   try {
     await waitForVersion(port, version);
   } catch (e) {
-    killGroup();
+    g.killGroup();
     throw e;
   }
-  return { pid: child.pid!, port, killGroup };
+  return { ...g, port };
 }
