@@ -3,30 +3,19 @@
  * connections, edits its code and sends SIGHUP several times, and reports each restart.
  */
 import { spawn } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { allPids, isRunning, procStat } from "../src/instances";
 import { freePort, loadLoop, request } from "../test/helpers/net";
 import { killGroup } from "../test/helpers/spawn";
 
 const ROOT = join(import.meta.dir, "..");
 const RESTARTS = Number(process.env.DEMO_RESTARTS ?? 3);
 
-function parentOf(pid: number): number {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return Number(s.slice(s.lastIndexOf(")") + 2).split(" ")[1]);
-  } catch {
-    return -1;
-  }
-}
-
 /** Pids whose parent is this process and that are still running (fork mode's generations). */
 function ourChildren(): number[] {
-  return readdirSync("/proc")
-    .filter((n) => /^\d+$/.test(n))
-    .map(Number)
-    .filter((p) => parentOf(p) === process.pid && !readFileSync(`/proc/${p}/stat`, "utf8").includes(") Z"));
+  return allPids().filter((p) => procStat(p)?.ppid === process.pid && isRunning(p));
 }
 
 async function until(pred: () => Promise<boolean> | boolean, ms = 15_000): Promise<boolean> {

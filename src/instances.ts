@@ -13,7 +13,15 @@ export interface Instance {
   argv: string[];
 }
 
-function readArgv(pid: number): string[] | undefined {
+/** Every pid in /proc (processes of any user and state, zombies included). */
+export function allPids(): number[] {
+  return readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number);
+}
+
+/** The command line of `pid` (/proc/PID/cmdline split at NULs), or undefined if it is gone. */
+export function readArgv(pid: number): string[] | undefined {
   try {
     const raw = readFileSync(`/proc/${pid}/cmdline`, "utf8");
     return raw.split("\0").filter((_, i, a) => i < a.length - 1 || a[i] !== "");
@@ -37,8 +45,16 @@ function isManaged(pid: number): boolean {
   }
 }
 
+/** Fields of /proc/PID/stat: state (R, S, Z...), parent pid, process group, start time (clock ticks after boot). */
+export interface ProcStat {
+  state: string;
+  ppid: number;
+  pgrp: number;
+  start: string;
+}
+
 /** Parent pid, process group, state and start time of `pid`, or undefined if it is gone. */
-export function procStat(pid: number): { ppid: number; pgrp: number; state: string; start: string } | undefined {
+export function procStat(pid: number): ProcStat | undefined {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, "utf8");
     const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
@@ -77,9 +93,7 @@ function isHuptime(pid: number): boolean {
 export function managedProcesses(): Instance[] {
   const self = process.pid;
   const out: Instance[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    const pid = Number(name);
+  for (const pid of allPids()) {
     if (pid === self || !isManaged(pid) || isHuptime(pid)) continue;
     const st = procStat(pid);
     const argv = readArgv(pid);

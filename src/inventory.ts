@@ -3,8 +3,8 @@
  * socket tables (through the native module) and the state each generation publishes. Read-only:
  * no signal, no ptrace. A non-root user sees only their own processes; root sees everyone's.
  */
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { findAll, managedProcesses, matches, procStat, procUids, type Instance } from "./instances";
+import { readFileSync, readlinkSync } from "node:fs";
+import { allPids, findAll, managedProcesses, matches, procStat, procUids, readArgv, type Instance } from "./instances";
 import { native } from "./native";
 import { readPublished, type Published } from "./statusfile";
 
@@ -61,12 +61,11 @@ function statusDirOf(pid: number, ownDir: string): string {
 /** huptime's own processes that stay around (--multi, --listen-fds supervisors), never this one. */
 function supervisors(): Instance[] {
   const out: Instance[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    const pid = Number(name);
+  for (const pid of allPids()) {
+    if (pid === process.pid) continue;
     try {
       if (readlinkSync(`/proc/${pid}/exe`) !== process.execPath) continue;
-      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+      const argv = readArgv(pid) ?? [];
       const st = procStat(pid);
       if (st && st.state !== "Z" && argv.some((a) => a.startsWith("--multi") || a === "--listen-fds")) {
         out.push({ pid, ppid: st.ppid, argv });

@@ -9,6 +9,7 @@ import { mkdtempSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cacheDir } from "../../src/cachedir";
+import { allPids, readArgv } from "../../src/instances";
 import { readAllPublished } from "../../src/statusfile";
 import { writeNginxConf } from "../../test/helpers/nginx";
 import { killGroup } from "../../test/helpers/spawn";
@@ -144,11 +145,7 @@ export async function startServer(kind: Kind, mode: Mode, port: number, extra: s
         try {
           seen.add(Number(readFileSync(pidfile, "utf8").trim()));
         } catch {}
-        for (const name of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
-          try {
-            if (readFileSync(`/proc/${name}/cmdline`, "utf8").includes(dir)) seen.add(Number(name));
-          } catch {}
-        }
+        for (const pid of allPids()) if (readArgv(pid)?.some((a) => a.includes(dir))) seen.add(pid);
       }
       for (const p of seen) killTree(p, "SIGKILL");
       killGroup(child.pid!);

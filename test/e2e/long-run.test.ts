@@ -4,13 +4,14 @@
  * The figures are printed (scripts/test's output keeps them).
  */
 import { expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT, serve } from "../helpers/cli";
 import { compiledCServer } from "../helpers/matrix";
 import { freePort, request } from "../helpers/net";
-import { alive, fdCount, fdTargets, groupMembers, stat, waitFor } from "../helpers/procs";
+import { allPids, procStat } from "../../src/instances";
+import { alive, fdCount, fdTargets, groupMembers, waitFor } from "../helpers/procs";
 import type { Group } from "../helpers/spawn";
 
 const RESTARTS = 1000;
@@ -79,8 +80,8 @@ for (const mode of ["fork", "exec"] as const) {
       expect(late.environBytes).toBe(early!.environBytes);
       // Nothing left but the reaper and the serving process; no zombie anywhere in the group.
       await waitFor(() => groupMembers(s.pgid).length === 2, "only the serving process to remain");
-      const zombies = readdirPids().filter((pid) => {
-        const st = stat(pid);
+      const zombies = allPids().filter((pid) => {
+        const st = procStat(pid);
         return st !== undefined && st.pgrp === s.pgid && st.state === "Z";
       });
       expect(zombies).toEqual([]);
@@ -89,9 +90,4 @@ for (const mode of ["fork", "exec"] as const) {
       s.killGroup();
     }
   }, 300_000);
-}
-
-/** Every pid in /proc. */
-function readdirPids(): number[] {
-  return readdirSync("/proc").filter((n) => /^\d+$/.test(n)).map(Number);
 }

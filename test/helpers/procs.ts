@@ -1,38 +1,21 @@
 /** Looking at processes through /proc: groups, liveness, fds. */
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-
-/** Parsed fields of /proc/PID/stat that tests use. */
-export interface ProcStat {
-  pid: number;
-  state: string;
-  ppid: number;
-  pgrp: number;
-}
-
-/** /proc/PID/stat, or undefined if the process is gone. */
-export function stat(pid: number): ProcStat | undefined {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const rest = s.slice(s.lastIndexOf(")") + 2).split(" ");
-    return { pid, state: rest[0], ppid: Number(rest[1]), pgrp: Number(rest[2]) };
-  } catch {
-    return undefined;
-  }
-}
+import { readdirSync, readlinkSync } from "node:fs";
+import { allPids, isRunning, procStat, readArgv, type ProcStat } from "../../src/instances";
 
 /** Whether `pid` exists and is not a zombie. */
-export function alive(pid: number): boolean {
-  const s = stat(pid);
-  return s !== undefined && s.state !== "Z" && s.state !== "X";
+export const alive = isRunning;
+
+/** A live process of a group: its pid and /proc/PID/stat fields. */
+export interface Member extends ProcStat {
+  pid: number;
 }
 
 /** Live (non-zombie) processes in process group `pgid`. */
-export function groupMembers(pgid: number): ProcStat[] {
-  const out: ProcStat[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    const s = stat(Number(name));
-    if (s && s.pgrp === pgid && s.state !== "Z" && s.state !== "X") out.push(s);
+export function groupMembers(pgid: number): Member[] {
+  const out: Member[] = [];
+  for (const pid of allPids()) {
+    const s = procStat(pid);
+    if (s && s.pgrp === pgid && s.state !== "Z" && s.state !== "X") out.push({ pid, ...s });
   }
   return out;
 }
@@ -65,16 +48,13 @@ export async function waitFor(pred: () => boolean | Promise<boolean>, what: stri
 
 /** Pids of running processes that have `path` open. */
 export function processesWithOpen(path: string): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
+  return allPids().filter((pid) => {
     try {
-      if (readdirSync(`/proc/${name}/fd`).some((fd) => readlinkSafe(`/proc/${name}/fd/${fd}`) === path) && alive(Number(name))) {
-        out.push(Number(name));
-      }
-    } catch {}
-  }
-  return out;
+      return readdirSync(`/proc/${pid}/fd`).some((fd) => readlinkSafe(`/proc/${pid}/fd/${fd}`) === path) && alive(pid);
+    } catch {
+      return false;
+    }
+  });
 }
 
 function readlinkSafe(p: string): string {
@@ -87,16 +67,7 @@ function readlinkSafe(p: string): string {
 
 /** Pids of running processes whose command line (or process title) contains `text`. */
 export function processesTitled(text: string): number[] {
-  return readdirSync("/proc")
-    .filter((n) => /^\d+$/.test(n))
-    .map(Number)
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").includes(text) && alive(pid);
-      } catch {
-        return false;
-      }
-    });
+  return allPids().filter((pid) => (readArgv(pid)?.join(" ").includes(text) ?? false) && alive(pid));
 }
 
 /** SIGKILL to each of `pids` (test cleanup; they may be gone already). */
