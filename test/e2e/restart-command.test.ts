@@ -97,7 +97,7 @@ describe("huptime --restart progress", () => {
       await waitFor(() => connectionsOf(s.pid) === 1, "the held connection");
       app.write(appSource("v2"));
       const pending = restartAsync(["python3", app.file]);
-      await Bun.sleep(500);
+      await waitFor(() => s.output().includes("restarting in place: draining before exec"), "generation 1 to drain", 30_000);
       expect((await held.send()).ok).toBe(true);
       const r = await pending;
       expect(r.code, r.stderr).toBe(0);
