@@ -122,7 +122,8 @@ test("the new generation SIGKILLed once the old one has left: the port closes, n
     // The last thread of a killed process may release the socket a moment after /proc shows it dead.
     await waitFor(async () => !(await canConnect(port)), "the port to refuse connections", 5000);
     const t0 = Date.now();
-    const r = runCli(["--restart", "python3"], { timeoutMs: 10_000 });
+    // This test's program only: "python3" alone would match (and restart) any python3 under huptime.
+    const r = runCli(["--restart", "python3", app.file], { timeoutMs: 10_000 });
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
     expect(Date.now() - t0).toBeLessThan(5000);
