@@ -70,7 +70,8 @@ describe("hostile HUPTIME_STATE", () => {
         // Each worker has its own ports: a listening socket, a UDP socket, a file, both pipe ends.
         const [port, other] = [await freePort(), await freePort()];
         const fds = ["--listen", `3:${port}`, "--udp", `4:${port}`, "--file", "5:/etc/hostname", "--pipe", "6:w", "--pipe", "7:r", "--listen", `8:${other}`];
-        while (runs < 200 && Date.now() < until) {
+        // At least 50 runs however slow the machine is; more while the time allows.
+        while (runs < 200 && (runs < 50 || Date.now() < until)) {
           runs++;
           const value = randomState(rand, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 200], [port, other, 1]);
           const r = await runPreloaded(["perl", "-e", 'print STDERR "started\\n"; exit 0'], { ...state(value), fds });
@@ -82,6 +83,5 @@ describe("hostile HUPTIME_STATE", () => {
     );
     console.log(`${runs} random records (seed ${seed}; replay with HUPTIME_FUZZ_SEED=${seed})`);
     expect(failures).toEqual([]);
-    expect(runs).toBeGreaterThanOrEqual(50);
-  }, 40_000);
+  }, 120_000);
 });

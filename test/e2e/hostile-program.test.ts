@@ -29,7 +29,8 @@ for (const mode of ["fork", "exec"] as const) {
       for (let i = 2; i <= 4; i++) {
         writeFileSync(cookie, `v${i}`);
         const before = master;
-        await Bun.sleep(300); // let the load reach this generation
+        const served = load.stats.ok;
+        await waitFor(() => load.stats.ok >= served + 20, "the load to reach this generation", 30_000);
         process.kill(master, "SIGHUP");
         await waitFor(async () => {
           const r = await request(port, "/", 2000);

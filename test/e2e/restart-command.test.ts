@@ -62,10 +62,20 @@ describe("huptime --restart", () => {
 });
 
 describe("huptime --restart progress", () => {
-  /** Runs `huptime --restart ...` in the background; resolves with its output. */
+  /** Runs `huptime --restart ...` in the background: its progress so far, and its outcome. */
   const restartAsync = (argv: string[]) => {
     const p = Bun.spawn([HUPTIME, "--restart", ...argv], { stdout: "pipe", stderr: "pipe" });
-    return (async () => ({ code: await p.exited, stdout: await new Response(p.stdout).text(), stderr: await new Response(p.stderr).text() }))();
+    let stderr = "";
+    const collected = (async () => {
+      const text = new TextDecoder();
+      for await (const chunk of p.stderr) stderr += text.decode(chunk, { stream: true });
+    })();
+    const result = (async () => {
+      const stdout = await new Response(p.stdout).text();
+      await collected;
+      return { code: await p.exited, stdout, stderr };
+    })();
+    return { progress: () => stderr, result };
   };
 
   test("fork mode, plain lines: signal, new pid, ready, old generation draining its connection; summary", async () => {
@@ -74,7 +84,7 @@ describe("huptime --restart progress", () => {
       const held = await hold(port);
       await waitFor(() => connectionsOf(s.pid) === 1, "the held connection");
       app.write(appSource("v2"));
-      const r = await restartAsync(["python3", app.file]);
+      const r = await restartAsync(["python3", app.file]).result;
       expect(r.code, r.stderr).toBe(0);
       const lines = r.stderr.trim().split("\n");
       expect(lines).toEqual([
@@ -97,9 +107,12 @@ describe("huptime --restart progress", () => {
       await waitFor(() => connectionsOf(s.pid) === 1, "the held connection");
       app.write(appSource("v2"));
       const pending = restartAsync(["python3", app.file]);
-      await Bun.sleep(500);
+      // The held request goes out once huptime --restart has reported the drain it holds up.
+      await waitFor(() => pending.progress().includes("generation 1 draining 1 connection"), "huptime --restart to report the drain", 30_000).catch((e) => {
+        throw new Error(`${e.message}; it said:\n${pending.progress()}`);
+      });
       expect((await held.send()).ok).toBe(true);
-      const r = await pending;
+      const r = await pending.result;
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toMatch(new RegExp(`: SIGHUP sent\\n.*: generation 1 draining 1 connection\\n.*: generation 2 is pid ${s.pid}, starting\\n.*: ready in \\d+ ms\\n$`));
       expect(r.stdout).toContain(`restarted: pid ${s.pid}, generation 2 serving`);

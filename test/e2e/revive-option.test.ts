@@ -17,14 +17,15 @@ describe("--revive", () => {
     const s = serve(["--revive", "nc", "-l", String(port)], { stdin: openSync(join(dir, "message.txt"), "r") });
     const log = s.stderr;
     try {
-      await waitFor(() => runCli(["--status", "nc", "-l", String(port)]).code === 0, "nc to listen");
-      await Bun.sleep(200);
+      await waitFor(() => {
+        const r = runCli(["--status", "--json", "nc", "-l", String(port)]);
+        return r.code === 0 && JSON.parse(r.stdout).processes.some((p: { listening: string[] }) => p.listening.length > 0);
+      }, "nc to listen", 30_000);
       for (let i = 1; i <= 5; i++) {
         const r = spawnSync("nc", ["-N", "127.0.0.1", String(port)], { input: "", encoding: "utf8", timeout: 10_000 });
         expect(r.stdout, `client ${i}: ${r.stderr}\n${log()}`).toBe(message);
       }
-      await Bun.sleep(200); // spawnSync blocked the loop: let the log catch up
-      expect(log()).toContain("reviving");
+      await waitFor(() => log().includes("reviving"), "the log to say nc was revived"); // spawnSync blocked the loop
       expect(log()).not.toContain("without serving");
       expect(runCli(["--stop", "nc", "-l", String(port)]).code).toBe(0);
       expect(groupMembers(s.pgid)).toEqual([]);

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { appSource, pythonApp, waitForVersion } from "../helpers/app";
 import { ROOT, runCli, serve } from "../helpers/cli";
 import { freePort, loadLoop, request } from "../helpers/net";
+import { waitFor } from "../helpers/procs";
 
 const ACTIVATE = join(ROOT, "test", "fixtures", "activate.py");
 
@@ -18,7 +19,8 @@ test("the program's bind() gets the passed socket; early clients are served; res
   const port = await freePort();
   const s = serve(["python3", app.file, String(port)], { cwd: app.dir, prefix: ["python3", ACTIVATE, String(port)] });
   try {
-    await Bun.sleep(300);
+    // The program has started and now naps before its bind(): this client comes early.
+    await waitFor(() => s.output().includes("LISTEN_FDS="), "the program to start", 30_000);
     const early = await request(port, "/", 10_000);
     expect(early.ok && early.body.startsWith("v1 ")).toBe(true);
     expect(s.output()).toContain("LISTEN_FDS=None");
