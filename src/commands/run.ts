@@ -90,7 +90,7 @@ export class RunCommand extends Command {
       if (runOnly.length > 0) throw new UsageError(`${runOnly.join(", ")} cannot be used with ${actions[0]}`);
       if (this.status) return statusCommand(this.command, statusFormat(this.json, this.table), statusDir(), process.stdout);
       if (this.stop) return await stopCommand(this.command, this.timeout, this.context.stdout);
-      return await restartCommand(this.command, statusDir(), 65_000, this.context.stdout);
+      return await restartCommand(this.command, statusDir(), this.context.stdout);
     }
     setDebug(this.debug);
     if (this.unlink === "") throw new UsageError("--unlink needs a file name");
