@@ -3,12 +3,32 @@
  * next generation serves (success), or the restart was rolled back (failure, exit 1). Shows the
  * steps as they happen (see Progress) and ends with a one-line summary per instance.
  */
+import { Command, Option } from "clipanion";
 import { HuptimeError } from "../errors";
 import { findMasters, isRunning } from "../instances";
 import { native } from "../native";
 import { awaitNextGeneration } from "../next-generation";
 import { Progress } from "../progress";
 import { readPublished } from "../statusfile";
+import { CONTROL_CATEGORY, HuptimeCommand } from "./base";
+
+/** `huptime --restart [options] <command> [args...]`. */
+export class RestartCommand extends HuptimeCommand {
+  static paths = [Command.Default];
+
+  static usage = Command.Usage({
+    category: CONTROL_CATEGORY,
+    description: "restart the running instances of a command and wait until the new code serves",
+    examples: [["Restart every running copy and wait until the new code serves", "$0 --restart /usr/bin/myservice"]],
+  });
+
+  restart = Option.Boolean("--restart", { required: true, description: "restart the running instances of the command; wait until they serve" });
+  command = Option.Proxy({ required: 1 });
+
+  protected async perform(): Promise<number> {
+    return await restartCommand(this.command, this.context.statusDir(), this.context.stdout, this.context.stderr);
+  }
+}
 
 /** Outcome of restarting one instance. */
 interface Outcome {
@@ -17,9 +37,9 @@ interface Outcome {
   message: string;
 }
 
-async function restartOne(dir: string, pid: number, live: boolean | undefined): Promise<Outcome> {
+async function restartOne(dir: string, pid: number, live: boolean | undefined, err: NodeJS.WriteStream): Promise<Outcome> {
   const before = readPublished(dir, pid);
-  const progress = new Progress(`huptime: ${pid}`, process.stderr, live);
+  const progress = new Progress(`huptime: ${pid}`, err, live);
   const t0 = Date.now();
   process.kill(pid, "SIGHUP");
   if (!before) {
@@ -78,14 +98,14 @@ async function waitUntil(pred: () => boolean, ms: number): Promise<void> {
 }
 
 /** Restarts every instance of `command`; exit 0 when all new generations serve, 1 otherwise. */
-export async function restartCommand(command: string[], dir: string, out: NodeJS.WritableStream): Promise<number> {
+async function restartCommand(command: string[], dir: string, out: NodeJS.WritableStream, err: NodeJS.WriteStream): Promise<number> {
   const masters = findMasters(command);
   if (masters.length === 0) {
     throw new HuptimeError(`no running instance of '${command.join(" ")}' under huptime`);
   }
   // One updating line per instance cannot share a terminal: several instances get plain lines.
   const live = masters.length === 1 ? undefined : false;
-  const results = await Promise.all(masters.map((m) => restartOne(dir, m.pid, live)));
-  for (const r of results) (r.ok ? out : process.stderr).write(`huptime: ${r.message}\n`);
+  const results = await Promise.all(masters.map((m) => restartOne(dir, m.pid, live, err)));
+  for (const r of results) (r.ok ? out : err).write(`huptime: ${r.message}\n`);
   return results.every((r) => r.ok) ? 0 : 1;
 }
