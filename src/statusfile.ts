@@ -22,6 +22,10 @@ export interface Published {
   previous: number;
   rollbacks: number;
   lastError: string;
+  /** Its --ready-timeout in ms (undefined when the file does not say: an older shim). */
+  readyTimeoutMs?: number;
+  /** Its --drain-timeout in ms (0: no limit; undefined when the file does not say). */
+  drainTimeoutMs?: number;
 }
 
 function parse(text: string): Record<string, string> {
@@ -31,6 +35,11 @@ function parse(text: string): Record<string, string> {
     if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
   }
   return out;
+}
+
+/** A published duration in ms: a whole number, else undefined. */
+function millis(field: string | undefined): number | undefined {
+  return field !== undefined && /^\d+$/.test(field) ? Number(field) : undefined;
 }
 
 /** The text of `dir/PID.status` if it passes the checks above (at most 4 KiB of it). */
@@ -68,6 +77,8 @@ export function readPublished(dir: string, pid: number): Published | undefined {
     previous: Number(f.previous ?? 0),
     rollbacks: Number(f.rollbacks ?? 0),
     lastError: f.last_error ?? "",
+    readyTimeoutMs: millis(f.ready_timeout_ms),
+    drainTimeoutMs: millis(f.drain_timeout_ms),
   };
 }
 

@@ -8,6 +8,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { debug, info } from "../log";
 import { native } from "../native";
+import { awaitNextGeneration } from "../next-generation";
 import { Notifier } from "../notify";
 import { readAllPublished, readPublished } from "../statusfile";
 
@@ -60,22 +61,10 @@ export async function multiCommand(n: number, file: string, argv: string[], env:
       return;
     }
     if (!before) return;
-    const deadline = Date.now() + 65_000;
-    while (Date.now() < deadline && !l.ended && !stopping) {
-      const next = readAllPublished(statusDir).find(
-        (p) => p.generation === before.generation + 1 && p.state === "serving" && (p.pid === l.pid || p.previous === l.pid),
-      );
-      if (next) {
-        l.pid = next.pid;
-        return;
-      }
-      const now = readPublished(statusDir, l.pid);
-      if (now && now.rollbacks > before.rollbacks) {
-        info(`instance ${l.index} (pid ${l.pid}): restart rolled back: ${now.lastError}`);
-        return;
-      }
-      await Bun.sleep(10);
-    }
+    const result = await awaitNextGeneration(statusDir, l.pid, before, { abandon: () => l.ended !== undefined || stopping });
+    if (result.outcome === "serving") l.pid = result.next.pid;
+    else if (result.outcome === "rolled back") info(`instance ${l.index} (pid ${l.pid}): restart rolled back: ${result.error}`);
+    else if (result.outcome === "timed out") info(`instance ${l.index} (pid ${l.pid}): restart not done within ${Math.round(result.limitMs / 1000)} s; going on`);
   };
 
   const rollingRestart = async (): Promise<void> => {

@@ -3,11 +3,32 @@
  * next generation serves (success), or the restart was rolled back (failure, exit 1). Shows the
  * steps as they happen (see Progress) and ends with a one-line summary per instance.
  */
+import { Command, Option } from "clipanion";
 import { HuptimeError } from "../errors";
 import { findMasters, isRunning } from "../instances";
 import { native } from "../native";
+import { awaitNextGeneration } from "../next-generation";
 import { Progress } from "../progress";
-import { readAllPublished, readPublished } from "../statusfile";
+import { readPublished } from "../statusfile";
+import { CONTROL_CATEGORY, HuptimeCommand } from "./base";
+
+/** `huptime --restart [options] <command> [args...]`. */
+export class RestartCommand extends HuptimeCommand {
+  static paths = [Command.Default];
+
+  static usage = Command.Usage({
+    category: CONTROL_CATEGORY,
+    description: "restart the running instances of a command and wait until the new code serves",
+    examples: [["Restart every running copy and wait until the new code serves", "$0 --restart /usr/bin/myservice"]],
+  });
+
+  restart = Option.Boolean("--restart", { required: true, description: "restart the running instances of the command; wait until they serve" });
+  command = Option.Proxy({ required: 1 });
+
+  protected async perform(): Promise<number> {
+    return await restartCommand(this.command, this.context.statusDir(), this.context.stdout, this.context.stderr);
+  }
+}
 
 /** Outcome of restarting one instance. */
 interface Outcome {
@@ -16,9 +37,9 @@ interface Outcome {
   message: string;
 }
 
-async function restartOne(dir: string, pid: number, timeoutMs: number, live: boolean | undefined): Promise<Outcome> {
+async function restartOne(dir: string, pid: number, live: boolean | undefined, err: NodeJS.WriteStream): Promise<Outcome> {
   const before = readPublished(dir, pid);
-  const progress = new Progress(`huptime: ${pid}`, process.stderr, live);
+  const progress = new Progress(`huptime: ${pid}`, err, live);
   const t0 = Date.now();
   process.kill(pid, "SIGHUP");
   if (!before) {
@@ -35,16 +56,18 @@ async function restartOne(dir: string, pid: number, timeoutMs: number, live: boo
     progress.step(`${who} draining ${conns} connection${conns === 1 ? "" : "s"}`);
   };
   try {
-    const deadline = t0 + timeoutMs;
-    while (Date.now() < deadline) {
-      const next = readAllPublished(dir).find((p) => p.generation === gen && (p.pid === pid || p.previous === pid));
-      const now = readPublished(dir, pid);
-      if (before.mode === "exec" && now?.state === "draining") draining(`generation ${before.generation}`); // drains first
-      if (next && !announced) {
-        announced = true;
-        progress.step(`generation ${gen} is pid ${next.pid}, starting`);
-      }
-      if (next?.state === "serving") {
+    const result = await awaitNextGeneration(dir, pid, before, {
+      watch(now, next) {
+        if (before.mode === "exec" && now?.state === "draining") draining(`generation ${before.generation}`); // drains first
+        if (next && !announced) {
+          announced = true;
+          progress.step(`generation ${gen} is pid ${next.pid}, starting`);
+        }
+      },
+    });
+    switch (result.outcome) {
+      case "serving": {
+        const next = result.next;
         progress.step(`ready in ${Date.now() - t0} ms`);
         if (next.pid !== pid) {
           // Fork mode: the old generation now finishes its connections (or is already gone).
@@ -55,17 +78,15 @@ async function restartOne(dir: string, pid: number, timeoutMs: number, live: boo
         const change = next.pid === pid ? `pid ${pid}` : `pid ${pid} -> ${next.pid}`;
         return { pid, ok: true, message: `restarted: ${change}, generation ${gen} serving (ready in ${Date.now() - t0} ms)` };
       }
-      if (now && now.rollbacks > before.rollbacks) {
+      case "rolled back":
         progress.step("rolled back");
-        return { pid, ok: false, message: `restart of ${pid} failed and was rolled back: ${now.lastError}` };
-      }
-      if (!now && !isRunning(pid)) {
-        const orphan = readAllPublished(dir).find((p) => p.previous === pid);
-        if (!orphan) return { pid, ok: false, message: `pid ${pid} exited during the restart` };
-      }
-      await Bun.sleep(10);
+        return { pid, ok: false, message: `restart of ${pid} failed and was rolled back: ${result.error}` };
+      case "exited":
+      case "abandoned":
+        return { pid, ok: false, message: `pid ${pid} exited during the restart` };
+      case "timed out":
+        return { pid, ok: false, message: `restart of ${pid} did not complete within ${Math.round(result.limitMs / 1000)} s` };
     }
-    return { pid, ok: false, message: `restart of ${pid} did not complete within ${Math.round(timeoutMs / 1000)} s` };
   } finally {
     progress.end();
   }
@@ -77,14 +98,14 @@ async function waitUntil(pred: () => boolean, ms: number): Promise<void> {
 }
 
 /** Restarts every instance of `command`; exit 0 when all new generations serve, 1 otherwise. */
-export async function restartCommand(command: string[], dir: string, timeoutMs: number, out: NodeJS.WritableStream): Promise<number> {
+async function restartCommand(command: string[], dir: string, out: NodeJS.WritableStream, err: NodeJS.WriteStream): Promise<number> {
   const masters = findMasters(command);
   if (masters.length === 0) {
     throw new HuptimeError(`no running instance of '${command.join(" ")}' under huptime`);
   }
   // One updating line per instance cannot share a terminal: several instances get plain lines.
   const live = masters.length === 1 ? undefined : false;
-  const results = await Promise.all(masters.map((m) => restartOne(dir, m.pid, timeoutMs, live)));
-  for (const r of results) (r.ok ? out : process.stderr).write(`huptime: ${r.message}\n`);
+  const results = await Promise.all(masters.map((m) => restartOne(dir, m.pid, live, err)));
+  for (const r of results) (r.ok ? out : err).write(`huptime: ${r.message}\n`);
   return results.every((r) => r.ok) ? 0 : 1;
 }

@@ -1,21 +1,23 @@
 /**
- * `huptime --status` with no command: every managed process. A command of its own because the
- * main command needs a program (its proxy takes everything after the options).
+ * `huptime --status` with no command: every managed process. A form of its own because a
+ * Clipanion proxy (the command and its own flags, never parsed by huptime) must take at least
+ * one word for huptime's options before it to be parsed.
  */
-import { Command, Option, UsageError } from "clipanion";
-import { statusDir } from "../shim";
-import { statusCommand, statusFormat } from "./status";
+import { Command } from "clipanion";
+import { CONTROL_CATEGORY } from "./base";
+import { StatusForm } from "./status";
 
 /** `huptime --status [--json|--table]`. */
-export class StatusAllCommand extends Command {
+export class StatusAllCommand extends StatusForm {
   static paths = [Command.Default];
 
-  status = Option.Boolean("--status", { required: true });
-  json = Option.Boolean("--json", false);
-  table = Option.Boolean("--table", false);
+  static usage = Command.Usage({
+    category: CONTROL_CATEGORY,
+    description: "show every process that runs under huptime",
+    examples: [["Every process under huptime, as JSON", "$0 --status --json"]],
+  });
 
-  async execute(): Promise<number> {
-    if (this.json && this.table) throw new UsageError("--json and --table cannot be used together");
-    return statusCommand([], statusFormat(this.json, this.table), statusDir(), process.stdout);
+  protected async perform(): Promise<number> {
+    return this.show([]);
   }
 }

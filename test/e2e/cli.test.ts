@@ -19,6 +19,27 @@ describe("huptime CLI", () => {
     }
   });
 
+  test("--help reads like a manual page: the forms, then options with named values", () => {
+    const r = runCli(["--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("huptime [options] [--] <command> [args...]\n");
+    expect(r.stdout).toContain("huptime --restart|--stop|--status [options] <command> [args...]\n");
+    expect(r.stdout).toContain("huptime --status [--json|--table]\n");
+    for (const opt of ["--multi N", "--unlink FILE", "--ready-timeout S", "--drain-timeout S", "--listen ADDR", "--timeout S", "--ready-delay S"]) {
+      expect(r.stdout).toMatch(new RegExp(`^  ${opt} `, "m"));
+    }
+    expect(r.stdout).not.toContain("#0");
+  });
+
+  test("help asked from any form is the same manual", () => {
+    const full = runCli(["--help"]).stdout;
+    for (const args of [["-h"], ["--exec", "--help"], ["--status", "--help"], ["--restart", "-h", "x"]]) {
+      const r = runCli(args);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe(full);
+    }
+  });
+
   test("no command is a usage error (exit 2)", () => {
     const r = runCli([]);
     expect(r.code).toBe(2);
@@ -44,6 +65,40 @@ describe("huptime CLI", () => {
       expect(r.stderr.split("\n")[0]).toStartWith("huptime: ");
     });
   }
+
+  // Combinations no form takes: Clipanion refuses them; the user sees one line naming the options.
+  const refused: [string[], string][] = [
+    [["--restart", "--stop", "true"], "--restart and --stop cannot be used together"],
+    [["--stop", "--restart", "--status", "true"], "--restart and --stop and --status cannot be used together"],
+    [["--json", "true"], "--json only goes with --status"],
+    [["--table", "true"], "--table only goes with --status"],
+    [["--timeout=5", "true"], "--timeout only goes with --stop"],
+    [["--fork", "--stop", "true"], "--fork cannot be used with --stop"],
+    [["--restart", "--multi", "2", "--unlink=x", "true"], "--multi, --unlink cannot be used with --restart"],
+    [["--status", "--timeout", "3"], "--timeout cannot be used with --status"],
+    [["--restart", "--json", "true"], "--json cannot be used with --restart"],
+    [["--status", "--json", "--table"], "--json and --table cannot be used together"],
+    [["--restart"], "no command given"],
+    [["--exec", "--"], "no command given"],
+    [["--bogus", "true"], "unknown option --bogus"],
+    [["--restart", "--bogus", "true"], "unknown option --bogus"],
+  ];
+  for (const [args, message] of refused) {
+    test(`refused: ${args.join(" ")}`, () => {
+      const r = runCli(args);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe("");
+      expect(r.stderr).toBe(`huptime: ${message}\nTry 'huptime --help' for usage.\n`);
+    });
+  }
+
+  test("--status alone and with --json or --table is taken (it needs no command)", () => {
+    for (const args of [["--status"], ["--status", "--json"], ["--json", "--status"], ["--status", "--table"]]) {
+      const r = runCli(args);
+      expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(0);
+    }
+    expect(JSON.parse(runCli(["--status", "--json"]).stdout).processes).toBeArray();
+  });
 
   test("--opt=value and --opt value are the same", () => {
     for (const args of [["--unlink=/nonexistent/x.pid"], ["--unlink", "/nonexistent/x.pid"]]) {

@@ -6,7 +6,9 @@
 //! can tell a reused pid), `generation`, `mode` (fork, exec, multi, revive), `state` (starting,
 //! serving, restarting, draining),
 //! `previous` (pid of the generation this one replaced, 0 if none), `rollbacks` (restarts that
-//! failed), `last_error`.
+//! failed), `ready_timeout_ms` and `drain_timeout_ms` (the process's --ready-timeout and
+//! --drain-timeout, which bound how long the CLI waits for a restart), `last_error` (last: it
+//! may be long).
 
 use crate::config::{self, Config, Mode, STATUS_DIR_VAR};
 use crate::log;
@@ -19,6 +21,8 @@ static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
 static ROLLBACKS: AtomicU32 = AtomicU32::new(0);
 static LAST_ERROR: Mutex<String> = Mutex::new(String::new());
 static MODE: OnceLock<&'static str> = OnceLock::new();
+/// The configured (ready, drain) timeouts in ms, published for the CLI.
+static TIMEOUTS: OnceLock<(u64, u64)> = OnceLock::new();
 
 /// Notes the directory (which must exist: the CLI made it) and how the program runs
 /// (constructor time): `revive`, `multi` (an instance of a pool), else the restart mode, `fork`
@@ -30,6 +34,7 @@ pub fn configure(cfg: &Config) {
         Mode::Fork => "fork",
         Mode::Exec => "exec",
     });
+    let _ = TIMEOUTS.set((cfg.ready_timeout_ms, cfg.drain_timeout_ms));
     let dir = cfg.status_dir.clone().filter(|d| match std::fs::metadata(d) {
         Ok(m) if m.is_dir() => true,
         Ok(_) => {
@@ -63,8 +68,9 @@ pub fn publish(state: &str) {
     let Some(Some(dir)) = DIR.get() else { return };
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
+    let (ready_ms, drain_ms) = TIMEOUTS.get().copied().unwrap_or_default();
     let body = format!(
-        "pid={pid}\nstart={}\ngeneration={}\nmode={}\nstate={state}\nprevious={}\nrollbacks={}\nlast_error={}\n",
+        "pid={pid}\nstart={}\ngeneration={}\nmode={}\nstate={state}\nprevious={}\nrollbacks={}\nready_timeout_ms={ready_ms}\ndrain_timeout_ms={drain_ms}\nlast_error={}\n",
         start_time(pid),
         log::GENERATION.load(Ordering::Relaxed),
         MODE.get().copied().unwrap_or("fork"),
