@@ -6,6 +6,7 @@ use crate::config::{self, MODE_VAR, STATE_VAR};
 use crate::{handover, hooks, info, launch, real, restart};
 use core::sync::atomic::Ordering;
 
+#[cfg_attr(test, allow(dead_code))]
 extern "C" fn huptime_init() {
     if std::env::var_os(MODE_VAR).is_none() {
         return;
@@ -40,6 +41,7 @@ extern "C" fn huptime_init() {
 /// Under `huptime --multi`, instances end when huptime (pid `parent`, 0 if none) does
 /// (parent-death signal), even if it is killed. Set only in the supervisor's own children: later
 /// generations are its children too.
+#[cfg_attr(test, allow(dead_code))]
 fn die_with_supervisor(parent: i32) {
     if parent <= 0 {
         return;
@@ -55,6 +57,7 @@ fn die_with_supervisor(parent: i32) {
     }
 }
 
+#[cfg(not(test))]
 #[used]
 #[link_section = ".init_array"]
 static INIT: extern "C" fn() = huptime_init;

@@ -8,7 +8,7 @@ use libc::c_int;
 
 /// fork(): the bound-socket table's lock is held across the fork so the child never inherits it
 /// mid-update; the child becomes a worker of this generation.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn fork() -> libc::pid_t {
     let Some(g) = enter() else { return real::fork() };
     let parent = libc::getpid();
@@ -26,7 +26,7 @@ pub unsafe extern "C" fn fork() -> libc::pid_t {
 
 /// _exit(): with `--revive`, the program is started again instead (same pid, sockets kept).
 /// (A normal exit() is caught by the on_exit handler the constructor registers.)
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn _exit(status: c_int) -> ! {
     if super::active_here() {
         restart::revive_instead_of_exit(status);
@@ -36,7 +36,8 @@ pub unsafe extern "C" fn _exit(status: c_int) -> ! {
 }
 
 /// _Exit(): as _exit().
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
+#[allow(non_snake_case)]
 pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
     _exit(status)
 }
@@ -153,7 +154,7 @@ unsafe fn wrap_stop_signal(sig: c_int, act: *const libc::sigaction, old: *mut li
 /// setsid(): a forked copy that starts its own session is daemonizing: it lets go of the
 /// terminal or pipes it was started with, so the shim lets go of its saved copies of them too
 /// (otherwise whoever started the program would never see them close).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn setsid() -> libc::pid_t {
     let r = real::setsid();
     super::keep_errno(r, |&r| {
@@ -170,7 +171,7 @@ static PROGRAM_HUP: AtomicUsize = AtomicUsize::new(libc::SIG_DFL);
 static PROGRAM_HUP_FLAGS: AtomicUsize = AtomicUsize::new(0);
 
 /// sigaction(): SIGHUP stays huptime's; the program's choice is recorded and reported back.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
     if !super::active_here() {
         return real::sigaction(sig, act, old);
@@ -195,7 +196,7 @@ pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old:
 }
 
 /// signal(): as sigaction().
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
     if !super::active_here() {
         return real::signal(sig, handler);

@@ -9,7 +9,7 @@ use libc::{c_char, c_int, c_long, sockaddr, socklen_t};
 
 /// bind(): hands back the inherited socket for an address the previous generation had bound;
 /// otherwise binds for real and remembers the socket.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     let Some(_g) = enter() else { return real::bind(fd, addr, len) };
     if addr.is_null() || len < 2 {
@@ -42,7 +42,7 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
 }
 
 /// listen(): a no-op on a socket inherited from the previous generation (it already listens).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
     let Some(_g) = enter() else { return real::listen(fd, backlog) };
     if fdtable::state(fd) == FdState::Bound {
@@ -138,20 +138,20 @@ unsafe fn do_accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: 
 }
 
 /// accept(): counts the connection; parks instead of accepting once the process drains.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
     do_accept(fd, addr, len, 0, false)
 }
 
 /// accept4(): as accept().
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int {
     do_accept(fd, addr, len, flags, true)
 }
 
 /// syscall(): routes the calls the shim tracks, made through the generic entry point (libuv
 /// closes fds with `syscall(SYS_close)`), to the same hooks as the libc functions.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn syscall(n: c_long, a: c_long, b: c_long, c: c_long, d: c_long, e: c_long, f: c_long) -> c_long {
     if super::ACTIVE.load(Ordering::Relaxed) {
         use super::fd;
@@ -181,7 +181,7 @@ fn held_unix_path(path: *const c_char) -> bool {
 }
 
 /// unlink(): keeps the path of a unix socket another generation still serves.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn unlink(path: *const c_char) -> c_int {
     let Some(_g) = enter() else { return real::unlink(path) };
     if held_unix_path(path) {
@@ -192,7 +192,7 @@ pub unsafe extern "C" fn unlink(path: *const c_char) -> c_int {
 }
 
 /// unlinkat(): as unlink() for paths relative to the working directory or absolute.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn unlinkat(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
     let Some(_g) = enter() else { return real::unlinkat(dirfd, path, flags) };
     let plain = dirfd == libc::AT_FDCWD || (!path.is_null() && *path == b'/' as c_char);

@@ -7,7 +7,7 @@ use libc::c_int;
 
 /// write(): the program's write, then (stderr only, while starting) a copy for the previous
 /// generation.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const libc::c_void, n: usize) -> isize {
     let r = real::write(fd, buf, n);
     if fd == 2 && r > 0 && handover::copying_stderr() {
@@ -19,7 +19,7 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const libc::c_void, n: usize) ->
 }
 
 /// writev(): as write().
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) -> isize {
     let r = real::writev(fd, iov, n);
     if fd == 2 && r > 0 && n > 0 && !iov.is_null() && handover::copying_stderr() {
