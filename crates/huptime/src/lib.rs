@@ -1,7 +1,7 @@
 //! huptime's native library. Loaded two ways:
 //! - as `LD_PRELOAD` into the served program, where the hooks in [`hooks`] keep bound sockets
-//!   alive across restarts (see [`restart`] for the state machine, [`handover`] for passing
-//!   sockets between generations, [`wire`] for the record they exchange);
+//!   alive across restarts (see [`lifecycle`] and [`phase`] for the state machine, [`handover`]
+//!   for passing sockets between generations, [`wire`] for the record they exchange);
 //! - as the CLI's napi module ([`native`]), for the few things Bun cannot do itself (exec).
 //!
 //! Every module compiles under `cargo test`. The hooks' symbols are exported (`no_mangle`) and the
@@ -9,29 +9,48 @@
 //! close, bind, fork, ... . Pure logic is unit tested, and the decoders among it are fuzzed for a
 //! bounded time (`fuzz`, test only); what needs a served program is tested end to end.
 
-pub mod attempt;
+// Logging first: its macros are used everywhere below.
+#[macro_use]
+pub mod log;
+
+// The pure core: data, codecs and tables, no process-wide effects.
 pub mod config;
 pub mod epollreg;
+pub mod fdtable;
+pub mod phase;
+pub mod procnet;
+pub mod reach;
+pub mod ready_channel;
 pub mod sockkey;
 pub mod wire;
-
-pub mod fdtable;
 #[cfg(test)]
 mod fuzz;
+
+// The OS seam: real libc symbols and small system-call helpers.
+pub mod real;
+pub mod sys;
+
+// The served program's side: the hooks, the constructor, and the lifecycle they drive.
+pub mod accept_gate;
+pub mod attempt;
+pub mod drain;
+pub mod exec_restart;
+pub mod fork_restart;
 pub mod handover;
+pub mod helper;
 pub mod hooks;
 mod init;
 pub mod launch;
-#[macro_use]
-pub mod log;
-pub mod native;
-pub mod preload;
+pub mod lifecycle;
+pub mod lineage;
 pub mod notify;
-pub mod procnet;
-pub mod reach;
-pub mod real;
-pub mod report;
+pub mod preload;
+pub mod readiness;
 pub mod restart;
+pub mod revive;
+pub mod signals;
 pub mod status;
-pub mod supervise;
-pub mod sys;
+
+// The CLI's side: napi exports.
+pub mod listen_fds;
+pub mod native;

@@ -16,7 +16,7 @@ fn forget(fd: c_int) {
     if st == FdState::Bound {
         let removed = SOCKETS.lock().remove_fd(fd);
         if let Some(mut s) = removed {
-            if crate::restart::keeps_closed_sockets() && sys::is_serving_socket(fd) {
+            if crate::config::get().revive && sys::is_serving_socket(fd) {
                 let copy = sys::dup_internal(fd);
                 if copy >= 0 {
                     s.fd = copy;
@@ -215,7 +215,7 @@ pub unsafe extern "C" fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut lib
                 fdtable::set_state(ep, FdState::Epoll);
             }
             handover::mark_serving(fd);
-            crate::restart::ensure_helper();
+            crate::helper::ensure();
         }
         let reg = Registration { ep, fd, events: shared.events, data: shared.u64 };
         if !REGISTRATIONS.lock().set(reg) {
