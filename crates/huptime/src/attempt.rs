@@ -1,12 +1,12 @@
 //! One attempt to start a new generation, seen from the generation that started it: waiting for
-//! its readiness message (see [`crate::report`]), learning how it ended when it fails (exit status
+//! its readiness message (see [`crate::ready_channel`]), learning how it ended when it fails (exit status
 //! or signal, last stderr lines), and killing every process it left behind on rollback.
 //!
 //! The new generation is a sibling (CLONE_PARENT), not our child, so its wait status comes from
 //! the kernel's pidfd exit information (Linux 6.15+) or, while it is a zombie, from /proc.
 
-use crate::report::{self, Reader};
-use crate::{debug, real, sys};
+use crate::ready_channel::{self, Reader};
+use crate::{real, sys};
 use libc::c_int;
 
 /// How the attempt ended.
@@ -92,7 +92,7 @@ impl Attempt {
 
     /// How the first process ended, in words ("exited with status 3"), if known.
     pub fn how_it_ended(&self) -> Option<String> {
-        self.status.filter(|&s| s >= 0).map(report::describe_status)
+        self.status.filter(|&s| s >= 0).map(ready_channel::describe_status)
     }
 
     /// After it was ready: whether the first process has ended since (checked without waiting).
@@ -110,7 +110,7 @@ impl Attempt {
     /// Whether the first process ended as a failure (a crash, a kill, a non-zero exit) rather
     /// than a deliberate stop (exit 0, SIGTERM, SIGINT). Unknown counts as a failure.
     pub fn failed(&self) -> bool {
-        self.status.is_none_or(report::is_failure)
+        self.status.is_none_or(ready_channel::is_failure)
     }
 
     /// Kills every process of the new generation: its first process, every process that holds

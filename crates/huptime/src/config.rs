@@ -5,6 +5,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 /// How a restart is carried out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +65,19 @@ impl Default for Config {
             notify_socket: None,
         }
     }
+}
+
+static INSTALLED: OnceLock<Config> = OnceLock::new();
+
+/// Installs this process's settings (constructor time; later calls change nothing).
+pub fn install(c: Config) {
+    let _ = INSTALLED.set(c);
+}
+
+/// This process's settings (the defaults until [`install`]).
+pub fn get() -> &'static Config {
+    static DEFAULT: OnceLock<Config> = OnceLock::new();
+    INSTALLED.get().unwrap_or_else(|| DEFAULT.get_or_init(Config::default))
 }
 
 /// Name of the variable holding the handover record.

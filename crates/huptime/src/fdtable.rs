@@ -83,11 +83,6 @@ pub fn fds_in_state(st: FdState, out: &mut [c_int]) -> usize {
     n
 }
 
-/// Forgets every fd state (used in a freshly exec'd image, which starts clean anyway).
-pub fn reset_connections_count() {
-    CONNS.store(0, Ordering::Release);
-}
-
 /// A bound socket the process holds.
 #[derive(Clone, Copy, Debug)]
 pub struct BoundSocket {
@@ -250,8 +245,9 @@ pub static SOCKETS: SpinLock<Sockets> = SpinLock::new(Sockets { slots: [None; MA
 pub mod internal {
     use super::*;
 
-    /// Eventfd the SIGHUP handler writes.
-    pub const HUP: usize = 0;
+    /// Eventfd that wakes the helper thread: the SIGHUP handler writes it, and a program thread
+    /// that found the generation ready (the helper sends the ready message).
+    pub const WAKE: usize = 0;
     /// Eventfd written once when this process starts draining (wakes parked accept calls).
     pub const DRAIN: usize = 1;
     /// Read end of the pipe a master writes to tell the processes it forked to drain.

@@ -1,33 +1,20 @@
 //! Passing sockets between generations: adopting the ones the previous generation handed over,
-//! giving them to the program's bind(), reporting readiness, and preparing the record for the next.
+//! giving them to the program's bind(), noticing when the program serves (readiness), and
+//! preparing the record for the next.
 
-use crate::config::STATE_VAR;
-use crate::fdtable::{self, internal, BoundSocket, FdState, SOCKETS};
+use crate::config::{self, STATE_VAR};
+use crate::fdtable::{self, BoundSocket, FdState, SOCKETS};
+use crate::lifecycle::{self, Step};
+use crate::phase::Phase;
 use crate::sockkey::SockKey;
 use crate::wire::{Handover, SocketEntry};
-use crate::{debug, info, log, real, report, sys};
-use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use crate::{lineage, log, readiness, real, sys};
+use core::sync::atomic::{AtomicBool, Ordering};
 use libc::c_int;
 use std::ffi::CString;
 
-/// This generation was started by a previous one that waits for its readiness byte.
-static AWAITING_READY: AtomicBool = AtomicBool::new(false);
-/// The previous generation reports this one's readiness (to systemd too): it does not itself.
-static STARTED_BY_PREVIOUS: AtomicBool = AtomicBool::new(false);
 /// Inherited sockets remain unclaimed; they are closed once the program serves.
 static HAS_PENDING: AtomicBool = AtomicBool::new(false);
-/// This process has not yet been seen waiting for connections on a bound socket.
-static NOT_YET_SERVING: AtomicBool = AtomicBool::new(true);
-/// Whether a previous generation started this one and waits for its readiness (a valid record
-/// with a readiness pipe: a fork-mode restart).
-pub fn started_by_previous() -> bool {
-    STARTED_BY_PREVIOUS.load(Ordering::Acquire)
-}
-
-/// Pid of the previous generation (0 for the first).
-pub static PARENT_GENERATION_PID: AtomicI32 = AtomicI32::new(0);
-/// This image was started by a previous generation (it received a valid handover record).
-pub static IS_GENERATION: AtomicBool = AtomicBool::new(false);
 
 /// Reads the handover record (if any) from the environment, removes it from the environment so
 /// the program's own children never see it, and moves the inherited sockets into the shim's fd
@@ -45,8 +32,7 @@ pub fn adopt_from_env() {
         }
     };
     log::GENERATION.store(h.generation.max(1), Ordering::Relaxed);
-    IS_GENERATION.store(true, Ordering::Release);
-    PARENT_GENERATION_PID.store(h.parent_pid, Ordering::Relaxed);
+    lineage::set_previous_generation(h.parent_pid);
     let mut t = SOCKETS.lock();
     for s in &h.sockets {
         if let Err(why) = verify_inherited(s.fd, &s.key) {
@@ -65,9 +51,9 @@ pub fn adopt_from_env() {
     if h.ready_fd >= 0 {
         if is_ready_pipe(h.ready_fd) {
             let fd = sys::move_internal(h.ready_fd);
-            internal::set(internal::READY, fd);
-            AWAITING_READY.store(fd >= 0, Ordering::Release);
-            STARTED_BY_PREVIOUS.store(fd >= 0, Ordering::Release);
+            if fd >= 0 {
+                readiness::adopt(fd);
+            }
         } else {
             info!("the readiness fd {} named in the handover record is not a write-only pipe; ignoring it (the previous generation will time out and keep serving)", h.ready_fd);
         }
@@ -90,7 +76,7 @@ pub fn adopt_listen_fds() {
     }
     // SAFETY: getpid has no preconditions.
     let me = unsafe { libc::getpid() };
-    if IS_GENERATION.load(Ordering::Acquire) || for_pid.as_deref().and_then(|p| p.trim().parse::<i32>().ok()) != Some(me) {
+    if lineage::started_by_generation() || for_pid.as_deref().and_then(|p| p.trim().parse::<i32>().ok()) != Some(me) {
         return; // meant for another process (or already handed over by the previous generation)
     }
     let Some(n) = n.and_then(|v| v.trim().parse::<c_int>().ok()).filter(|&n| (1..=64).contains(&n)) else {
@@ -169,7 +155,7 @@ fn verify_inherited(fd: c_int, key: &SockKey) -> Result<(), &'static str> {
 /// bind() hook helper: if an inherited socket matches `key`, puts it at `fd` (replacing the fresh
 /// socket the program made) and returns true.
 pub fn claim(fd: c_int, key: &SockKey) -> bool {
-    if !HAS_PENDING.load(Ordering::Acquire) && !crate::restart::keeps_closed_sockets() {
+    if !HAS_PENDING.load(Ordering::Acquire) && !config::get().revive {
         return false;
     }
     let mut t = SOCKETS.lock();
@@ -231,8 +217,7 @@ pub fn mark_serving(fd: c_int) {
             }
         }
     }
-    if inherited && all_waited && AWAITING_READY.swap(false, Ordering::AcqRel) {
-        send_ready();
+    if inherited && all_waited && readiness::report_ready() {
         debug!("ready: waiting for connections on every inherited socket it bound");
     }
     mark_listening(fd);
@@ -241,86 +226,17 @@ pub fn mark_serving(fd: c_int) {
     }
 }
 
-/// Whether stderr is being copied to the previous generation (cheap check for the write hooks).
-#[inline]
-pub fn copying_stderr() -> bool {
-    AWAITING_READY.load(Ordering::Relaxed)
-}
-
-/// Threads copying stderr into the readiness channel right now.
-static COPYING: AtomicI32 = AtomicI32::new(0);
-
-/// Copies a piece of what the program writes to stderr to the previous generation while it waits
-/// for this one (so that a failed start can be reported with its last lines). Never blocks.
-#[inline]
-pub fn copy_stderr(buf: &[u8]) {
-    if !AWAITING_READY.load(Ordering::Relaxed) {
-        return;
-    }
-    COPYING.fetch_add(1, Ordering::SeqCst);
-    let fd = internal::get(internal::READY);
-    if AWAITING_READY.load(Ordering::SeqCst) && fd >= 0 {
-        let mut msg = [0u8; report::MAX_CHUNK + 3];
-        for piece in buf.chunks(report::MAX_CHUNK) {
-            let n = report::encode_stderr(piece, &mut msg);
-            if sys::write_no_sigpipe(fd, &msg[..n]) != n as isize {
-                if sys::errno() == libc::EPIPE {
-                    // Nobody reads any more (the previous generation is gone, or this is a worker
-                    // forked before the ready message and the channel was closed since).
-                    AWAITING_READY.store(false, Ordering::SeqCst);
-                }
-                break; // full (or gone): the copy is dropped, the program is never delayed
-            }
-        }
-    }
-    COPYING.fetch_sub(1, Ordering::SeqCst);
-}
-
-/// Sends the ready message and closes the channel (after any stderr copy in progress, so that no
-/// thread writes to a closed, possibly reused, fd number).
-fn send_ready() {
-    let mut spins = 0;
-    while COPYING.load(Ordering::SeqCst) != 0 && spins < 100_000 {
-        // SAFETY: sched_yield has no preconditions.
-        unsafe { libc::sched_yield() };
-        spins += 1;
-    }
-    let w = internal::take(internal::READY);
-    if w < 0 {
-        return;
-    }
-    // The pipe is non-blocking: if it is full of stderr copies, give the reader a moment.
-    for _ in 0..2000 {
-        let n = sys::write_no_sigpipe(w, b"R");
-        if n == 1 || (n < 0 && sys::errno() != libc::EAGAIN && sys::errno() != libc::EINTR) {
-            break;
-        }
-        sys::sleep_ms(1);
-    }
-    sys::close(w);
-}
-
 /// Called when the program listens on a bound socket: for a generation nobody waits for (the
 /// first, or one exec'd in place), that is when it counts as serving (connections queue from
 /// now on). A generation that the previous one waits for is serving only once it waits for
 /// connections (`mark_serving`): a daemon may listen long before its workers accept.
 pub fn mark_listening(fd: c_int) {
-    if !NOT_YET_SERVING.load(Ordering::Acquire) || AWAITING_READY.load(Ordering::Acquire) {
+    if lifecycle::phase() != Phase::Starting || readiness::pending() {
         return;
     }
-    if fdtable::state(fd) == FdState::Bound && NOT_YET_SERVING.swap(false, Ordering::AcqRel) {
-        crate::status::publish("serving");
-        if !STARTED_BY_PREVIOUS.load(Ordering::Acquire) {
-            crate::notify::ready_here(log::GENERATION.load(Ordering::Relaxed));
-        }
+    if fdtable::state(fd) == FdState::Bound {
+        lifecycle::enter(Step::Listening { announce: !readiness::awaited() });
     }
-}
-
-/// A daemonizing copy (fork + setsid) takes over its generation's state file: `serving` if the
-/// generation already listens, else `starting`.
-pub fn publish_as_master() {
-    let serving = !NOT_YET_SERVING.load(Ordering::Acquire) && !AWAITING_READY.load(Ordering::Acquire);
-    crate::status::publish(if serving { "serving" } else { "starting" });
 }
 
 /// Closes inherited sockets the program never bound.
@@ -377,5 +293,5 @@ pub fn prepare(generation: u32, ready_fd: c_int) -> Outgoing {
 /// Whether poll/select calls need scanning for readiness (cheap check for the hot path).
 #[inline]
 pub fn awaiting() -> bool {
-    AWAITING_READY.load(Ordering::Relaxed) || HAS_PENDING.load(Ordering::Relaxed) || NOT_YET_SERVING.load(Ordering::Relaxed)
+    readiness::pending() || HAS_PENDING.load(Ordering::Relaxed) || lifecycle::phase() == Phase::Starting
 }

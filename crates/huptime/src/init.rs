@@ -3,9 +3,10 @@
 //! library, as its native module, and must stay untouched).
 
 use crate::config::{self, MODE_VAR, STATE_VAR};
-use crate::{handover, hooks, info, launch, real, restart};
+use crate::{handover, helper, hooks, launch, lifecycle, lineage, readiness, real, revive, signals};
 use core::sync::atomic::Ordering;
 
+#[cfg_attr(test, allow(dead_code))]
 extern "C" fn huptime_init() {
     if std::env::var_os(MODE_VAR).is_none() {
         return;
@@ -14,12 +15,13 @@ extern "C" fn huptime_init() {
     let (cfg, warnings) = config::parse(|k| std::env::var_os(k));
     crate::status::configure(&cfg);
     let (notify_socket, supervisor) = (cfg.notify_socket.clone(), cfg.supervisor_pid);
-    restart::configure(cfg);
+    crate::log::DEBUG.store(cfg.debug, Ordering::Relaxed);
+    config::install(cfg);
     handover::adopt_from_env();
-    restart::watch_predecessor();
+    helper::watch_predecessor(readiness::awaited());
     handover::adopt_listen_fds();
-    if handover::IS_GENERATION.load(Ordering::Acquire) {
-        crate::status::publish("starting");
+    if lineage::started_by_generation() {
+        lifecycle::republish();
     }
     if let Err(e) = launch::capture(&[STATE_VAR, "HUPTIME_REVIVE_STREAK"]) {
         info!("restarts disabled: {e}");
@@ -28,9 +30,9 @@ extern "C" fn huptime_init() {
         info!("{w}");
     }
     crate::notify::configure(notify_socket.as_deref());
-    restart::install_handler();
+    signals::install_handler();
     hooks::process::watch_stop_for_notify();
-    restart::mark_started();
+    revive::mark_started();
     die_with_supervisor(supervisor);
     // SAFETY: getpid has no preconditions.
     hooks::OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
@@ -40,6 +42,7 @@ extern "C" fn huptime_init() {
 /// Under `huptime --multi`, instances end when huptime (pid `parent`, 0 if none) does
 /// (parent-death signal), even if it is killed. Set only in the supervisor's own children: later
 /// generations are its children too.
+#[cfg_attr(test, allow(dead_code))]
 fn die_with_supervisor(parent: i32) {
     if parent <= 0 {
         return;
@@ -55,6 +58,7 @@ fn die_with_supervisor(parent: i32) {
     }
 }
 
+#[cfg(not(test))]
 #[used]
 #[link_section = ".init_array"]
 static INIT: extern "C" fn() = huptime_init;

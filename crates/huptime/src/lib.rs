@@ -1,48 +1,56 @@
 //! huptime's native library. Loaded two ways:
 //! - as `LD_PRELOAD` into the served program, where the hooks in [`hooks`] keep bound sockets
-//!   alive across restarts (see [`restart`] for the state machine, [`handover`] for passing
-//!   sockets between generations, [`wire`] for the record they exchange);
+//!   alive across restarts (see [`lifecycle`] and [`phase`] for the state machine, [`handover`]
+//!   for passing sockets between generations, [`wire`] for the record they exchange);
 //! - as the CLI's napi module ([`native`]), for the few things Bun cannot do itself (exec).
 //!
-//! Pure logic ([`wire`], [`sockkey`], [`config`], [`report`], [`procnet`], [`reach`], [`epollreg`])
-//! is unit tested, and the decoders among it are fuzzed for a bounded time (`fuzz`, test only);
-//! the rest is tested end to end.
+//! Every module compiles under `cargo test`. The hooks' symbols are exported (`no_mangle`) and the
+//! constructor is registered (`.init_array`) only outside tests, so a test binary keeps libc's own
+//! close, bind, fork, ... . Pure logic is unit tested, and the decoders among it are fuzzed for a
+//! bounded time (`fuzz`, test only); what needs a served program is tested end to end.
 
-#[cfg(not(test))]
-pub mod attempt;
-pub mod config;
-pub mod epollreg;
-pub mod sockkey;
-pub mod wire;
-
-pub mod fdtable;
-#[cfg(test)]
-mod fuzz;
-#[cfg(not(test))]
-pub mod handover;
-#[cfg(not(test))]
-pub mod hooks;
-#[cfg(not(test))]
-mod init;
-#[cfg(not(test))]
-pub mod launch;
+// Logging first: its macros are used everywhere below.
 #[macro_use]
 pub mod log;
-#[cfg(not(test))]
-pub mod native;
-#[cfg(not(test))]
-pub mod preload;
-#[cfg(not(test))]
-pub mod notify;
+
+// The pure core: data, codecs and tables, no process-wide effects.
+pub mod config;
+pub mod epollreg;
+pub mod fdtable;
+pub mod phase;
 pub mod procnet;
 pub mod reach;
+pub mod ready_channel;
+pub mod sockkey;
+pub mod wire;
+#[cfg(test)]
+mod fuzz;
+
+// The OS seam: real libc symbols and small system-call helpers.
 pub mod real;
-pub mod report;
-#[cfg(not(test))]
-pub mod restart;
-#[cfg(not(test))]
-pub mod status;
-#[cfg(not(test))]
-pub mod supervise;
-#[cfg(not(test))]
 pub mod sys;
+
+// The served program's side: the hooks, the constructor, and the lifecycle they drive.
+pub mod accept_gate;
+pub mod attempt;
+pub mod drain;
+pub mod exec_restart;
+pub mod fork_restart;
+pub mod handover;
+pub mod helper;
+pub mod hooks;
+mod init;
+pub mod launch;
+pub mod lifecycle;
+pub mod lineage;
+pub mod notify;
+pub mod preload;
+pub mod readiness;
+pub mod restart;
+pub mod revive;
+pub mod signals;
+pub mod status;
+
+// The CLI's side: napi exports.
+pub mod listen_fds;
+pub mod native;

@@ -63,7 +63,7 @@ pub fn record_rollback(why: &str) {
     }
 }
 
-/// Publishes this process's state.
+/// Publishes this process's state (only [`crate::lifecycle`] calls this: a phase change).
 pub fn publish(state: &str) {
     let Some(Some(dir)) = DIR.get() else { return };
     // SAFETY: getpid has no preconditions.
@@ -74,7 +74,7 @@ pub fn publish(state: &str) {
         start_time(pid),
         log::GENERATION.load(Ordering::Relaxed),
         MODE.get().copied().unwrap_or("fork"),
-        crate::handover::PARENT_GENERATION_PID.load(Ordering::Relaxed),
+        crate::lineage::previous_generation_pid(),
         ROLLBACKS.load(Ordering::Acquire),
         LAST_ERROR.lock().map(|e| e.clone()).unwrap_or_default(),
     );

@@ -1,6 +1,6 @@
 //! Bounded fuzzing inside `cargo test` (no nightly, no cargo-fuzz): every decoder that reads input
 //! huptime does not control — the handover record and its hex form ([`crate::wire`]), the readiness
-//! channel ([`crate::report`]), the `HUPTIME_*` variables ([`crate::config`]) and the kernel's
+//! channel ([`crate::ready_channel`]), the `HUPTIME_*` variables ([`crate::config`]) and the kernel's
 //! socket tables ([`crate::procnet`]) — is fed random bytes and mutated valid input for a fixed
 //! time, and must never panic. Each target also checks what it accepts (round trips, bounds).
 //!
@@ -12,7 +12,7 @@
 
 mod config;
 mod procnet;
-mod report;
+mod ready_channel;
 mod wire;
 
 use std::collections::BTreeMap;

@@ -16,7 +16,7 @@ fn forget(fd: c_int) {
     if st == FdState::Bound {
         let removed = SOCKETS.lock().remove_fd(fd);
         if let Some(mut s) = removed {
-            if crate::restart::keeps_closed_sockets() && sys::is_serving_socket(fd) {
+            if crate::config::get().revive && sys::is_serving_socket(fd) {
                 let copy = sys::dup_internal(fd);
                 if copy >= 0 {
                     s.fd = copy;
@@ -45,7 +45,7 @@ fn alias(old: c_int, new: c_int) {
 }
 
 /// close(): keeps the counts right; the shim's own fds look closed already (EBADF).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     match fdtable::state(fd) {
         FdState::None => return real::close(fd),
@@ -66,7 +66,7 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
 }
 
 /// close_range(): closes what the program asked for except the shim's own fds.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
     let Some(_g) = enter() else { return real::close_range(first, last, flags) };
     if flags & libc::CLOSE_RANGE_CLOEXEC as c_int != 0 || first > last {
@@ -110,7 +110,7 @@ pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) 
 /// sees, so it would close the shim's own fds and the inherited sockets; it goes through the
 /// close_range hook instead. Like glibc's, it cannot fail: where close_range is missing (Linux
 /// before 5.9) the fds are closed one by one through the close hook.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn closefrom(low: c_int) {
     let low = low.max(0) as c_uint;
     if close_range(low, c_uint::MAX, 0) == 0 {
@@ -124,7 +124,7 @@ pub unsafe extern "C" fn closefrom(low: c_int) {
 }
 
 /// dup(): a copy of a bound socket is tracked too.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn dup(old: c_int) -> c_int {
     let Some(_g) = enter() else { return real::dup(old) };
     let r = real::dup(old);
@@ -150,19 +150,19 @@ unsafe fn do_dup3(old: c_int, new: c_int, flags: c_int, three: bool) -> c_int {
 }
 
 /// dup2(): moves a shim fd out of the way first; tracks copies of bound sockets.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
     do_dup3(old, new, 0, false)
 }
 
 /// dup3(): as dup2().
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
     do_dup3(old, new, flags, true)
 }
 
 /// epoll_create(): remembered, so draining can take bound sockets out of it.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn epoll_create(size: c_int) -> c_int {
     let r = real::epoll_create(size);
     if r >= 0 && super::active_here() {
@@ -172,7 +172,7 @@ pub unsafe extern "C" fn epoll_create(size: c_int) -> c_int {
 }
 
 /// epoll_create1(): as epoll_create().
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn epoll_create1(flags: c_int) -> c_int {
     let r = real::epoll_create1(flags);
     if r >= 0 && super::active_here() {
@@ -186,7 +186,7 @@ pub unsafe extern "C" fn epoll_create1(flags: c_int) -> c_int {
 /// EPOLLEXCLUSIVE flag is dropped for bound sockets: with it the kernel wakes a single epoll
 /// instance per connection, and when that one belongs to a draining generation (which no longer
 /// accepts) the wakeup is lost and the connection waits until the next one arrives.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut libc::epoll_event) -> c_int {
     if fdtable::state(fd) != FdState::Bound {
         return real::epoll_ctl(ep, op, fd, ev);
@@ -215,7 +215,7 @@ pub unsafe extern "C" fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut lib
                 fdtable::set_state(ep, FdState::Epoll);
             }
             handover::mark_serving(fd);
-            crate::restart::ensure_helper();
+            crate::helper::ensure();
         }
         let reg = Registration { ep, fd, events: shared.events, data: shared.u64 };
         if !REGISTRATIONS.lock().set(reg) {
@@ -247,7 +247,7 @@ unsafe fn scan_fdset(n: c_int, set: *const libc::fd_set) {
 }
 
 /// poll(): waiting on a bound socket means the program is serving (readiness).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int) -> c_int {
     if handover::awaiting() {
         if let Some(_g) = enter() {
@@ -258,7 +258,7 @@ pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: 
 }
 
 /// ppoll(): as poll().
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn ppoll(
     fds: *mut libc::pollfd,
     n: libc::nfds_t,
@@ -274,7 +274,7 @@ pub unsafe extern "C" fn ppoll(
 }
 
 /// select(): as poll().
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn select(
     n: c_int,
     r: *mut libc::fd_set,
@@ -291,7 +291,7 @@ pub unsafe extern "C" fn select(
 }
 
 /// pselect(): as poll().
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn pselect(
     n: c_int,
     r: *mut libc::fd_set,

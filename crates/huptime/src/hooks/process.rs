@@ -2,13 +2,13 @@
 
 use super::enter;
 use crate::fdtable::SOCKETS;
-use crate::{notify, real, restart};
+use crate::{notify, real};
 use core::sync::atomic::{AtomicUsize, Ordering};
 use libc::c_int;
 
 /// fork(): the bound-socket table's lock is held across the fork so the child never inherits it
 /// mid-update; the child becomes a worker of this generation.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn fork() -> libc::pid_t {
     let Some(g) = enter() else { return real::fork() };
     let parent = libc::getpid();
@@ -18,7 +18,7 @@ pub unsafe extern "C" fn fork() -> libc::pid_t {
     if pid == 0 {
         super::OWNER_PID.store(libc::getpid(), Ordering::Relaxed);
         drop(g);
-        restart::after_fork_child(parent);
+        crate::helper::after_fork_child(parent);
         return 0;
     }
     pid
@@ -26,17 +26,18 @@ pub unsafe extern "C" fn fork() -> libc::pid_t {
 
 /// _exit(): with `--revive`, the program is started again instead (same pid, sockets kept).
 /// (A normal exit() is caught by the on_exit handler the constructor registers.)
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn _exit(status: c_int) -> ! {
     if super::active_here() {
-        restart::revive_instead_of_exit(status);
+        crate::revive::instead_of_exit(status);
     }
     real::_exit(status);
     libc::abort()
 }
 
 /// _Exit(): as _exit().
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
+#[allow(non_snake_case)]
 pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
     _exit(status)
 }
@@ -49,7 +50,7 @@ static STOP_FLAGS: [AtomicUsize; 2] = [const { AtomicUsize::new(0) }; 2];
 /// SIGINT/SIGTERM handlers are wrapped with `--revive` (a stop must not be revived) and when
 /// notifying systemd (STOPPING=1).
 fn wraps_stop_signals() -> bool {
-    restart::keeps_closed_sockets() || notify::enabled()
+    crate::config::get().revive || notify::enabled()
 }
 
 /// When notifying systemd, SIGTERM says STOPPING=1 even if the program leaves it at its default
@@ -81,8 +82,8 @@ fn stop_index(sig: c_int) -> Option<usize> {
 }
 
 extern "C" fn stop_trampoline(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    restart::STOP_REQUESTED.store(true, Ordering::Release);
-    if sig == libc::SIGTERM && !restart::is_worker() {
+    crate::revive::stop_requested();
+    if sig == libc::SIGTERM && !crate::lineage::is_worker() {
         notify::stopping();
     }
     let Some(i) = stop_index(sig) else { return };
@@ -153,14 +154,14 @@ unsafe fn wrap_stop_signal(sig: c_int, act: *const libc::sigaction, old: *mut li
 /// setsid(): a forked copy that starts its own session is daemonizing: it lets go of the
 /// terminal or pipes it was started with, so the shim lets go of its saved copies of them too
 /// (otherwise whoever started the program would never see them close).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn setsid() -> libc::pid_t {
     let r = real::setsid();
     super::keep_errno(r, |&r| {
-        if r >= 0 && super::active_here() && restart::is_forked_copy() {
+        if r >= 0 && super::active_here() && crate::lineage::is_forked_copy() {
             crate::launch::release_stdio();
             // The daemon is the generation's master from now on: it publishes the state.
-            crate::handover::publish_as_master();
+            crate::lifecycle::republish();
         }
     })
 }
@@ -170,7 +171,7 @@ static PROGRAM_HUP: AtomicUsize = AtomicUsize::new(libc::SIG_DFL);
 static PROGRAM_HUP_FLAGS: AtomicUsize = AtomicUsize::new(0);
 
 /// sigaction(): SIGHUP stays huptime's; the program's choice is recorded and reported back.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
     if !super::active_here() {
         return real::sigaction(sig, act, old);
@@ -195,7 +196,7 @@ pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old:
 }
 
 /// signal(): as sigaction().
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
     if !super::active_here() {
         return real::signal(sig, handler);

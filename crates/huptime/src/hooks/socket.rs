@@ -3,13 +3,13 @@
 use super::{enter, keep_errno};
 use crate::fdtable::{self, BoundSocket, FdState, SOCKETS};
 use crate::sockkey::SockKey;
-use crate::{debug, handover, info, real, restart, sys};
+use crate::{accept_gate, handover, helper, lifecycle, real, signals, sys};
 use core::sync::atomic::Ordering;
 use libc::{c_char, c_int, c_long, sockaddr, socklen_t};
 
 /// bind(): hands back the inherited socket for an address the previous generation had bound;
 /// otherwise binds for real and remembers the socket.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     let Some(_g) = enter() else { return real::bind(fd, addr, len) };
     if addr.is_null() || len < 2 {
@@ -20,10 +20,10 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
         return real::bind(fd, addr, len);
     };
     if handover::claim(fd, &key) {
-        restart::ensure_helper();
+        helper::ensure();
         return 0;
     }
-    if restart::wants_reuseport() && (key.family == libc::AF_INET as u16 || key.family == libc::AF_INET6 as u16) {
+    if crate::config::get().reuseport && (key.family == libc::AF_INET as u16 || key.family == libc::AF_INET6 as u16) {
         let one: c_int = 1;
         libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, (&one as *const c_int).cast(), 4);
     }
@@ -36,13 +36,13 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
             } else {
                 info!("too many bound sockets; {key} (fd {fd}) will not survive restarts");
             }
-            restart::ensure_helper();
+            helper::ensure();
         }
     })
 }
 
 /// listen(): a no-op on a socket inherited from the previous generation (it already listens).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
     let Some(_g) = enter() else { return real::listen(fd, backlog) };
     if fdtable::state(fd) == FdState::Bound {
@@ -70,24 +70,24 @@ unsafe fn do_accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: 
     // A retry below (after our own SIGHUP, a restartable signal, a lost race) leaves the failed
     // attempt's errno behind; a successful accept restores the program's, as libc leaves it.
     let saved_errno = sys::errno();
+    helper::ensure();
     handover::mark_serving(fd);
-    restart::ensure_helper();
     let blocking = !sys::nonblocking(fd);
     // From here until a connection is handed to the program (and counted), or the thread parks,
     // a draining process must not end: this thread may be about to take a connection.
-    let mut slot = restart::enter_accept();
+    let mut slot = accept_gate::enter();
     loop {
-        if restart::draining() || fdtable::state(fd) == FdState::Drained {
+        if lifecycle::draining() || fdtable::state(fd) == FdState::Drained {
             if !blocking {
-                restart::leave_accept(slot);
+                accept_gate::leave(slot);
                 sys::set_errno(libc::EAGAIN);
                 return -1;
             }
-            match restart::accept_while_draining(fd, slot, &|real_fd| call_on(real_fd)) {
+            match accept_gate::accept_while_draining(fd, slot, &|real_fd| call_on(real_fd)) {
                 Some(r) => return r,
                 None => {
                     // The drain was called off: this process serves again.
-                    slot = restart::enter_accept();
+                    slot = accept_gate::enter();
                     continue;
                 }
             }
@@ -96,25 +96,25 @@ unsafe fn do_accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: 
             if !sys::is_listening(fd) {
                 // A datagram socket, or one not listening yet: accept() fails at once (EINVAL,
                 // EOPNOTSUPP), where poll() below would wait forever.
-                restart::leave_accept(slot);
+                accept_gate::leave(slot);
                 return call_on(fd);
             }
             // Wait for a connection or for the drain signal, so a draining process never takes
             // one more connection from the queue its successor is serving.
-            let hups = restart::HUP_COUNT.load(Ordering::Acquire);
+            let hups = signals::count();
             let mut p = [
                 libc::pollfd { fd, events: libc::POLLIN, revents: 0 },
                 libc::pollfd { fd: fdtable::internal::get(fdtable::internal::DRAIN), events: libc::POLLIN, revents: 0 },
             ];
             let r = real::poll(p.as_mut_ptr(), 2, -1);
             if r < 0 {
-                if sys::errno() == libc::EINTR && restart::HUP_COUNT.load(Ordering::Acquire) != hups {
+                if sys::errno() == libc::EINTR && signals::count() != hups {
                     continue; // our SIGHUP, not the program's signal
                 }
                 if sys::errno() == libc::EINTR && sys::every_handler_restarts() {
                     continue; // the kernel would have restarted the program's accept()
                 }
-                restart::leave_accept(slot);
+                accept_gate::leave(slot);
                 return -1;
             }
             if p[1].revents != 0 {
@@ -124,34 +124,34 @@ unsafe fn do_accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: 
         let r = call_on(fd);
         if r >= 0 {
             fdtable::set_state(r, FdState::Conn);
-            restart::ACCEPTED_ANY.store(true, Ordering::Relaxed);
+            accept_gate::accepted();
             debug!("accepted fd {r} on fd {fd} ({} open)", fdtable::CONNS.load(Ordering::Relaxed));
             sys::set_errno(saved_errno);
-        } else if sys::errno() == libc::EINTR && restart::draining() {
+        } else if sys::errno() == libc::EINTR && lifecycle::draining() {
             continue; // interrupted by the drain: never take a connection now
         } else if blocking && sys::errno() == libc::EAGAIN {
             continue; // another process took it between poll and accept
         }
-        restart::leave_accept(slot);
+        accept_gate::leave(slot);
         return r;
     }
 }
 
 /// accept(): counts the connection; parks instead of accepting once the process drains.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
     do_accept(fd, addr, len, 0, false)
 }
 
 /// accept4(): as accept().
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int {
     do_accept(fd, addr, len, flags, true)
 }
 
 /// syscall(): routes the calls the shim tracks, made through the generic entry point (libuv
 /// closes fds with `syscall(SYS_close)`), to the same hooks as the libc functions.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn syscall(n: c_long, a: c_long, b: c_long, c: c_long, d: c_long, e: c_long, f: c_long) -> c_long {
     if super::ACTIVE.load(Ordering::Relaxed) {
         use super::fd;
@@ -181,7 +181,7 @@ fn held_unix_path(path: *const c_char) -> bool {
 }
 
 /// unlink(): keeps the path of a unix socket another generation still serves.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn unlink(path: *const c_char) -> c_int {
     let Some(_g) = enter() else { return real::unlink(path) };
     if held_unix_path(path) {
@@ -192,7 +192,7 @@ pub unsafe extern "C" fn unlink(path: *const c_char) -> c_int {
 }
 
 /// unlinkat(): as unlink() for paths relative to the working directory or absolute.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn unlinkat(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
     let Some(_g) = enter() else { return real::unlinkat(dirfd, path, flags) };
     let plain = dirfd == libc::AT_FDCWD || (!path.is_null() && *path == b'/' as c_char);

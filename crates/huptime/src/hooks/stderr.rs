@@ -1,28 +1,28 @@
 //! write, writev: while a new generation starts, what it writes to stderr is also copied to the
-//! generation that waits for it (see [`crate::report`]), which logs the last lines if the start
+//! generation that waits for it (see [`crate::ready_channel`]), which logs the last lines if the start
 //! fails. Any other write goes straight through: one compare and one atomic load.
 
-use crate::{handover, real};
+use crate::{readiness, real};
 use libc::c_int;
 
 /// write(): the program's write, then (stderr only, while starting) a copy for the previous
 /// generation.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const libc::c_void, n: usize) -> isize {
     let r = real::write(fd, buf, n);
-    if fd == 2 && r > 0 && handover::copying_stderr() {
+    if fd == 2 && r > 0 && readiness::pending() {
         let e = crate::sys::errno();
-        handover::copy_stderr(core::slice::from_raw_parts(buf.cast::<u8>(), r as usize));
+        readiness::copy_stderr(core::slice::from_raw_parts(buf.cast::<u8>(), r as usize));
         crate::sys::set_errno(e);
     }
     r
 }
 
 /// writev(): as write().
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) -> isize {
     let r = real::writev(fd, iov, n);
-    if fd == 2 && r > 0 && n > 0 && !iov.is_null() && handover::copying_stderr() {
+    if fd == 2 && r > 0 && n > 0 && !iov.is_null() && readiness::pending() {
         let e = crate::sys::errno();
         let mut left = r as usize;
         for v in core::slice::from_raw_parts(iov, n as usize) {
@@ -31,7 +31,7 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) ->
             }
             let len = v.iov_len.min(left);
             if len > 0 && !v.iov_base.is_null() {
-                handover::copy_stderr(core::slice::from_raw_parts(v.iov_base.cast::<u8>(), len));
+                readiness::copy_stderr(core::slice::from_raw_parts(v.iov_base.cast::<u8>(), len));
             }
             left -= len;
         }

@@ -1,10 +1,10 @@
-//! Fuzzing the readiness channel's reader ([`crate::report::Reader`]): streams of valid messages,
+//! Fuzzing the readiness channel's reader ([`crate::ready_channel::Reader`]): streams of valid messages,
 //! mutated streams and random bytes, fed whole and in random pieces. Whatever the bytes, the reader
 //! must not panic, must hold back at most one partial message, and must reach the same verdict
 //! however the bytes were split by the pipe.
 
 use super::{mutate, run, Outcomes, Rng};
-use crate::report::{encode_stderr, Reader, MAX_CHUNK};
+use crate::ready_channel::{encode_stderr, Reader, MAX_CHUNK};
 
 /// A stream of valid messages; returns it with whether it contains the ready message.
 fn valid_stream(rng: &mut Rng) -> (Vec<u8>, bool) {

@@ -1,0 +1,246 @@
+//! Draining: a process stops taking connections (its forked workers are told to do the same),
+//! finishes the open ones, then ends — or, when the generation it handed over to fails after it
+//! was ready, takes its sockets back and serves again.
+//!
+//! Stopping = bound fds are removed from the program's epoll sets and swapped for inert sockets
+//! (so poll and select loops stop seeing them while they keep serving their open connections),
+//! parked accept() calls wake (see [`crate::accept_gate`]).
+
+use crate::attempt::Attempt;
+use crate::epollreg::{Registration, REGISTRATIONS};
+use crate::fdtable::{self, internal, FdState, SOCKETS};
+use crate::lifecycle::{self, Step};
+use crate::{accept_gate, config, lineage, log, real, signals, sys};
+use core::sync::atomic::Ordering;
+use libc::c_int;
+
+/// Opens the pipe a master writes to tell the processes it forks to drain (they inherit the read
+/// end) into its internal slots: the drain notice of this generation.
+pub fn open_notice_pipe() {
+    let mut p = [-1; 2];
+    // SAFETY: valid out-array.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } == 0 {
+        internal::set(internal::LINEAGE_R, sys::move_internal(p[0]));
+        internal::set(internal::LINEAGE_W, sys::move_internal(p[1]));
+    }
+}
+
+/// Makes the transition `step` (one that leads to Draining) and, right after the phase changed,
+/// stops taking connections. Returns false if the process was draining already.
+pub fn begin(step: Step<'_>) -> bool {
+    begin_then(step, || {})
+}
+
+/// [`begin`], running `then` once the process has stopped taking connections (before the status
+/// file and systemd hear of it).
+pub fn begin_then(step: Step<'_>, then: impl FnOnce()) -> bool {
+    lifecycle::enter_with(step, || {
+        stop_accepting();
+        then();
+    })
+}
+
+/// Stops taking connections: tells forked workers, wakes parked accept() calls, removes bound
+/// sockets from the process's epoll sets and puts inert sockets at their fd numbers.
+fn stop_accepting() {
+    // From now on SIGHUP interrupts a blocked accept() instead of restarting it (see wait_idle).
+    signals::set_restartable(false);
+    sys::eventfd_signal(internal::get(internal::DRAIN));
+    if !lineage::is_worker() {
+        let w = internal::get(internal::LINEAGE_W);
+        if w >= 0 {
+            // SAFETY: one-byte write.
+            unsafe { real::write(w, b"D".as_ptr().cast(), 1) };
+        }
+    }
+    let mut epolls = [0 as c_int; 256];
+    let n_ep = fdtable::fds_in_state(FdState::Epoll, &mut epolls);
+    let sockets: Vec<_> = SOCKETS.lock().iter().filter(|s| !s.pending).collect();
+    for s in sockets {
+        let shadow = sys::dup_internal(s.fd);
+        if let Some(e) = SOCKETS.lock().iter_mut().find(|e| e.fd == s.fd && !e.pending) {
+            e.shadow = shadow;
+        }
+        for &ep in &epolls[..n_ep] {
+            // SAFETY: epoll_ctl on fds this process owns.
+            unsafe { real::epoll_ctl(ep, libc::EPOLL_CTL_DEL, s.fd, core::ptr::null_mut()) };
+        }
+        put_inert_socket(s.fd);
+        fdtable::set_state(s.fd, FdState::Drained);
+    }
+    debug!("stopped accepting; {} connection(s) open", fdtable::CONNS.load(Ordering::Acquire));
+}
+
+/// Puts an inert socket of the same type at `fd`: an AF_UNIX socket that nobody connects to, so
+/// that it is never readable (a listening one) and keeps the program's blocking mode.
+fn put_inert_socket(fd: c_int) {
+    let ty = sys::socktype(fd);
+    // SAFETY: socket/bind/listen/fcntl/close on a socket this function owns; the bind address is
+    // a valid two-byte sockaddr of just the family.
+    unsafe {
+        let dummy = libc::socket(libc::AF_UNIX, if ty > 0 { ty } else { libc::SOCK_STREAM } | libc::SOCK_CLOEXEC, 0);
+        if dummy < 0 {
+            return;
+        }
+        if ty == libc::SOCK_STREAM || ty == libc::SOCK_SEQPACKET {
+            // An AF_UNIX socket must be bound before listen(); an address of just the family
+            // autobinds it to a unique abstract name. A listening socket nobody connects to is
+            // never readable, unlike an unconnected one (POLLHUP).
+            let family = libc::AF_UNIX as libc::sa_family_t;
+            real::bind(dummy, (&family as *const libc::sa_family_t).cast(), 2);
+            if real::listen(dummy, 1) != 0 {
+                info!("can't make an inert socket for fd {fd}: {}", std::io::Error::last_os_error());
+            }
+        }
+        if sys::nonblocking(fd) {
+            real::fcntl(dummy, libc::F_SETFL, libc::O_NONBLOCK as libc::c_long);
+        }
+        replace_keeping_cloexec(dummy, fd);
+        real::close(dummy);
+    }
+}
+
+/// Puts (a duplicate of) `src` at fd number `dst`, keeping the close-on-exec flag the program gave
+/// `dst` (dup3 would otherwise set it from its own argument). Returns what dup3 returned.
+fn replace_keeping_cloexec(src: c_int, dst: c_int) -> c_int {
+    // SAFETY: fcntl/dup3 on fds this process owns.
+    unsafe {
+        let fdflags = real::fcntl(dst, libc::F_GETFD, 0);
+        let flags = if fdflags >= 0 && fdflags & libc::FD_CLOEXEC != 0 { libc::O_CLOEXEC } else { 0 };
+        real::dup3(src, dst, flags)
+    }
+}
+
+/// Running (not zombie) children of this process, from /proc/self/task/*/children.
+fn live_children() -> usize {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    let mut n = 0;
+    for t in tasks.flatten() {
+        let Ok(list) = std::fs::read_to_string(t.path().join("children")) else { continue };
+        for pid in list.split_whitespace() {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rfind(')').and_then(|i| stat.get(i + 2..i + 3)).unwrap_or("Z");
+            if state != "Z" && state != "X" {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// How a drain ended.
+pub enum Drained {
+    /// Idle, or the deadline passed: the process may end (or exec).
+    Done,
+    /// The successor this process handed over to failed while this one still drained: it takes
+    /// its listeners back. Carries how the successor ended.
+    SuccessorFailed(String),
+}
+
+/// Waits until the process has no open client connections (and, with `--wait` or before an exec,
+/// no running children), or the drain deadline passes. With `successor`, also watches the
+/// generation that took over: if it fails before this one is done, the drain is called off.
+pub fn wait_idle(mut successor: Option<&mut Attempt>) -> Drained {
+    let cfg = config::get();
+    let limit = cfg.drain_timeout_ms;
+    let start = sys::now_ms();
+    loop {
+        if let Some(a) = successor.as_deref_mut() {
+            if a.has_ended() {
+                if a.failed() {
+                    return Drained::SuccessorFailed(a.how_it_ended().unwrap_or_else(|| "ended".into()));
+                }
+                debug!("generation {} (pid {}) stopped; going on draining", log::GENERATION.load(Ordering::Relaxed) + 1, a.pid);
+                successor = None;
+            }
+        }
+        if cfg.wait_children && fdtable::CONNS.load(Ordering::SeqCst) == 0 {
+            let kids = live_children();
+            if kids > 0 {
+                if limit > 0 && sys::now_ms().saturating_sub(start) >= limit {
+                    info!("drain deadline passed with {kids} child process(es) still running");
+                } else {
+                    sys::sleep_ms(10);
+                    continue;
+                }
+            }
+        }
+        let accepting = accept_gate::interrupt_all();
+        let open = fdtable::CONNS.load(Ordering::SeqCst);
+        let waited = sys::now_ms().saturating_sub(start);
+        if waited / 1000 != waited.saturating_sub(5) / 1000 {
+            debug!("draining for {} s: {open} connection(s) open, {accepting} thread(s) in accept", waited / 1000);
+        }
+        if open == 0 && accepting == 0 {
+            // Looks idle: close the door, then look again for a thread that got in meanwhile.
+            lifecycle::enter(Step::Idle);
+            if accept_gate::interrupt_all() == 0 && fdtable::CONNS.load(Ordering::SeqCst) == 0 {
+                return Drained::Done;
+            }
+        }
+        if limit > 0 && sys::now_ms().saturating_sub(start) >= limit {
+            info!("drain deadline ({} s) passed with {open} connection(s) still open; cutting them", limit as f64 / 1000.0);
+            return Drained::Done;
+        }
+        sys::sleep_ms(5);
+    }
+}
+
+/// Drains without a successor of its own (a worker following its master, a SIGHUP in a worker),
+/// then ends.
+pub fn drain_and_exit() -> ! {
+    begin(Step::Drain { exec_generation: None });
+    wait_idle(None);
+    exit_drained(None)
+}
+
+/// Ends a drained process without running the program's exit path (which could close or unlink
+/// sockets the next generation now serves). `reason` is logged; none: a debug line.
+pub fn exit_drained(reason: Option<&str>) -> ! {
+    lifecycle::ended();
+    if let Some(r) = reason {
+        info!("{r}");
+    } else {
+        debug!("drained; exiting");
+    }
+    // SAFETY: _exit ends the process at once; abort only if it somehow returned.
+    unsafe {
+        real::_exit(0);
+        libc::abort()
+    }
+}
+
+/// Calls off the drain (the successor, generation `failed_generation`, failed after it was ready
+/// with `why`): the real sockets go back to their fd numbers and into the program's epoll sets,
+/// the processes forked from now on get a fresh drain notice pipe (the old one says "drain"),
+/// then the phase goes back to Serving and parked accept() calls resume.
+pub fn take_back(why: &str, failed_generation: u32) {
+    let sockets: Vec<_> = SOCKETS.lock().iter().filter(|s| !s.pending && s.shadow >= 0).collect();
+    let mut regs = [Registration { ep: -1, fd: -1, events: 0, data: 0 }; 16];
+    for s in sockets {
+        if replace_keeping_cloexec(s.shadow, s.fd) < 0 {
+            info!("can't take back {} (fd {}): {}", s.key, s.fd, std::io::Error::last_os_error());
+            continue;
+        }
+        sys::close(s.shadow);
+        fdtable::set_state(s.fd, FdState::Bound);
+        let n = REGISTRATIONS.lock().of_socket(s.fd, &mut regs);
+        for r in &regs[..n] {
+            let mut ev = libc::epoll_event { events: r.events, u64: r.data };
+            // SAFETY: epoll_ctl with a valid event on fds this process owns.
+            unsafe { real::epoll_ctl(r.ep, libc::EPOLL_CTL_ADD, r.fd, &mut ev) };
+        }
+        if let Some(e) = SOCKETS.lock().iter_mut().find(|e| e.fd == s.fd && !e.pending) {
+            e.shadow = -1;
+        }
+    }
+    for slot in [internal::LINEAGE_R, internal::LINEAGE_W] {
+        sys::close(internal::take(slot));
+    }
+    open_notice_pipe();
+    sys::eventfd_clear(internal::get(internal::DRAIN));
+    signals::set_restartable(true);
+    let generation = failed_generation.saturating_sub(1);
+    info!("{why}; generation {generation} takes its sockets back and serves again");
+    lifecycle::enter(Step::TakenBack { why, generation });
+}

@@ -1,0 +1,57 @@
+//! Exec mode: the process drains (new connections wait in the kernel's queue), then execs the new
+//! code in place: same pid, sockets kept open across the exec.
+
+use crate::drain;
+use crate::lifecycle::Step;
+use crate::launch::{self, ExecPlan};
+use crate::{handover, real, restart, sys};
+
+/// Before an exec in place: no open file of ours may signal this pid any more. A file in
+/// O_ASYNC mode (nginx's channels to its workers) sends SIGIO to its owner, and workers that
+/// share it exit after the exec, before the new image has a handler: SIGIO's default kills.
+fn stop_async_io_signals() {
+    for fd in 3..sys::internal_base() {
+        // SAFETY: fcntl on fd numbers; a closed one fails with EBADF.
+        unsafe {
+            let fl = real::fcntl(fd, libc::F_GETFL, 0);
+            if fl >= 0 && fl & libc::O_ASYNC != 0 {
+                real::fcntl(fd, libc::F_SETFL, (fl & !libc::O_ASYNC) as libc::c_long);
+                real::fcntl(fd, libc::F_SETOWN, 0);
+            }
+        }
+    }
+}
+
+/// Drains, then execs the next generation in this process. Returns only if the restart was
+/// refused before draining (the program is gone from disk, the preload library changed).
+pub fn restart() {
+    let Some(launch) = launch::get() else {
+        info!("can't restart: the launch was not captured at start-up");
+        return;
+    };
+    // SAFETY: access() on a valid C string.
+    if unsafe { libc::access(launch.exe.as_ptr(), libc::X_OK) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return restart::refuse(&format!("{} is not executable now ({e})", launch.exe.to_string_lossy()));
+    }
+    if let Err(why) = crate::preload::check() {
+        return restart::refuse(&why);
+    }
+    let gen = restart::next_generation();
+    let out = handover::prepare(gen, -1);
+    let plan = ExecPlan::new(launch, vec![out.env.clone()], out.fds.clone());
+    info!("restarting in place: draining before exec of generation {gen}");
+    drain::begin(Step::Drain { exec_generation: Some(gen) });
+    drain::wait_idle(None);
+    info!("drained; exec'ing generation {gen}");
+    restart::unlink_pidfile();
+    stop_async_io_signals();
+    plan.exec_into(launch);
+    info!("can't exec {}: {}; exiting", plan.exe().to_string_lossy(), std::io::Error::last_os_error());
+    crate::lifecycle::ended();
+    // SAFETY: nothing sensible is left to do in a drained process whose exec failed.
+    unsafe {
+        real::_exit(127);
+        libc::abort()
+    }
+}

@@ -1,0 +1,187 @@
+//! The helper thread: one per process that holds bound sockets. It waits for a SIGHUP (see
+//! [`crate::signals`]), for its generation's drain notice (a forked worker), and for a previous
+//! generation that still drains; and it carries out what follows in normal context:
+//!
+//! - a *master* (the process that bound the sockets, or one whose parent is gone) restarts (see
+//!   [`crate::restart`]); a SIGHUP that comes while the previous generation still drains is
+//!   deferred until that one has ended, so that never more than two generations run at once;
+//! - a *worker* (a process the master forked: prefork pools, fork-per-connection) drains and exits
+//!   when its master restarts, so no old code keeps taking connections.
+
+use crate::config::{self, Mode};
+use crate::fdtable::{internal, SOCKETS};
+use crate::{drain, lifecycle, lineage, log, readiness, real, restart, signals, sys};
+use core::sync::atomic::{AtomicBool, Ordering};
+use libc::c_int;
+
+/// The helper thread runs in this process.
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Starts the helper thread if this process does not have one yet. Called from normal (not
+/// signal) context: bind, accept, epoll registration, and after fork in a child.
+pub fn ensure() {
+    if RUNNING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    if internal::get(internal::WAKE) < 0 {
+        internal::set(internal::WAKE, sys::eventfd());
+    }
+    if internal::get(internal::DRAIN) < 0 {
+        internal::set(internal::DRAIN, sys::eventfd());
+    }
+    if internal::get(internal::LINEAGE_W) < 0 {
+        drain::open_notice_pipe();
+    }
+    // SAFETY: standard pthread creation with a detached attribute.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
+        libc::pthread_attr_init(&mut attr);
+        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        libc::pthread_attr_setstacksize(&mut attr, 512 * 1024);
+        let mut t: libc::pthread_t = 0;
+        let r = libc::pthread_create(&mut t, &attr, main, core::ptr::null_mut());
+        libc::pthread_attr_destroy(&mut attr);
+        if r != 0 {
+            RUNNING.store(false, Ordering::Release);
+            info!("can't start the restart thread (error {r}); SIGHUP will not restart this process");
+        }
+    }
+}
+
+/// Fork hook, child side: this process is a copy of its parent's generation. It gets its own
+/// eventfds (the inherited ones are shared with the parent) and its own helper if it holds sockets.
+pub fn after_fork_child(parent: libc::pid_t) {
+    lineage::set_forked_from(parent);
+    RUNNING.store(false, Ordering::Release);
+    for slot in [internal::WAKE, internal::DRAIN] {
+        let old = internal::get(slot);
+        if old >= 0 {
+            // SAFETY: plain eventfd/dup3 on our own fd numbers.
+            unsafe {
+                let e = libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK);
+                if e >= 0 {
+                    real::dup3(e, old, libc::O_CLOEXEC);
+                    real::close(e);
+                }
+            }
+        }
+    }
+    if !SOCKETS.lock().is_empty() {
+        ensure();
+    }
+}
+
+/// Constructor time, in a generation started by a fork-mode restart (`awaited`: the previous one
+/// handed over a working readiness pipe): watches the previous generation's process (a pidfd) so
+/// that a restart waits until it has finished draining. A record naming some other live pid must
+/// not hold restarts back, hence `awaited`.
+pub fn watch_predecessor(awaited: bool) {
+    let pid = lineage::previous_generation_pid();
+    // SAFETY: getpid has no preconditions.
+    if pid <= 0 || pid == unsafe { libc::getpid() } || !awaited || internal::get(internal::PREDECESSOR) >= 0 {
+        return;
+    }
+    // SAFETY: pidfd_open with integer arguments.
+    let fd = unsafe { real::syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0, 0, 0, 0, 0) } as c_int;
+    if fd >= 0 {
+        internal::set(internal::PREDECESSOR, sys::move_internal(fd));
+    }
+}
+
+/// A SIGHUP that came while the previous generation still drained: when (monotonic ms).
+struct Deferral {
+    since: Option<u64>,
+}
+
+impl Deferral {
+    /// Whether the previous generation's process is still running (draining). A predecessor that
+    /// outlives its drain deadline by 10 s (it should have cut its connections by then) no longer
+    /// holds restarts back.
+    fn predecessor_running(&self) -> bool {
+        let fd = internal::get(internal::PREDECESSOR);
+        if fd < 0 {
+            return false;
+        }
+        let limit = config::get().drain_timeout_ms;
+        if let Some(since) = self.since {
+            if limit > 0 && sys::now_ms().saturating_sub(since) > limit + 10_000 {
+                info!("the previous generation is still running {} s after a SIGHUP; restarting anyway", (limit + 10_000) / 1000);
+                sys::close(internal::take(internal::PREDECESSOR));
+                return false;
+            }
+        }
+        if !sys::pidfd_exited(fd) {
+            return true;
+        }
+        sys::close(internal::take(internal::PREDECESSOR));
+        false
+    }
+}
+
+extern "C" fn main(_: *mut libc::c_void) -> *mut libc::c_void {
+    // This thread takes SIGHUP (so a program that blocks it everywhere still restarts) and no
+    // other signal (those stay the program's business).
+    // SAFETY: mask manipulation on the current thread.
+    unsafe {
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::sigdelset(&mut set, libc::SIGHUP);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, core::ptr::null_mut());
+    }
+    debug!("restart thread started");
+    let mut deferral = Deferral { since: None };
+    loop {
+        if signals::take_pending() {
+            on_hup(&mut deferral);
+            continue;
+        }
+        let hup = internal::get(internal::WAKE);
+        // Every forked copy listens for its generation's drain notice, even once its master has
+        // exited (the master may well be gone by the time the notice is read).
+        let notice = if lineage::is_forked_copy() { internal::get(internal::LINEAGE_R) } else { -1 };
+        let previous = if deferral.since.is_some() { internal::get(internal::PREDECESSOR) } else { -1 };
+        let mut fds = [
+            libc::pollfd { fd: hup, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: notice, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: previous, events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: valid pollfd array; a negative fd is ignored by poll.
+        let r = unsafe { real::poll(fds.as_mut_ptr(), 3, 1000) };
+        if r > 0 && fds[0].revents != 0 {
+            sys::eventfd_clear(hup);
+        }
+        readiness::send_if_due();
+        if deferral.since.is_some() && !deferral.predecessor_running() {
+            deferral.since = None;
+            info!("the previous generation has ended; restarting as SIGHUP asked");
+            signals::set_pending();
+            continue;
+        }
+        if r > 0 && fds[1].revents != 0 {
+            // Also when this process was forked by an already draining one (nginx's master
+            // respawns the workers that drain away): it belongs to the old generation too.
+            debug!("this generation is draining; so does this worker");
+            drain::drain_and_exit();
+        }
+    }
+}
+
+fn on_hup(deferral: &mut Deferral) {
+    if lifecycle::draining() {
+        debug!("SIGHUP ignored: already draining");
+        return;
+    }
+    if lineage::is_worker() {
+        debug!("SIGHUP in a worker: draining");
+        drain::drain_and_exit();
+    }
+    if config::get().mode == Mode::Fork && deferral.predecessor_running() {
+        if deferral.since.is_none() {
+            deferral.since = Some(sys::now_ms());
+            let pid = lineage::previous_generation_pid();
+            info!("SIGHUP: generation {} (pid {pid}) is still draining; restarting once it has ended", log::GENERATION.load(Ordering::Relaxed).saturating_sub(1));
+        }
+        return;
+    }
+    restart::run();
+}

@@ -1,0 +1,126 @@
+//! The one owner of this process's [`Phase`]: it is held in a single atomic, read lock-free from
+//! any hook or thread, and changed only by [`enter`], which also publishes the status file (for
+//! `huptime --status` and `--restart`) and tells systemd (sd_notify) what changed. No other module
+//! keeps phase flags of its own; the table of what may follow what is [`crate::phase`].
+
+use crate::phase::{Event, Phase};
+use crate::{log, notify, status};
+use core::sync::atomic::{AtomicU8, Ordering};
+
+static PHASE: AtomicU8 = AtomicU8::new(Phase::Starting as u8);
+
+/// The current phase.
+#[inline]
+pub fn phase() -> Phase {
+    Phase::from_u8(PHASE.load(Ordering::SeqCst))
+}
+
+/// Whether this process has stopped taking connections (draining or closing).
+#[inline]
+pub fn draining() -> bool {
+    phase().is_draining()
+}
+
+/// Whether this process is past its drain: no thread may take a connection any more.
+#[inline]
+pub fn closing() -> bool {
+    phase() == Phase::Closing
+}
+
+/// An event with what its notices need to say.
+#[derive(Clone, Copy, Debug)]
+pub enum Step<'a> {
+    /// The program serves. `announce`: tell systemd this process is ready (nobody else will: it
+    /// was not started by a previous generation that reports for it).
+    Listening { announce: bool },
+    /// Fork mode: generation `generation` was started beside this one.
+    RestartStarted { generation: u32 },
+    /// Generation `generation`, pid `pid`, is ready and takes over.
+    SuccessorReady { pid: libc::pid_t, generation: u32 },
+    /// A restart failed (or could not be attempted) for the reason given; this generation serves on.
+    RolledBack { why: &'a str },
+    /// This process stops taking connections without a successor of its own. `exec_generation`:
+    /// it is an exec restart to that generation (systemd hears "reloading").
+    Drain { exec_generation: Option<u32> },
+    /// Nothing left to finish.
+    Idle,
+    /// The successor failed after it was ready (`why`); this generation, `generation`, serves again.
+    TakenBack { why: &'a str, generation: u32 },
+}
+
+impl Step<'_> {
+    fn event(&self) -> Event {
+        match self {
+            Step::Listening { .. } => Event::Listening,
+            Step::RestartStarted { .. } => Event::RestartStarted,
+            Step::SuccessorReady { .. } => Event::SuccessorReady,
+            Step::RolledBack { .. } => Event::RolledBack,
+            Step::Drain { .. } => Event::Drain,
+            Step::Idle => Event::Idle,
+            Step::TakenBack { .. } => Event::TakenBack,
+        }
+    }
+}
+
+/// Makes the transition `step` stands for, if it applies to the current phase; returns whether
+/// it did. In order: the phase changes (every thread sees it from then on), `between` runs (the
+/// transition's own work that must follow the change, e.g. taking the sockets out of the
+/// program's hands, before anything slower), then the status file and systemd hear of it.
+/// Called from normal (not signal) context.
+pub fn enter_with(step: Step<'_>, between: impl FnOnce()) -> bool {
+    let event = step.event();
+    let mut from = phase();
+    let to = loop {
+        let Some(to) = from.next(event) else {
+            debug!("{event:?} does not apply while {from:?}");
+            return false;
+        };
+        match PHASE.compare_exchange(from as u8, to as u8, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => break to,
+            Err(now) => from = Phase::from_u8(now),
+        }
+    };
+    between();
+    announce(step, from, to);
+    true
+}
+
+/// [`enter_with`] with nothing in between.
+pub fn enter(step: Step<'_>) -> bool {
+    enter_with(step, || {})
+}
+
+/// Publishes the current phase again: a daemonizing copy (fork + setsid) takes over its
+/// generation's status file.
+pub fn republish() {
+    status::publish(phase().status_name());
+}
+
+/// The status file and systemd notice of a transition.
+fn announce(step: Step<'_>, from: Phase, to: Phase) {
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    match step {
+        Step::RolledBack { why } | Step::TakenBack { why, .. } => status::record_rollback(why),
+        _ => {}
+    }
+    if from.status_name() != to.status_name() || matches!(step, Step::RolledBack { .. } | Step::TakenBack { .. }) {
+        status::publish(to.status_name());
+    }
+    match step {
+        Step::Listening { announce: true } => notify::ready_here(log::GENERATION.load(Ordering::Relaxed)),
+        Step::RestartStarted { generation } | Step::Drain { exec_generation: Some(generation) } => notify::reloading(generation),
+        Step::SuccessorReady { pid, generation } => {
+            notify::handed_over(pid, generation);
+            status::successor_ready(me);
+        }
+        Step::RolledBack { why } => notify::rolled_back(why),
+        Step::TakenBack { generation, .. } => notify::handed_over(me, generation),
+        _ => {}
+    }
+}
+
+/// The process is about to end (drained, or its exec failed): its status file goes.
+pub fn ended() {
+    status::withdraw();
+}

@@ -1,0 +1,47 @@
+//! Who this process is among the processes huptime runs: which generation, started by whom, and
+//! whether it is a forked copy of a generation (a worker) rather than the generation itself. Set
+//! once at start-up (the constructor, a fork() child); read everywhere, also from signal handlers.
+
+use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+/// Pid of the previous generation, from the handover record (0 for the first generation).
+static PREVIOUS_GENERATION_PID: AtomicI32 = AtomicI32::new(0);
+/// This image was started by a previous generation (it received a valid handover record).
+static STARTED_BY_GENERATION: AtomicBool = AtomicBool::new(false);
+/// Pid this process was forked from (0 when this image was exec'd).
+static FORK_PARENT: AtomicI32 = AtomicI32::new(0);
+
+/// Constructor time: this image received a valid handover record from the generation `pid`.
+pub fn set_previous_generation(pid: libc::pid_t) {
+    PREVIOUS_GENERATION_PID.store(pid, Ordering::Relaxed);
+    STARTED_BY_GENERATION.store(true, Ordering::Release);
+}
+
+/// Pid of the generation this one replaced (0 for the first).
+pub fn previous_generation_pid() -> libc::pid_t {
+    PREVIOUS_GENERATION_PID.load(Ordering::Relaxed)
+}
+
+/// Whether this image was started by a previous generation (fork or exec restart, revive), as
+/// opposed to by the huptime command or socket activation.
+pub fn started_by_generation() -> bool {
+    STARTED_BY_GENERATION.load(Ordering::Acquire)
+}
+
+/// fork() child: this process is a copy of the generation running in `parent`.
+pub fn set_forked_from(parent: libc::pid_t) {
+    FORK_PARENT.store(parent, Ordering::Release);
+}
+
+/// Whether this process is a forked copy (not an image exec'd by huptime or a restart).
+pub fn is_forked_copy() -> bool {
+    FORK_PARENT.load(Ordering::Acquire) != 0
+}
+
+/// A worker is a forked copy whose forking process is still its parent: it follows its master.
+/// (Async-signal-safe.)
+pub fn is_worker() -> bool {
+    let p = FORK_PARENT.load(Ordering::Acquire);
+    // SAFETY: getppid has no preconditions.
+    p != 0 && unsafe { libc::getppid() } == p
+}

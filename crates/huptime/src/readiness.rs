@@ -1,0 +1,101 @@
+//! The writing side of the readiness channel (codec: [`crate::ready_channel`]): a generation that
+//! a previous one started in fork mode tells it when it is ready, and until then copies what the
+//! program writes to stderr into the channel. Program threads never block or wait here: they only
+//! note that the generation is ready and wake the helper thread, which sends the message.
+
+use crate::fdtable::internal;
+use crate::{ready_channel, sys};
+use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use libc::c_int;
+
+/// A previous generation started this one and waits for its readiness (ever, this image).
+static AWAITED: AtomicBool = AtomicBool::new(false);
+/// ... and this generation is not ready yet: stderr is copied into the channel.
+static PENDING: AtomicBool = AtomicBool::new(false);
+/// The generation is ready; the helper thread has yet to send the message.
+static DUE: AtomicBool = AtomicBool::new(false);
+/// Threads copying stderr into the channel right now.
+static COPYING: AtomicI32 = AtomicI32::new(0);
+
+/// Constructor time: `fd` (already in the shim's range) is the channel's write end.
+pub fn adopt(fd: c_int) {
+    internal::set(internal::READY, fd);
+    AWAITED.store(true, Ordering::Release);
+    PENDING.store(true, Ordering::Release);
+}
+
+/// Whether a previous generation started this one and waits (or waited) for its readiness: it
+/// reports this generation to systemd, not this one itself.
+pub fn awaited() -> bool {
+    AWAITED.load(Ordering::Acquire)
+}
+
+/// Whether this generation has yet to report its readiness (cheap check for the hot paths).
+#[inline]
+pub fn pending() -> bool {
+    PENDING.load(Ordering::Relaxed)
+}
+
+/// The generation is ready (any thread, never blocks): the helper thread sends the message.
+/// Returns false if it had been reported already.
+pub fn report_ready() -> bool {
+    if !PENDING.swap(false, Ordering::AcqRel) {
+        return false;
+    }
+    DUE.store(true, Ordering::Release);
+    sys::eventfd_signal(internal::get(internal::WAKE));
+    true
+}
+
+/// Helper thread: sends the ready message if one is due, once no program thread is still
+/// copying stderr into the channel (so none writes to a closed, possibly reused, fd number), and
+/// closes the channel.
+pub fn send_if_due() {
+    if !DUE.swap(false, Ordering::AcqRel) {
+        return;
+    }
+    while COPYING.load(Ordering::SeqCst) != 0 {
+        sys::sleep_ms(1);
+    }
+    let w = internal::take(internal::READY);
+    if w < 0 {
+        return;
+    }
+    // The pipe is non-blocking: if it is full of stderr copies, give the reader a moment.
+    for _ in 0..2000 {
+        let n = sys::write_no_sigpipe(w, b"R");
+        if n == 1 || (n < 0 && sys::errno() != libc::EAGAIN && sys::errno() != libc::EINTR) {
+            break;
+        }
+        sys::sleep_ms(1);
+    }
+    sys::close(w);
+    debug!("ready: told the previous generation");
+}
+
+/// Copies a piece of what the program writes to stderr to the previous generation while it waits
+/// for this one (so that a failed start can be reported with its last lines). Never blocks: a
+/// piece that does not fit is dropped.
+#[inline]
+pub fn copy_stderr(buf: &[u8]) {
+    if !PENDING.load(Ordering::Relaxed) {
+        return;
+    }
+    COPYING.fetch_add(1, Ordering::SeqCst);
+    let fd = internal::get(internal::READY);
+    if PENDING.load(Ordering::SeqCst) && fd >= 0 {
+        let mut msg = [0u8; ready_channel::MAX_CHUNK + 3];
+        for piece in buf.chunks(ready_channel::MAX_CHUNK) {
+            let n = ready_channel::encode_stderr(piece, &mut msg);
+            if sys::write_no_sigpipe(fd, &msg[..n]) != n as isize {
+                if sys::errno() == libc::EPIPE {
+                    // Nobody reads any more (the previous generation is gone, or this is a worker
+                    // forked before the ready message and the channel was closed since).
+                    PENDING.store(false, Ordering::SeqCst);
+                }
+                break; // full (or gone): the copy is dropped, the program is never delayed
+            }
+        }
+    }
+    COPYING.fetch_sub(1, Ordering::SeqCst);
+}
