@@ -20,21 +20,20 @@ use std::sync::{Mutex, OnceLock};
 static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
 static ROLLBACKS: AtomicU32 = AtomicU32::new(0);
 static LAST_ERROR: Mutex<String> = Mutex::new(String::new());
-static MODE: OnceLock<&'static str> = OnceLock::new();
-/// The configured (ready, drain) timeouts in ms, published for the CLI.
-static TIMEOUTS: OnceLock<(u64, u64)> = OnceLock::new();
 
-/// Notes the directory (which must exist: the CLI made it) and how the program runs
-/// (constructor time): `revive`, `multi` (an instance of a pool), else the restart mode, `fork`
-/// or `exec`.
-pub fn configure(cfg: &Config) {
-    let _ = MODE.set(match cfg.mode {
+/// How the program runs, as the status file says: `revive`, `multi` (an instance of a pool),
+/// else the restart mode, `fork` or `exec`.
+fn mode_name(cfg: &Config) -> &'static str {
+    match cfg.mode {
         _ if cfg.revive => "revive",
         _ if cfg.reuseport => "multi",
         Mode::Fork => "fork",
         Mode::Exec => "exec",
-    });
-    let _ = TIMEOUTS.set((cfg.ready_timeout_ms, cfg.drain_timeout_ms));
+    }
+}
+
+/// Notes the directory (constructor time), which must exist: the CLI made it.
+pub fn configure(cfg: &Config) {
     let dir = cfg.status_dir.clone().filter(|d| match std::fs::metadata(d) {
         Ok(m) if m.is_dir() => true,
         Ok(_) => {
@@ -68,12 +67,13 @@ pub fn publish(state: &str) {
     let Some(Some(dir)) = DIR.get() else { return };
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
-    let (ready_ms, drain_ms) = TIMEOUTS.get().copied().unwrap_or_default();
+    let cfg = config::get();
+    let (ready_ms, drain_ms) = (cfg.ready_timeout_ms, cfg.drain_timeout_ms);
     let body = format!(
         "pid={pid}\nstart={}\ngeneration={}\nmode={}\nstate={state}\nprevious={}\nrollbacks={}\nready_timeout_ms={ready_ms}\ndrain_timeout_ms={drain_ms}\nlast_error={}\n",
         start_time(pid),
         log::GENERATION.load(Ordering::Relaxed),
-        MODE.get().copied().unwrap_or("fork"),
+        mode_name(cfg),
         crate::lineage::previous_generation_pid(),
         ROLLBACKS.load(Ordering::Acquire),
         LAST_ERROR.lock().map(|e| e.clone()).unwrap_or_default(),
