@@ -41,6 +41,8 @@ pub mod report;
 #[cfg(not(test))]
 pub mod restart;
 #[cfg(not(test))]
+pub mod signals;
+#[cfg(not(test))]
 pub mod status;
 #[cfg(not(test))]
 pub mod supervise;

@@ -1,5 +1,5 @@
-//! SIGHUP and what follows. The signal handler only records the signal and writes an eventfd; a
-//! helper thread (one per process that holds bound sockets) does the rest:
+//! SIGHUP and what follows. The signal handler (`signals`) only records the signal and writes an
+//! eventfd; a helper thread (one per process that holds bound sockets) does the rest:
 //!
 //! - a *master* (the process that bound the sockets, or one whose parent is gone) restarts: in
 //!   fork mode it starts the next generation beside itself, waits until that one serves, then
@@ -15,6 +15,7 @@ use crate::config::{Config, Mode};
 use crate::fdtable::{self, internal, FdState, SOCKETS};
 use crate::launch::{self, ExecPlan};
 use crate::attempt::{Attempt, Outcome};
+use crate::signals::{self, HUP_PENDING};
 use crate::{handover, log, real, sys};
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use libc::c_int;
@@ -23,10 +24,6 @@ use std::sync::OnceLock;
 static CONFIG: OnceLock<Config> = OnceLock::new();
 /// The helper thread runs in this process.
 static HELPER: AtomicBool = AtomicBool::new(false);
-/// A SIGHUP arrived and is not handled yet (coalesces bursts into one restart).
-static HUP_PENDING: AtomicBool = AtomicBool::new(false);
-/// SIGHUPs received (lets a hooked call tell our own signal from the program's).
-pub static HUP_COUNT: AtomicU64 = AtomicU64::new(0);
 /// This process stopped accepting and is finishing its connections.
 static DRAINING: AtomicBool = AtomicBool::new(false);
 /// Pid this process was forked from (0 when this image was exec'd).
@@ -65,17 +62,14 @@ pub fn leave_accept(slot: usize) {
     }
 }
 
-/// Interrupts every thread blocked in a real accept(); returns how many there are.
+/// Wakes every thread blocked in a real accept() (`signals::wake`); returns how many there are.
 fn interrupt_accepts() -> usize {
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() };
     let mut n = IN_ACCEPT_UNTRACKED.load(Ordering::SeqCst).max(0) as usize;
     for s in IN_ACCEPT.iter() {
         let tid = s.load(Ordering::SeqCst);
         if tid != 0 {
             n += 1;
-            // SAFETY: signalling a thread of this process.
-            unsafe { real::syscall(libc::SYS_tgkill, pid as libc::c_long, tid as libc::c_long, libc::SIGHUP as libc::c_long, 0, 0, 0) };
+            signals::wake(tid);
         }
     }
     n
@@ -231,37 +225,15 @@ pub fn is_worker() -> bool {
     p != 0 && unsafe { libc::getppid() } == p
 }
 
-extern "C" fn on_sighup(_sig: c_int) {
-    let saved = sys::errno();
-    HUP_PENDING.store(true, Ordering::Release);
-    HUP_COUNT.fetch_add(1, Ordering::AcqRel);
-    sys::eventfd_signal(internal::get(internal::HUP));
-    sys::set_errno(saved);
-}
-
-/// Installs the SIGHUP handler (constructor time). SA_RESTART, so the program's own system calls
-/// are not interrupted by it.
-pub fn install_handler() {
-    set_handler(libc::SA_RESTART);
-}
-
-fn set_handler(flags: c_int) {
-    // SAFETY: installing a handler that only touches atomics and writes an eventfd.
-    unsafe {
-        let mut act: libc::sigaction = core::mem::zeroed();
-        act.sa_sigaction = on_sighup as extern "C" fn(c_int) as usize;
-        act.sa_flags = flags;
-        libc::sigemptyset(&mut act.sa_mask);
-        real::sigaction(libc::SIGHUP, &act, core::ptr::null_mut());
-    }
-}
-
 /// Starts the helper thread if this process does not have one yet. Called from normal (not
 /// signal) context: bind, accept, epoll registration, and after fork in a child.
 pub fn ensure_helper() {
     if HELPER.swap(true, Ordering::AcqRel) {
         return;
     }
+    // A process that did not take SIGHUP at start (one the program spawned) does now: from here
+    // on only the helper takes it.
+    signals::take_sighup(false);
     if internal::get(internal::HUP) < 0 {
         internal::set(internal::HUP, sys::eventfd());
     }
@@ -322,15 +294,8 @@ pub fn after_fork_child(parent: libc::pid_t) {
 }
 
 extern "C" fn helper_main(_: *mut libc::c_void) -> *mut libc::c_void {
-    // This thread takes SIGHUP (so a program that blocks it everywhere still restarts) and no
-    // other signal (those stay the program's business).
-    // SAFETY: mask manipulation on the current thread.
-    unsafe {
-        let mut set: libc::sigset_t = core::mem::zeroed();
-        libc::sigfillset(&mut set);
-        libc::sigdelset(&mut set, libc::SIGHUP);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &set, core::ptr::null_mut());
-    }
+    // The one thread that takes SIGHUP (blocked in every program thread).
+    signals::helper_mask();
     debug!("restart thread started");
     loop {
         if HUP_PENDING.swap(false, Ordering::AcqRel) {
@@ -397,8 +362,8 @@ fn begin_drain() {
     if DRAINING.swap(true, Ordering::AcqRel) {
         return;
     }
-    // From now on SIGHUP interrupts a blocked accept() instead of restarting it (see wait_idle).
-    set_handler(0);
+    // From now on a wake interrupts a blocked accept() instead of restarting it (see wait_idle).
+    signals::install_handler(false);
     sys::eventfd_signal(internal::get(internal::DRAIN));
     if !is_worker() {
         let w = internal::get(internal::LINEAGE_W);
@@ -636,7 +601,7 @@ fn take_back() {
     open_lineage_pipe();
     sys::eventfd_clear(internal::get(internal::DRAIN));
     CLOSING.store(false, Ordering::SeqCst);
-    set_handler(libc::SA_RESTART);
+    signals::install_handler(true);
     DRAINING.store(false, Ordering::Release);
 }
 

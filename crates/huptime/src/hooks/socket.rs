@@ -3,7 +3,7 @@
 use super::{enter, keep_errno};
 use crate::fdtable::{self, BoundSocket, FdState, SOCKETS};
 use crate::sockkey::SockKey;
-use crate::{debug, handover, info, real, restart, sys};
+use crate::{debug, handover, info, real, restart, signals, sys};
 use core::sync::atomic::Ordering;
 use libc::{c_char, c_int, c_long, sockaddr, socklen_t};
 
@@ -61,18 +61,20 @@ pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
 }
 
 unsafe fn do_accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int, four: bool) -> c_int {
-    let call_on = |fd: c_int| if four { real::accept4(fd, addr, len, flags) } else { real::accept(fd, addr, len) };
+    let raw = |fd: c_int| if four { real::accept4(fd, addr, len, flags) } else { real::accept(fd, addr, len) };
     let st = fdtable::state(fd);
     if st != FdState::Bound && st != FdState::Drained {
-        return call_on(fd);
+        return raw(fd);
     }
-    let Some(_g) = enter() else { return call_on(fd) };
+    let Some(_g) = enter() else { return raw(fd) };
     // A retry below (after our own SIGHUP, a restartable signal, a lost race) leaves the failed
     // attempt's errno behind; a successful accept restores the program's, as libc leaves it.
     let saved_errno = sys::errno();
     handover::mark_serving(fd);
     restart::ensure_helper();
     let blocking = !sys::nonblocking(fd);
+    // A blocking accept can be woken by the drain (see `signals`); a non-blocking one returns.
+    let call_on = |fd: c_int| if blocking { signals::with_wake_window(|| raw(fd)) } else { raw(fd) };
     // From here until a connection is handed to the program (and counted), or the thread parks,
     // a draining process must not end: this thread may be about to take a connection.
     let mut slot = restart::enter_accept();
@@ -101,14 +103,14 @@ unsafe fn do_accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: 
             }
             // Wait for a connection or for the drain signal, so a draining process never takes
             // one more connection from the queue its successor is serving.
-            let hups = restart::HUP_COUNT.load(Ordering::Acquire);
+            let hups = signals::HUP_COUNT.load(Ordering::Acquire);
             let mut p = [
                 libc::pollfd { fd, events: libc::POLLIN, revents: 0 },
                 libc::pollfd { fd: fdtable::internal::get(fdtable::internal::DRAIN), events: libc::POLLIN, revents: 0 },
             ];
             let r = real::poll(p.as_mut_ptr(), 2, -1);
             if r < 0 {
-                if sys::errno() == libc::EINTR && restart::HUP_COUNT.load(Ordering::Acquire) != hups {
+                if sys::errno() == libc::EINTR && signals::HUP_COUNT.load(Ordering::Acquire) != hups {
                     continue; // our SIGHUP, not the program's signal
                 }
                 if sys::errno() == libc::EINTR && sys::every_handler_restarts() {
