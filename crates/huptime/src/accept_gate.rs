@@ -5,7 +5,7 @@
 //! park instead of accepting.
 
 use crate::fdtable::{self, FdState, SOCKETS};
-use crate::{lifecycle, real};
+use crate::{lifecycle, real, signals};
 use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use libc::c_int;
 
@@ -53,17 +53,14 @@ pub fn accepted_any() -> bool {
     ACCEPTED_ANY.load(Ordering::Acquire)
 }
 
-/// Interrupts every thread blocked in a real accept(); returns how many there are.
+/// Wakes every thread blocked in a real accept() ([`signals::wake`]); returns how many there are.
 pub fn interrupt_all() -> usize {
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() };
     let mut n = IN_ACCEPT_UNTRACKED.load(Ordering::SeqCst).max(0) as usize;
     for s in IN_ACCEPT.iter() {
         let tid = s.load(Ordering::SeqCst);
         if tid != 0 {
             n += 1;
-            // SAFETY: signalling a thread of this process.
-            unsafe { real::syscall(libc::SYS_tgkill, pid as libc::c_long, tid as libc::c_long, libc::SIGHUP as libc::c_long, 0, 0, 0) };
+            signals::wake(tid);
         }
     }
     n

@@ -43,8 +43,8 @@ pub fn begin_then(step: Step<'_>, then: impl FnOnce()) -> bool {
 /// Stops taking connections: tells forked workers, wakes parked accept() calls, removes bound
 /// sockets from the process's epoll sets and puts inert sockets at their fd numbers.
 fn stop_accepting() {
-    // From now on SIGHUP interrupts a blocked accept() instead of restarting it (see wait_idle).
-    signals::set_restartable(false);
+    // From now on a wake interrupts a blocked accept() instead of restarting it (see wait_idle).
+    signals::install_handler(false);
     sys::eventfd_signal(internal::get(internal::DRAIN));
     if !lineage::is_worker() {
         let w = internal::get(internal::LINEAGE_W);
@@ -239,7 +239,7 @@ pub fn take_back(why: &str, failed_generation: u32) {
     }
     open_notice_pipe();
     sys::eventfd_clear(internal::get(internal::DRAIN));
-    signals::set_restartable(true);
+    signals::install_handler(true);
     let generation = failed_generation.saturating_sub(1);
     info!("{why}; generation {generation} takes its sockets back and serves again");
     lifecycle::enter(Step::TakenBack { why, generation });

@@ -23,6 +23,9 @@ pub fn ensure() {
     if RUNNING.swap(true, Ordering::AcqRel) {
         return;
     }
+    // A process that did not take SIGHUP at start (one the program spawned) does now: from here
+    // on only the helper takes it.
+    signals::take_sighup(false);
     if internal::get(internal::WAKE) < 0 {
         internal::set(internal::WAKE, sys::eventfd());
     }
@@ -119,15 +122,8 @@ impl Deferral {
 }
 
 extern "C" fn main(_: *mut libc::c_void) -> *mut libc::c_void {
-    // This thread takes SIGHUP (so a program that blocks it everywhere still restarts) and no
-    // other signal (those stay the program's business).
-    // SAFETY: mask manipulation on the current thread.
-    unsafe {
-        let mut set: libc::sigset_t = core::mem::zeroed();
-        libc::sigfillset(&mut set);
-        libc::sigdelset(&mut set, libc::SIGHUP);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &set, core::ptr::null_mut());
-    }
+    // The one thread that takes SIGHUP (blocked in every program thread).
+    signals::helper_mask();
     debug!("restart thread started");
     let mut deferral = Deferral { since: None };
     loop {

@@ -15,6 +15,7 @@ extern "C" fn huptime_init() {
     let (cfg, warnings) = config::parse(|k| std::env::var_os(k));
     crate::status::configure(&cfg);
     let (notify_socket, supervisor) = (cfg.notify_socket.clone(), cfg.supervisor_pid);
+    let cfg_pids = (cfg.root_pid, cfg.supervisor_pid);
     crate::log::DEBUG.store(cfg.debug, Ordering::Relaxed);
     config::install(cfg);
     handover::adopt_from_env();
@@ -30,13 +31,26 @@ extern "C" fn huptime_init() {
         info!("{w}");
     }
     crate::notify::configure(notify_socket.as_deref());
-    signals::install_handler();
+    if is_the_program(&cfg_pids) {
+        signals::take_sighup(true);
+    }
+    signals::install_handler(true);
     hooks::process::watch_stop_for_notify();
     revive::mark_started();
     die_with_supervisor(supervisor);
     // SAFETY: getpid has no preconditions.
     hooks::OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
     hooks::ACTIVE.store(true, Ordering::Release);
+}
+
+/// Whether this process is the program huptime serves (the image huptime exec'd into, a later
+/// generation, an instance of `--multi`) rather than a process the program spawned (which inherits
+/// the shim): only the program takes SIGHUP from its threads at start (a spawned process does once
+/// it binds a socket), so that what the program spawns starts with the mask it would without us.
+fn is_the_program((root, supervisor): &(i32, i32)) -> bool {
+    // SAFETY: getpid/getppid have no preconditions.
+    let (me, parent) = unsafe { (libc::getpid(), libc::getppid()) };
+    me == *root || lineage::started_by_generation() || (*supervisor > 0 && parent == *supervisor)
 }
 
 /// Under `huptime --multi`, instances end when huptime (pid `parent`, 0 if none) does

@@ -66,7 +66,7 @@ pub fn capture(skip_env: &[&str]) -> Result<(), String> {
     let mut ignored = 0u64;
     // SAFETY: querying the mask and dispositions only.
     unsafe {
-        libc::pthread_sigmask(libc::SIG_BLOCK, core::ptr::null(), &mut mask);
+        crate::real::pthread_sigmask(libc::SIG_BLOCK, core::ptr::null(), &mut mask);
         for sig in 1..64 {
             let mut old: libc::sigaction = core::mem::zeroed();
             if crate::real::sigaction(sig, core::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN {
@@ -245,7 +245,7 @@ impl ExecPlan {
             for which in [libc::ITIMER_REAL, libc::ITIMER_VIRTUAL, libc::ITIMER_PROF] {
                 libc::setitimer(which, &off, core::ptr::null_mut());
             }
-            libc::pthread_sigmask(libc::SIG_SETMASK, &launch.mask, core::ptr::null_mut());
+            crate::real::pthread_sigmask(libc::SIG_SETMASK, &launch.mask, core::ptr::null_mut());
             real::execve(self.exe.as_ptr(), self.argv_p.as_ptr(), self.env_p.as_ptr());
         }
     }

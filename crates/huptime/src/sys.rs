@@ -33,7 +33,7 @@ pub fn write_no_sigpipe(fd: c_int, buf: &[u8]) -> isize {
         libc::sigemptyset(&mut pipe);
         libc::sigaddset(&mut pipe, libc::SIGPIPE);
         let mut old: libc::sigset_t = core::mem::zeroed();
-        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
+        crate::real::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
         let mut pending: libc::sigset_t = core::mem::zeroed();
         libc::sigpending(&mut pending);
         let already = libc::sigismember(&pending, libc::SIGPIPE) == 1;
@@ -43,7 +43,7 @@ pub fn write_no_sigpipe(fd: c_int, buf: &[u8]) -> isize {
             let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
             libc::sigtimedwait(&pipe, core::ptr::null_mut(), &zero);
         }
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
+        crate::real::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
         set_errno(e);
         n
     }

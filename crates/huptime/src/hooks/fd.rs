@@ -257,7 +257,7 @@ pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: 
     real::poll(fds, n, timeout)
 }
 
-/// ppoll(): as poll().
+/// ppoll(): as poll(); the temporary mask keeps SIGHUP blocked (see `signals`).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn ppoll(
     fds: *mut libc::pollfd,
@@ -270,7 +270,8 @@ pub unsafe extern "C" fn ppoll(
             scan_pollfds(fds, n);
         }
     }
-    real::ppoll(fds, n, ts, mask)
+    let mut buf: libc::sigset_t = core::mem::zeroed();
+    real::ppoll(fds, n, ts, crate::signals::keeping_hup_blocked(mask, &mut buf))
 }
 
 /// select(): as poll().
@@ -290,7 +291,7 @@ pub unsafe extern "C" fn select(
     real::select(n, r, w, e, t)
 }
 
-/// pselect(): as poll().
+/// pselect(): as poll(); the temporary mask keeps SIGHUP blocked.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn pselect(
     n: c_int,
@@ -305,5 +306,6 @@ pub unsafe extern "C" fn pselect(
             scan_fdset(n, r);
         }
     }
-    real::pselect(n, r, w, e, t, m)
+    let mut buf: libc::sigset_t = core::mem::zeroed();
+    real::pselect(n, r, w, e, t, crate::signals::keeping_hup_blocked(m, &mut buf))
 }

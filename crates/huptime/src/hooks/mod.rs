@@ -5,8 +5,10 @@
 use core::cell::Cell;
 use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
+pub mod exec;
 pub mod fd;
 pub mod process;
+pub mod sigmask;
 pub mod socket;
 pub mod stderr;
 

@@ -61,18 +61,20 @@ pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
 }
 
 unsafe fn do_accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int, four: bool) -> c_int {
-    let call_on = |fd: c_int| if four { real::accept4(fd, addr, len, flags) } else { real::accept(fd, addr, len) };
+    let raw = |fd: c_int| if four { real::accept4(fd, addr, len, flags) } else { real::accept(fd, addr, len) };
     let st = fdtable::state(fd);
     if st != FdState::Bound && st != FdState::Drained {
-        return call_on(fd);
+        return raw(fd);
     }
-    let Some(_g) = enter() else { return call_on(fd) };
+    let Some(_g) = enter() else { return raw(fd) };
     // A retry below (after our own SIGHUP, a restartable signal, a lost race) leaves the failed
     // attempt's errno behind; a successful accept restores the program's, as libc leaves it.
     let saved_errno = sys::errno();
     helper::ensure();
     handover::mark_serving(fd);
     let blocking = !sys::nonblocking(fd);
+    // A blocking accept can be woken by the drain (see `signals`); a non-blocking one returns.
+    let call_on = |fd: c_int| if blocking { signals::with_wake_window(|| raw(fd)) } else { raw(fd) };
     // From here until a connection is handed to the program (and counted), or the thread parks,
     // a draining process must not end: this thread may be about to take a connection.
     let mut slot = accept_gate::enter();

@@ -1,0 +1,128 @@
+//! execve and the other ways to start a program (exec*, posix_spawn*, system, popen): each runs
+//! with SIGHUP blocked or not as the program sees it, so what it starts gets the mask it would get
+//! without huptime (see `signals::as_program`).
+
+use crate::{real, signals};
+use libc::{c_char, c_int};
+
+type Argv = *const *const c_char;
+
+/// execve(): with the program's view of SIGHUP.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn execve(path: *const c_char, argv: Argv, envp: Argv) -> c_int {
+    signals::as_program(|| real::execve(path, argv, envp))
+}
+
+/// execv(): as execve().
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn execv(path: *const c_char, argv: Argv) -> c_int {
+    signals::as_program(|| real::execv(path, argv))
+}
+
+/// execvp(): as execve().
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn execvp(file: *const c_char, argv: Argv) -> c_int {
+    signals::as_program(|| real::execvp(file, argv))
+}
+
+/// execvpe(): as execve().
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn execvpe(file: *const c_char, argv: Argv, envp: Argv) -> c_int {
+    signals::as_program(|| real::execvpe(file, argv, envp))
+}
+
+/// fexecve(): as execve().
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn fexecve(fd: c_int, argv: Argv, envp: Argv) -> c_int {
+    signals::as_program(|| real::fexecve(fd, argv, envp))
+}
+
+/// posix_spawn(): the child starts with the caller's mask unless `attr` sets one: the program's
+/// view of SIGHUP then.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn posix_spawn(
+    pid: *mut libc::pid_t,
+    path: *const c_char,
+    acts: *const libc::posix_spawn_file_actions_t,
+    attr: *const libc::posix_spawnattr_t,
+    argv: *const *mut c_char,
+    envp: *const *mut c_char,
+) -> c_int {
+    signals::as_program(|| real::posix_spawn(pid, path, acts, attr, argv, envp))
+}
+
+/// posix_spawnp(): as posix_spawn().
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn posix_spawnp(
+    pid: *mut libc::pid_t,
+    file: *const c_char,
+    acts: *const libc::posix_spawn_file_actions_t,
+    attr: *const libc::posix_spawnattr_t,
+    argv: *const *mut c_char,
+    envp: *const *mut c_char,
+) -> c_int {
+    signals::as_program(|| real::posix_spawnp(pid, file, acts, attr, argv, envp))
+}
+
+/// system(): as posix_spawn() (glibc passes the caller's mask to the shell).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn system(cmd: *const c_char) -> c_int {
+    signals::as_program(|| real::system(cmd))
+}
+
+/// popen(): as posix_spawn().
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut libc::FILE {
+    signals::as_program(|| real::popen(cmd, mode))
+}
+
+/// execl(), execlp(), execle() once their variadic arguments are laid out as an array (by the
+/// trampolines below): `kind` 0, 1, 2. execle's environment follows the argument list's NULL.
+unsafe extern "C" fn exec_list(path: *const c_char, argv: Argv, kind: c_int) -> c_int {
+    match kind {
+        0 => execv(path, argv),
+        1 => execvp(path, argv),
+        _ => {
+            let mut i = 0;
+            while !(*argv.add(i)).is_null() {
+                i += 1;
+            }
+            execve(path, argv, *argv.add(i + 1) as Argv)
+        }
+    }
+}
+
+/// The variadic exec functions (x86_64 System V): the five register arguments after `path` are
+/// pushed below the caller's stack arguments, which makes one contiguous array of them; then
+/// `exec_list` does the rest. The return address is kept aside and put back before returning.
+macro_rules! exec_variadic {
+    ($name:ident, $kind:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        #[unsafe(naked)]
+        #[cfg_attr(not(test), no_mangle)]
+        /// Variadic exec: see `exec_list`.
+        pub unsafe extern "C" fn $name() {
+            core::arch::naked_asm!(
+                "pop r11",
+                "push r9",
+                "push r8",
+                "push rcx",
+                "push rdx",
+                "push rsi",
+                "push r11",
+                "lea rsi, [rsp + 8]",
+                concat!("mov edx, ", $kind),
+                "call {f}",
+                "pop r11",
+                "add rsp, 40",
+                "push r11",
+                "ret",
+                f = sym exec_list,
+            )
+        }
+    };
+}
+
+exec_variadic!(execl, 0);
+exec_variadic!(execlp, 1);
+exec_variadic!(execle, 2);

@@ -1,0 +1,69 @@
+//! sigprocmask, pthread_sigmask, sigsuspend, epoll_pwait, pthread_create: SIGHUP stays blocked in
+//! the program's threads while the program sees the masks it set (see `signals`).
+
+use crate::{real, signals};
+use libc::{c_int, c_void, sigset_t};
+
+/// sigprocmask(): SIGHUP stays blocked; `old` and later queries show the program's own choice.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn sigprocmask(how: c_int, set: *const sigset_t, old: *mut sigset_t) -> c_int {
+    signals::program_mask(how, set, old, |h, s, o| real::sigprocmask(h, s, o))
+}
+
+/// pthread_sigmask(): as sigprocmask().
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn pthread_sigmask(how: c_int, set: *const sigset_t, old: *mut sigset_t) -> c_int {
+    signals::program_mask(how, set, old, |h, s, o| real::pthread_sigmask(h, s, o))
+}
+
+/// sigsuspend(): waits with the program's mask, SIGHUP kept blocked.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn sigsuspend(mask: *const sigset_t) -> c_int {
+    let mut buf: sigset_t = core::mem::zeroed();
+    real::sigsuspend(signals::keeping_hup_blocked(mask, &mut buf))
+}
+
+/// epoll_pwait(): as epoll_wait() with the program's temporary mask, SIGHUP kept blocked.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn epoll_pwait(ep: c_int, ev: *mut libc::epoll_event, n: c_int, timeout: c_int, mask: *const sigset_t) -> c_int {
+    let mut buf: sigset_t = core::mem::zeroed();
+    real::epoll_pwait(ep, ev, n, timeout, signals::keeping_hup_blocked(mask, &mut buf))
+}
+
+/// What a new thread needs to start with its creator's view of SIGHUP.
+struct Start {
+    start: extern "C" fn(*mut c_void) -> *mut c_void,
+    arg: *mut c_void,
+    blocked: bool,
+}
+
+extern "C-unwind" fn start_with_view(p: *mut c_void) -> *mut c_void {
+    // SAFETY: `p` is the Box leaked by pthread_create below, taken back exactly once.
+    let s = unsafe { Box::from_raw(p as *mut Start) };
+    let Start { start, arg, blocked } = *s;
+    signals::set_program_view(blocked);
+    start(arg)
+}
+
+/// pthread_create(): the new thread inherits its creator's view of SIGHUP (its real mask, with
+/// SIGHUP blocked, it inherits anyway). Only a creator whose view differs from the program's
+/// start needs carrying it over; other threads start untouched.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn pthread_create(
+    t: *mut libc::pthread_t,
+    attr: *const libc::pthread_attr_t,
+    start: extern "C" fn(*mut c_void) -> *mut c_void,
+    arg: *mut c_void,
+) -> c_int {
+    let Some(blocked) = (if super::active_here() { signals::view_to_inherit() } else { None }) else {
+        return real::pthread_create(t, attr, start, arg);
+    };
+    let p = Box::into_raw(Box::new(Start { start, arg, blocked }));
+    // SAFETY: the trampoline has the C ABI pthread expects (C-unwind: pthread_exit unwinds through it).
+    let tramp: extern "C" fn(*mut c_void) -> *mut c_void = core::mem::transmute(start_with_view as extern "C-unwind" fn(*mut c_void) -> *mut c_void);
+    let r = real::pthread_create(t, attr, tramp, p.cast());
+    if r != 0 {
+        drop(Box::from_raw(p));
+    }
+    r
+}
