@@ -12,7 +12,8 @@
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { ROOT, runCli, serve, type Served } from "../helpers/cli";
+import { ROOT, runCli, serve } from "../helpers/cli";
+import type { Group } from "../helpers/spawn";
 import { compileC } from "../helpers/gcc";
 import { freePort, request } from "../helpers/net";
 import { waitFor } from "../helpers/procs";
@@ -21,7 +22,7 @@ const CALLS = ["nanosleep", "poll", "epoll_wait", "select", "read", "recv"];
 const MODES = ["--fork", "--exec"];
 
 let program = "";
-let running: Served | undefined;
+let running: Group | undefined;
 
 beforeAll(() => {
   program = compileC(join(ROOT, "test", "fixtures", "signals", "slow_calls.c"), { flags: ["-pthread"] });
@@ -54,7 +55,7 @@ async function nextImage(port: number, old: string): Promise<string> {
 }
 
 /** Starts the fixture under huptime; returns its port and the image that answers. */
-async function start(mode: string, threads: number): Promise<{ s: Served; port: number; image: string }> {
+async function start(mode: string, threads: number): Promise<{ s: Group; port: number; image: string }> {
   const port = await freePort();
   const s = serve([mode, program, String(port), String(threads)]);
   running = s;
@@ -65,7 +66,7 @@ async function start(mode: string, threads: number): Promise<{ s: Served; port: 
 
 /** Sends the requests for `calls` at once, waits until each call has started, sends SIGHUP to
  * the image's pid, and returns the replies. */
-async function hupDuring(s: Served, port: number, image: string, calls: string[]): Promise<string[]> {
+async function hupDuring(s: Group, port: number, image: string, calls: string[]): Promise<string[]> {
   const before = calls.map((c) => count(s.output(), `started ${c}\n`));
   const replies = calls.map((c) => request(port, `/${c}`, 20_000));
   await waitFor(() => calls.every((c, i) => count(s.output(), `started ${c}\n`) > before[i]), `${calls.join(", ")} to start`);

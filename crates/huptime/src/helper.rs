@@ -2,15 +2,15 @@
 //! [`crate::signals`]), for its generation's drain notice (a forked worker), and for a previous
 //! generation that still drains; and it carries out what follows in normal context:
 //!
-//! - a *master* (the process that bound the sockets, or one whose parent is gone) restarts (see
-//!   [`crate::restart`]); a SIGHUP that comes while the previous generation still drains is
+//! - a *master* (the process that bound the sockets, or one whose parent is gone) restarts the
+//!   configured way ([`crate::fork_restart`], [`crate::exec_restart`]); a SIGHUP that comes while the previous generation still drains is
 //!   deferred until that one has ended, so that never more than two generations run at once;
 //! - a *worker* (a process the master forked: prefork pools, fork-per-connection) drains and exits
 //!   when its master restarts, so no old code keeps taking connections.
 
 use crate::config::{self, Mode};
 use crate::fdtable::{internal, SOCKETS};
-use crate::{drain, lifecycle, lineage, log, readiness, real, restart, signals, sys};
+use crate::{drain, exec_restart, fork_restart, lifecycle, lineage, log, readiness, real, signals, sys};
 use core::sync::atomic::{AtomicBool, Ordering};
 use libc::c_int;
 
@@ -179,5 +179,8 @@ fn on_hup(deferral: &mut Deferral) {
         }
         return;
     }
-    restart::run();
+    match config::get().mode {
+        Mode::Fork => fork_restart::restart(),
+        Mode::Exec => exec_restart::restart(),
+    }
 }

@@ -36,6 +36,7 @@ pub mod attempt;
 pub mod drain;
 pub mod exec_restart;
 pub mod fork_restart;
+pub mod guard;
 pub mod handover;
 pub mod helper;
 pub mod hooks;

@@ -1,19 +1,11 @@
-//! A restart asked for by SIGHUP, common to both modes: which mode carries it out
-//! ([`crate::fork_restart`], [`crate::exec_restart`]), the next generation's number, the
-//! `--unlink` file, and a restart refused before it started.
+//! What both restart modes ([`crate::fork_restart`], [`crate::exec_restart`]) and `--revive`
+//! share: the next generation's number, the `--unlink` file, and a restart refused before it
+//! started.
 
-use crate::config::{self, Mode};
+use crate::config;
 use crate::lifecycle::{self, Step};
-use crate::{exec_restart, fork_restart, log};
+use crate::log;
 use core::sync::atomic::Ordering;
-
-/// Restarts this generation the configured way.
-pub fn run() {
-    match config::get().mode {
-        Mode::Fork => fork_restart::restart(),
-        Mode::Exec => exec_restart::restart(),
-    }
-}
 
 /// The number of the generation a restart of this one starts.
 pub fn next_generation() -> u32 {

@@ -66,7 +66,7 @@ fn view_of(blocked: bool) -> u8 {
 pub fn program_blocks_hup() -> bool {
     // SAFETY: getpid has no preconditions.
     let me = unsafe { libc::getpid() } as u64;
-    if !crate::hooks::active_here() {
+    if !crate::guard::active_here() {
         let v = VFORK_VIEW.load(Ordering::Acquire);
         if v >> 2 == me && v & 3 != 0 {
             return v & 3 == VIEW_BLOCKED as u64;
@@ -80,7 +80,7 @@ pub fn program_blocks_hup() -> bool {
 
 /// Records the program's view of SIGHUP in the calling thread (in a vfork child: for that child).
 pub fn set_program_view(blocked: bool) {
-    if crate::hooks::active_here() {
+    if crate::guard::active_here() {
         let _ = VIEW.try_with(|v| v.set(view_of(blocked)));
     } else {
         // SAFETY: getpid has no preconditions.
@@ -249,7 +249,7 @@ fn unblocked_during<T>(f: impl FnOnce() -> T) -> T {
 /// # Safety
 /// `mask` is null or points to a valid sigset_t.
 pub unsafe fn keeping_hup_blocked(mask: *const sigset_t, buf: &mut sigset_t) -> *const sigset_t {
-    if mask.is_null() || !held() || !crate::hooks::active_here() {
+    if mask.is_null() || !held() || !crate::guard::active_here() {
         return mask;
     }
     *buf = *mask;
@@ -271,7 +271,7 @@ pub unsafe fn program_mask(how: c_int, set: *const sigset_t, old: *mut sigset_t,
     let before = program_blocks_hup();
     let mut copy: sigset_t;
     // In a vfork child the mask is the child's own (it is about to exec): as asked.
-    let set = if set.is_null() || !crate::hooks::active_here() {
+    let set = if set.is_null() || !crate::guard::active_here() {
         set
     } else {
         copy = *set;

@@ -1,9 +1,8 @@
 //! The interposed libc functions. Each hook is thin: when the shim is off, or the call is
 //! re-entered from inside the shim, it goes straight to the real function; otherwise it does its
-//! bookkeeping around the real call and preserves errno.
+//! bookkeeping around the real call and preserves errno (the checks: [`crate::guard`]).
 
-use core::cell::Cell;
-use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+pub use crate::guard::{active_here, enter, keep_errno, ACTIVE, OWNER_PID};
 
 pub mod exec;
 pub mod fd;
@@ -11,54 +10,3 @@ pub mod process;
 pub mod sigmask;
 pub mod socket;
 pub mod stderr;
-
-/// Set by the constructor when the program runs under huptime.
-pub static ACTIVE: AtomicBool = AtomicBool::new(false);
-
-/// Pid of the process the shim's state belongs to: set by the constructor and in a child that
-/// fork() returned to. A hooked call made under any other pid comes from a vfork() child (or a
-/// raw clone) that shares this process's memory: it must not touch the shim's tables (Python's
-/// subprocess closes every fd in such a child, which would make the parent forget its sockets).
-pub static OWNER_PID: AtomicI32 = AtomicI32::new(0);
-
-thread_local! {
-    static IN_HOOK: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Marks the current thread as inside a hook until dropped.
-pub struct Entered(());
-
-impl Drop for Entered {
-    fn drop(&mut self) {
-        let _ = IN_HOOK.try_with(|c| c.set(false));
-    }
-}
-
-/// Whether the shim is on in this process and this is not a vfork child (see [`OWNER_PID`]).
-#[inline]
-pub fn active_here() -> bool {
-    // SAFETY: getpid has no preconditions.
-    ACTIVE.load(Ordering::Relaxed) && unsafe { libc::getpid() } == OWNER_PID.load(Ordering::Relaxed)
-}
-
-/// Returns a guard when the hook should do its work: the shim is active and this thread is not
-/// already inside a hook. `None` means: call the real function and nothing else.
-#[inline]
-pub fn enter() -> Option<Entered> {
-    if !active_here() {
-        return None;
-    }
-    match IN_HOOK.try_with(|c| c.replace(true)) {
-        Ok(false) => Some(Entered(())),
-        _ => None,
-    }
-}
-
-/// Runs `f` and restores the errno it produced after `after` (bookkeeping) ran.
-#[inline]
-pub fn keep_errno<T>(r: T, after: impl FnOnce(&T)) -> T {
-    let e = crate::sys::errno();
-    after(&r);
-    crate::sys::set_errno(e);
-    r
-}
