@@ -55,3 +55,29 @@ pub fn keep_errno<T>(r: T, after: impl FnOnce(&T)) -> T {
     crate::sys::set_errno(e);
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acts_only_when_on_in_the_owning_process_and_not_re_entered() {
+        assert!(enter().is_none(), "off until the constructor turns it on");
+        // SAFETY: getpid has no preconditions.
+        let me = unsafe { libc::getpid() };
+        OWNER_PID.store(me + 1, Ordering::Relaxed);
+        ACTIVE.store(true, Ordering::Release);
+        assert!(enter().is_none(), "another pid owns the state: a vfork child");
+        OWNER_PID.store(me, Ordering::Relaxed);
+        {
+            let outer = enter();
+            assert!(outer.is_some());
+            assert!(enter().is_none(), "re-entered from inside a hook");
+        }
+        assert!(enter().is_some(), "released when the guard is dropped");
+        crate::sys::set_errno(libc::EINTR);
+        assert_eq!(keep_errno(5, |_| crate::sys::set_errno(libc::EBADF)), 5);
+        assert_eq!(crate::sys::errno(), libc::EINTR, "the bookkeeping's errno is not the caller's");
+        ACTIVE.store(false, Ordering::Release);
+    }
+}

@@ -124,3 +124,35 @@ fn announce(step: Step<'_>, from: Phase, to: Phase) {
 pub fn ended() {
     status::withdraw();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One test: the phase is process-wide. No status directory and no notify socket are
+    /// configured here, so the announcements are no-ops.
+    #[test]
+    fn transitions_follow_the_table_and_the_work_in_between_sees_the_new_phase() {
+        assert_eq!(phase(), Phase::Starting);
+        assert!(!enter(Step::Idle), "Idle does not apply while starting");
+        assert_eq!(phase(), Phase::Starting);
+        assert!(enter(Step::Listening { announce: false }));
+        assert_eq!(phase(), Phase::Serving);
+        let mut seen = None;
+        assert!(enter_with(Step::RestartStarted { generation: 2 }, || seen = Some(phase())));
+        assert_eq!(seen, Some(Phase::Restarting));
+        assert!(enter(Step::RolledBack { why: "test" }));
+        assert_eq!(phase(), Phase::Serving);
+        let mut ran = false;
+        assert!(enter_with(Step::Drain { exec_generation: None }, || ran = draining()));
+        assert!(ran, "the work in between runs once every thread sees the drain");
+        let mut again = false;
+        assert!(!enter_with(Step::Drain { exec_generation: None }, || again = true), "a second drain changes nothing");
+        assert!(!again);
+        assert!(enter(Step::Idle));
+        assert!(closing() && draining());
+        assert!(enter(Step::TakenBack { why: "test", generation: 1 }));
+        assert_eq!(phase(), Phase::Serving);
+        assert!(!closing() && !draining());
+    }
+}

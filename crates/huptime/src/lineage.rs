@@ -45,3 +45,24 @@ pub fn is_worker() -> bool {
     // SAFETY: getppid has no preconditions.
     p != 0 && unsafe { libc::getppid() } == p
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_is_a_forked_copy_whose_forking_process_is_its_parent() {
+        assert!(!started_by_generation() && previous_generation_pid() == 0);
+        assert!(!is_forked_copy() && !is_worker());
+        // SAFETY: getppid has no preconditions.
+        let parent = unsafe { libc::getppid() };
+        set_forked_from(parent);
+        assert!(is_forked_copy() && is_worker());
+        set_forked_from(parent + 1);
+        assert!(is_forked_copy() && !is_worker(), "its master is gone: it is a master now");
+        set_forked_from(0);
+        set_previous_generation(1234);
+        assert!(started_by_generation());
+        assert_eq!(previous_generation_pid(), 1234);
+    }
+}

@@ -99,3 +99,54 @@ pub fn copy_stderr(buf: &[u8]) {
     }
     COPYING.fetch_sub(1, Ordering::SeqCst);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ready_channel::Reader;
+
+    fn read_all(fd: c_int) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            // SAFETY: reading into a valid buffer.
+            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                return out;
+            }
+            out.extend_from_slice(&buf[..n as usize]);
+        }
+    }
+
+    /// One test: the channel is process-wide.
+    #[test]
+    fn stderr_copies_then_one_ready_message_then_the_channel_closes() {
+        let mut p = [-1; 2];
+        // SAFETY: valid out-array.
+        assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) }, 0);
+        assert!(!awaited() && !pending());
+        copy_stderr(b"not copied: nobody waits yet\n");
+        adopt(p[1]);
+        assert!(awaited() && pending());
+        copy_stderr(b"starting up\n");
+        copy_stderr(&[b'x'; ready_channel::MAX_CHUNK + 10]);
+        copy_stderr(b"\nlast line\n");
+        assert!(report_ready());
+        assert!(!report_ready(), "reported once");
+        assert!(!pending() && awaited());
+        copy_stderr(b"after ready: not copied\n");
+        send_if_due();
+        send_if_due(); // nothing more is due
+        let mut r = Reader::default();
+        r.feed(&read_all(p[0]));
+        assert!(r.ready && !r.garbled);
+        assert_eq!(r.last_lines(1), ["last line"]);
+        assert!(!r.last_lines(10).iter().any(|l| l.contains("not copied")));
+        // The write end is closed: the reader sees EOF (read returns 0, not EAGAIN).
+        let mut b = [0u8; 1];
+        // SAFETY: reading into a valid buffer.
+        assert_eq!(unsafe { libc::read(p[0], b.as_mut_ptr().cast(), 1) }, 0);
+        // SAFETY: closing our own fd.
+        unsafe { libc::close(p[0]) };
+    }
+}
