@@ -2,9 +2,7 @@
  * environment, without touching the disk. */
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-
-/** Environment variable that chooses where the library is written. */
-export const CACHE_DIR_VAR = "HUPTIME_CACHE_DIR";
+import { CACHE_DIR_VAR } from "./generated/protocol";
 
 /**
  * The directory the library is written to, from the environment; always absolute (LD_PRELOAD

@@ -1,9 +1,10 @@
 /** The environment the served program is started with: the user's, plus huptime's settings. */
+import { SHIM_VARS, type RestartMode } from "./generated/protocol";
 
 /** Settings passed to the shim. */
 export interface ShimSettings {
   /** Restart mode. */
-  mode: "fork" | "exec";
+  mode: RestartMode;
   /** Log every decision. */
   debug: boolean;
   /** Where the program publishes its state. */
@@ -27,8 +28,8 @@ export interface ShimSettings {
   rootPid?: number;
 }
 
-/** Variables owned by huptime; inherited values are dropped so they never leak into a new run. */
-const OWN = /^HUPTIME_(STATE|MODE|DEBUG|READY_TIMEOUT|DRAIN_TIMEOUT|STATUS_DIR|MULTI|REVIVE|REVIVE_STREAK|WAIT|UNLINK|ROOT_PID|SUPERVISOR_PID|NOTIFY_SOCKET)$/;
+/** Variables the shim reads; inherited values are dropped so they never leak into a new run. */
+const OWN: ReadonlySet<string> = new Set(Object.values(SHIM_VARS));
 
 /**
  * Builds the program's environment as `KEY=value` strings: `base` without huptime's own
@@ -37,23 +38,23 @@ const OWN = /^HUPTIME_(STATE|MODE|DEBUG|READY_TIMEOUT|DRAIN_TIMEOUT|STATUS_DIR|M
 export function programEnv(base: NodeJS.ProcessEnv, shim: string, s: ShimSettings): string[] {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(base)) {
-    if (v !== undefined && !OWN.test(k)) env[k] = v;
+    if (v !== undefined && !OWN.has(k)) env[k] = v;
   }
   const preload = (env.LD_PRELOAD ?? "").split(/[: ]+/).filter((p) => p && p !== shim);
   env.LD_PRELOAD = [shim, ...preload].join(":");
-  env.HUPTIME_MODE = s.mode;
-  if (s.debug) env.HUPTIME_DEBUG = "1";
-  if (s.statusDir) env.HUPTIME_STATUS_DIR = s.statusDir;
-  if (s.multi !== undefined) env.HUPTIME_MULTI = String(s.multi);
-  if (s.revive) env.HUPTIME_REVIVE = "1";
-  if (s.wait) env.HUPTIME_WAIT = "1";
-  if (s.unlink) env.HUPTIME_UNLINK = s.unlink;
-  if (s.readyTimeout !== undefined) env.HUPTIME_READY_TIMEOUT = String(s.readyTimeout);
-  if (s.drainTimeout !== undefined) env.HUPTIME_DRAIN_TIMEOUT = String(s.drainTimeout);
+  env[SHIM_VARS.mode] = s.mode;
+  if (s.debug) env[SHIM_VARS.debug] = "1";
+  if (s.statusDir) env[SHIM_VARS.statusDir] = s.statusDir;
+  if (s.multi !== undefined) env[SHIM_VARS.multi] = String(s.multi);
+  if (s.revive) env[SHIM_VARS.revive] = "1";
+  if (s.wait) env[SHIM_VARS.wait] = "1";
+  if (s.unlink) env[SHIM_VARS.unlink] = s.unlink;
+  if (s.readyTimeout !== undefined) env[SHIM_VARS.readyTimeout] = String(s.readyTimeout);
+  if (s.drainTimeout !== undefined) env[SHIM_VARS.drainTimeout] = String(s.drainTimeout);
   // huptime is the one that talks to systemd: the program (and each generation of it) is not
   // the main process systemd knows, and would report readiness at the wrong moments.
   delete env.NOTIFY_SOCKET;
-  if (s.notifySocket) env.HUPTIME_NOTIFY_SOCKET = s.notifySocket;
-  if (s.rootPid !== undefined) env.HUPTIME_ROOT_PID = String(s.rootPid);
+  if (s.notifySocket) env[SHIM_VARS.notifySocket] = s.notifySocket;
+  if (s.rootPid !== undefined) env[SHIM_VARS.rootPid] = String(s.rootPid);
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }

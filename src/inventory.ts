@@ -4,6 +4,7 @@
  * no signal, no ptrace. A non-root user sees only their own processes; root sees everyone's.
  */
 import { readFileSync, readlinkSync } from "node:fs";
+import { SHIM_VARS } from "./generated/protocol";
 import { allPids, findAll, managedProcesses, matches, procStat, procUids, readArgv, type Instance } from "./instances";
 import { native } from "./native";
 import { readPublished, type Published } from "./statusfile";
@@ -52,8 +53,9 @@ function uptimeOf(start: string): number {
 function statusDirOf(pid: number, ownDir: string): string {
   try {
     const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
-    const v = env.find((e) => e.startsWith("HUPTIME_STATUS_DIR="));
-    if (v) return v.slice("HUPTIME_STATUS_DIR=".length);
+    const prefix = `${SHIM_VARS.statusDir}=`;
+    const v = env.find((e) => e.startsWith(prefix));
+    if (v) return v.slice(prefix.length);
   } catch {}
   return ownDir;
 }

@@ -5,6 +5,7 @@
  */
 import { type ColorFormat, type Definition } from "clipanion";
 import { forms, optionLabel, type Form, type Opt } from "./definitions";
+import { CACHE_DIR_VAR } from "./generated/protocol";
 import { VERSION } from "./version";
 
 /** The ways of calling huptime, as the help and the man page list them. */
@@ -152,7 +153,7 @@ Restart with zero downtime: a new generation takes over the listening sockets; t
 Reach the program as usual (huptime passes them on to every instance with \\fB\\-\\-multi\\fR and \\fB\\-\\-listen\\-fds\\fR).
 .SH ENVIRONMENT
 .TP
-.B HUPTIME_CACHE_DIR
+.B ${CACHE_DIR_VAR}
 Private directory for the preload library and the state files (default \\fI$XDG_RUNTIME_DIR/huptime\\fR or \\fI~/.cache/huptime\\fR). It must be yours, not a symbolic link, and without spaces or colons; huptime makes it mode 0700, refuses a library file there that is a symbolic link or another user's, and replaces one with other content. Restarts load the library from it again, so it must last as long as the program.
 .TP
 .B NOTIFY_SOCKET

@@ -4,11 +4,12 @@
  * statusfile.ts) and ends on the first of: the next generation serves, the restart was rolled
  * back, the process exited with no successor, the caller gave up, or the time limit passed.
  */
+import { DEFAULT_READY_TIMEOUT_MS, STATUS_STATES } from "./generated/protocol";
 import { isRunning } from "./instances";
 import { readAllPublished, readPublished, type Published } from "./statusfile";
 
 /** The --ready-timeout a process that does not publish its own has (the shim's default). */
-export const DEFAULT_READY_TIMEOUT_MS = 60_000;
+export { DEFAULT_READY_TIMEOUT_MS };
 
 /**
  * Time on top of the published timeouts. The shim holds back a SIGHUP that comes while the
@@ -61,7 +62,7 @@ export async function awaitNextGeneration(dir: string, pid: number, before: Publ
     const next = all.find((p) => p.generation === gen && (p.pid === pid || p.previous === pid));
     const now = readPublished(dir, pid);
     hooks.watch?.(now, next);
-    if (next?.state === "serving") return { outcome: "serving", next };
+    if (next?.state === STATUS_STATES.serving) return { outcome: "serving", next };
     if (now && now.rollbacks > before.rollbacks) return { outcome: "rolled back", error: now.lastError };
     // Gone without a successor (one that took over is followed even once its parent ended).
     if (!now && !isRunning(pid) && !readAllPublished(dir).some((p) => p.previous === pid)) return { outcome: "exited" };

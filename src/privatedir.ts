@@ -5,8 +5,8 @@
  * refusal is one line that names the path and says what to do.
  */
 import { chmodSync, lstatSync, mkdirSync, type Stats } from "node:fs";
-import { CACHE_DIR_VAR } from "./cachedir";
 import { errnoOf, HuptimeError } from "./errors";
+import { CACHE_DIR_VAR } from "./generated/protocol";
 
 /** The user huptime runs as. */
 export function myUid(): number {

@@ -12,12 +12,13 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, w
 import { join } from "node:path";
 // The native library, built by scripts/build before the executable is compiled.
 import embeddedPath from "../dist/huptime.node" with { type: "file" };
-import { CACHE_DIR_VAR, cacheDir } from "./cachedir";
+import { cacheDir } from "./cachedir";
 import { errnoOf, HuptimeError } from "./errors";
+import { CACHE_DIR_VAR } from "./generated/protocol";
 import { info } from "./log";
 import { ensurePrivateDir, lstatIfAny, refuseUnlessOurs } from "./privatedir";
 
-export { CACHE_DIR_VAR, cacheDir };
+export { cacheDir };
 
 function sha256(data: Uint8Array): string {
   return new Bun.CryptoHasher("sha256").update(data).digest("hex");

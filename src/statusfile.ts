@@ -1,6 +1,6 @@
 /**
  * The state each generation publishes (see crates/huptime/src/status.rs): one key=value file per
- * process in the status directory. A file whose process is gone, or whose pid was reused (start
+ * process in the status directory, its keys and values those of generated/protocol.ts. A file whose process is gone, or whose pid was reused (start
  * time differs), is ignored.
  *
  * Root's --status reads other users' directories (named by their processes' environment), so a
@@ -10,6 +10,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { STATUS_FIELDS as F, STATUS_SUFFIX } from "./generated/protocol";
 import { procStat, procUids } from "./instances";
 
 /** One process's published state. */
@@ -50,7 +51,7 @@ function readTrusted(dir: string, pid: number): string | undefined {
     const ids = procUids(pid);
     if (!d.isDirectory() || (d.mode & 0o022) !== 0 || !ids) return undefined;
     if (d.uid !== 0 && d.uid !== ids.real && d.uid !== ids.effective) return undefined;
-    fd = openSync(join(dir, `${pid}.status`), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    fd = openSync(join(dir, `${pid}${STATUS_SUFFIX}`), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     const f = fstatSync(fd);
     if (!f.isFile() || f.uid !== d.uid) return undefined;
     const buf = Buffer.alloc(4096);
@@ -68,17 +69,17 @@ export function readPublished(dir: string, pid: number): Published | undefined {
   if (text === undefined) return undefined;
   const f = parse(text);
   const st = procStat(pid);
-  if (!st || st.state === "Z" || f.start !== st.start) return undefined;
+  if (!st || st.state === "Z" || f[F.start] !== st.start) return undefined;
   return {
     pid,
-    generation: Number(f.generation),
-    mode: f.mode ?? "",
-    state: f.state ?? "",
-    previous: Number(f.previous ?? 0),
-    rollbacks: Number(f.rollbacks ?? 0),
-    lastError: f.last_error ?? "",
-    readyTimeoutMs: millis(f.ready_timeout_ms),
-    drainTimeoutMs: millis(f.drain_timeout_ms),
+    generation: Number(f[F.generation]),
+    mode: f[F.mode] ?? "",
+    state: f[F.state] ?? "",
+    previous: Number(f[F.previous] ?? 0),
+    rollbacks: Number(f[F.rollbacks] ?? 0),
+    lastError: f[F.lastError] ?? "",
+    readyTimeoutMs: millis(f[F.readyTimeoutMs]),
+    drainTimeoutMs: millis(f[F.drainTimeoutMs]),
   };
 }
 
@@ -91,8 +92,8 @@ export function readAllPublished(dir: string): Published[] {
     return [];
   }
   return names
-    .map((n) => /^(\d+)\.status$/.exec(n))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => readPublished(dir, Number(m[1])))
+    .map((n) => (n.endsWith(STATUS_SUFFIX) ? n.slice(0, -STATUS_SUFFIX.length) : ""))
+    .filter((pid) => /^\d+$/.test(pid))
+    .map((pid) => readPublished(dir, Number(pid)))
     .filter((p): p is Published => p !== undefined);
 }

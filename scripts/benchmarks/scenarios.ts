@@ -1,6 +1,7 @@
 /** The benchmark scenarios of scripts/bench; each returns plain data for the report. */
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
+import { RESTART_MODES, SHIM_VARS } from "../../src/generated/protocol";
 import { isRunning } from "../../src/instances";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -145,8 +146,8 @@ async function peakRss(env: Record<string, string>): Promise<number> {
 /** Scenario 4: the shim's cost in a program that never serves. */
 export async function shimCost() {
   const shim = shimPathForBench();
-  const [plain, withShim] = hyperfine([`/usr/bin/env /bin/true`, `/usr/bin/env LD_PRELOAD=${shim} HUPTIME_MODE=fork /bin/true`]);
-  const with_ = { LD_PRELOAD: shim, HUPTIME_MODE: "fork" };
+  const [plain, withShim] = hyperfine([`/usr/bin/env /bin/true`, `/usr/bin/env LD_PRELOAD=${shim} ${SHIM_VARS.mode}=${RESTART_MODES.fork} /bin/true`]);
+  const with_ = { LD_PRELOAD: shim, [SHIM_VARS.mode]: RESTART_MODES.fork };
   const rssPlain: number[] = [];
   const rssShim: number[] = [];
   for (let i = 0; i < 3; i++) {

@@ -9,6 +9,7 @@ import { mkdtempSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cacheDir } from "../../src/cachedir";
+import { STATUS_STATES } from "../../src/generated/protocol";
 import { allPids, readArgv } from "../../src/instances";
 import { readAllPublished } from "../../src/statusfile";
 import { writeNginxConf } from "../../test/helpers/nginx";
@@ -128,8 +129,8 @@ export async function startServer(kind: Kind, mode: Mode, port: number, extra: s
         const fromPidfile = kind === "nginx" ? pidIn(pidfile) : 0;
         const next =
           kind === "nginx"
-            ? fromPidfile && fromPidfile !== old && readAllPublished(statusDir()).some((p) => p.pid === fromPidfile && p.state === "serving") ? { pid: fromPidfile } : undefined
-            : readAllPublished(statusDir()).find((p) => p.generation === gen + 1 && p.state === "serving" && (p.pid === pid || p.previous === pid));
+            ? fromPidfile && fromPidfile !== old && readAllPublished(statusDir()).some((p) => p.pid === fromPidfile && p.state === STATUS_STATES.serving) ? { pid: fromPidfile } : undefined
+            : readAllPublished(statusDir()).find((p) => p.generation === gen + 1 && p.state === STATUS_STATES.serving && (p.pid === pid || p.previous === pid));
         if (next) {
           pid = next.pid;
           seen.add(pid);

@@ -11,6 +11,7 @@
 import { unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { HuptimeError } from "../errors";
+import { VAR_PREFIX } from "../generated/protocol";
 import { procStat } from "../instances";
 import type { ListenSpec } from "../listen";
 import { debug, info } from "../log";
@@ -75,7 +76,7 @@ export async function listenFdsCommand(file: string, argv: string[], baseEnv: No
   const notifyFd = nat.notifySocket(notifyPath);
   const env: string[] = [];
   for (const [k, v] of Object.entries(baseEnv)) {
-    if (v !== undefined && !/^(LISTEN_(FDS|PID|FDNAMES)|NOTIFY_SOCKET|HUPTIME_.*)$/.test(k)) env.push(`${k}=${v}`);
+    if (v !== undefined && !k.startsWith(VAR_PREFIX) && !/^(LISTEN_(FDS|PID|FDNAMES)|NOTIFY_SOCKET)$/.test(k)) env.push(`${k}=${v}`);
   }
   env.push(`LISTEN_FDS=${fds.length}`, `LISTEN_FDNAMES=${o.listens.map((l) => l.name).join(":")}`, `NOTIFY_SOCKET=${notifyPath}`);
   info(`listening on ${o.listens.map((l) => l.label).join(", ")}`);

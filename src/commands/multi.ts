@@ -6,6 +6,7 @@
  * failing status.
  */
 import { readdirSync, readFileSync } from "node:fs";
+import { SHIM_VARS, STATUS_STATES } from "../generated/protocol";
 import { debug, info } from "../log";
 import { native } from "../native";
 import { awaitNextGeneration } from "../next-generation";
@@ -37,7 +38,7 @@ export async function multiCommand(n: number, file: string, argv: string[], env:
   const notifier = new Notifier(notifySocket);
   let announced = false;
   nat.setChildSubreaper();
-  const envWithParent = [...env, `HUPTIME_SUPERVISOR_PID=${process.pid}`];
+  const envWithParent = [...env, `${SHIM_VARS.supervisorPid}=${process.pid}`];
   const lineages: Lineage[] = [];
   for (let i = 0; i < n; i++) {
     lineages.push({ index: i, pid: nat.spawnProgram(file, argv, envWithParent) });
@@ -51,7 +52,7 @@ export async function multiCommand(n: number, file: string, argv: string[], env:
 
   /** Follows a lineage to its newest serving generation (fork mode changes pids). */
   const successor = (pid: number): number | undefined =>
-    readAllPublished(statusDir).find((p) => p.previous === pid && p.pid !== pid && p.state === "serving")?.pid;
+    readAllPublished(statusDir).find((p) => p.previous === pid && p.pid !== pid && p.state === STATUS_STATES.serving)?.pid;
 
   const restartOne = async (l: Lineage): Promise<void> => {
     const before = readPublished(statusDir, l.pid);
@@ -98,7 +99,7 @@ export async function multiCommand(n: number, file: string, argv: string[], env:
   process.on("SIGINT", () => stop("SIGINT"));
 
   while (lineages.some((l) => !l.ended)) {
-    if (!announced && notifier.enabled && lineages.every((l) => readPublished(statusDir, l.pid)?.state === "serving")) {
+    if (!announced && notifier.enabled && lineages.every((l) => readPublished(statusDir, l.pid)?.state === STATUS_STATES.serving)) {
       announced = true;
       notifier.ready(`serving: ${lineages.map((l) => l.pid).join(", ")}`);
     }

@@ -5,6 +5,7 @@
  */
 import { Command, Option } from "clipanion";
 import { HuptimeError } from "../errors";
+import { STATUS_MODES, STATUS_STATES } from "../generated/protocol";
 import { findMasters, isRunning } from "../instances";
 import { native } from "../native";
 import { awaitNextGeneration } from "../next-generation";
@@ -58,7 +59,7 @@ async function restartOne(dir: string, pid: number, live: boolean | undefined, e
   try {
     const result = await awaitNextGeneration(dir, pid, before, {
       watch(now, next) {
-        if (before.mode === "exec" && now?.state === "draining") draining(`generation ${before.generation}`); // drains first
+        if (before.mode === STATUS_MODES.exec && now?.state === STATUS_STATES.draining) draining(`generation ${before.generation}`); // drains first
         if (next && !announced) {
           announced = true;
           progress.step(`generation ${gen} is pid ${next.pid}, starting`);
@@ -71,7 +72,7 @@ async function restartOne(dir: string, pid: number, live: boolean | undefined, e
         progress.step(`ready in ${Date.now() - t0} ms`);
         if (next.pid !== pid) {
           // Fork mode: the old generation now finishes its connections (or is already gone).
-          await waitUntil(() => readPublished(dir, pid)?.state === "draining" || !isRunning(pid), 200);
+          await waitUntil(() => readPublished(dir, pid)?.state === STATUS_STATES.draining || !isRunning(pid), 200);
           if (isRunning(pid)) draining(`old generation ${before.generation}`);
           else progress.step(`old generation ${before.generation} done`);
         }

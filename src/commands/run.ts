@@ -6,6 +6,7 @@ import { Command, Option, UsageError } from "clipanion";
 import * as t from "typanion";
 import { programEnv } from "../environment";
 import { EXIT_NOT_EXECUTABLE, HuptimeError } from "../errors";
+import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_READY_TIMEOUT_MS, RESTART_MODES } from "../generated/protocol";
 import { debug } from "../log";
 import { native } from "../native";
 import { assertPreloadReaches } from "../reach";
@@ -62,8 +63,8 @@ export class RunCommand extends HuptimeCommand {
   revive = Option.Boolean("--revive", false, { description: "start the program again when it exits, keeping its sockets" });
   wait = Option.Boolean("--wait", false, { description: "before a generation ends, also wait for its child processes" });
   unlink = Option.String("--unlink", { description: "remove FILE (a pidfile) before each new generation starts" });
-  readyTimeout = Option.String("--ready-timeout", { validator: positiveSeconds, description: "seconds a new generation has to become ready before it is killed and rolled back (default 60)" });
-  drainTimeout = Option.String("--drain-timeout", { validator: seconds, description: "seconds an old generation may take to finish its connections before it cuts them (default 30; 0: no limit)" });
+  readyTimeout = Option.String("--ready-timeout", { validator: positiveSeconds, description: `seconds a new generation has to become ready before it is killed and rolled back (default ${DEFAULT_READY_TIMEOUT_MS / 1000})` });
+  drainTimeout = Option.String("--drain-timeout", { validator: seconds, description: `seconds an old generation may take to finish its connections before it cuts them (default ${DEFAULT_DRAIN_TIMEOUT_MS / 1000}; 0: no limit)` });
   notify = Option.Boolean("--notify", false, { description: "tell systemd about readiness, restarts and stops (sd_notify; automatic when NOTIFY_SOCKET is set)" });
   listen = Option.Array("--listen", { description: "with --listen-fds: a socket huptime binds, [NAME=]HOST:PORT, [IPV6]:PORT, PORT or /unix/path (repeatable)" });
   listenFds = Option.Boolean("--listen-fds", false, { description: "hand the --listen sockets to the program by socket activation (LISTEN_FDS), for programs the preload cannot reach" });
@@ -84,7 +85,7 @@ export class RunCommand extends HuptimeCommand {
     assertPreloadReaches(file);
     const shim = shimPath();
     const env = programEnv(this.context.env, shim, {
-      mode: this.exec ? "exec" : "fork",
+      mode: this.exec ? RESTART_MODES.exec : RESTART_MODES.fork,
       debug: this.debug,
       statusDir: this.context.statusDir(),
       multi: this.multi,
@@ -144,8 +145,8 @@ export class RunCommand extends HuptimeCommand {
     return await listenFdsCommand(file, argv, this.context.env, {
       listens,
       readyDelayMs: this.readyDelay === undefined ? undefined : this.readyDelay * 1000,
-      readyTimeoutMs: (this.readyTimeout ?? 60) * 1000,
-      drainTimeoutMs: (this.drainTimeout ?? 30) * 1000,
+      readyTimeoutMs: this.readyTimeout === undefined ? DEFAULT_READY_TIMEOUT_MS : this.readyTimeout * 1000,
+      drainTimeoutMs: this.drainTimeout === undefined ? DEFAULT_DRAIN_TIMEOUT_MS : this.drainTimeout * 1000,
       notifySocket,
       runDir: this.context.statusDir(),
     });

@@ -76,6 +76,12 @@ export interface PreloadObstacle {
 export declare function processSockets(pid: number): SocketSummary | null
 
 /**
+ * The TypeScript module of the protocols between the CLI and the shim (the `HUPTIME_*` names, the
+ * status file, the handover record): scripts/build writes it to src/generated/protocol.ts.
+ */
+export declare function protocolTypescript(): string
+
+/**
  * Reads what is available on a non-blocking fd: bytes, an empty buffer when nothing is there
  * yet, or null at end of file.
  */

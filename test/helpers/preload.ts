@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cacheDir } from "../../src/cachedir";
+import { RESTART_MODES, SHIM_VARS } from "../../src/generated/protocol";
 import { ROOT, runCli } from "./cli";
 import { SERVERS } from "./matrix";
 import { freePort, request } from "./net";
@@ -53,7 +54,7 @@ function wrapperArgs(opts: PreloadOptions): string[] {
 }
 
 function environment(opts: PreloadOptions): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, HUPTIME_MODE: "fork", ...opts.env };
+  const env: NodeJS.ProcessEnv = { ...process.env, [SHIM_VARS.mode]: RESTART_MODES.fork, ...opts.env };
   delete env.LD_PRELOAD;
   return env;
 }

@@ -1,4 +1,12 @@
-/** Builds handover records (see crates/huptime/src/wire.rs) to feed the shim hostile input. */
+/**
+ * Builds handover records (see crates/huptime/src/wire.rs) to feed the shim hostile input. Tests
+ * build the bytes here rather than through the shim's encoder because most of them must be
+ * wrong (a future version, a cut or edited record resealed so that only the payload parser sees
+ * the damage), which an encoder refuses to write. The header's constants come from the Rust
+ * definitions (generated/protocol.ts); the payload layout is checked by the tests themselves:
+ * the shim must parse these records to report the per-socket problems they expect.
+ */
+import { RECORD } from "../../src/generated/protocol";
 
 function fnv1a32(b: Uint8Array): number {
   let h = 0x811c9dc5;
@@ -9,7 +17,8 @@ function fnv1a32(b: Uint8Array): number {
   return h >>> 0;
 }
 
-const HEADER = 10;
+const HEADER = RECORD.headerBytes;
+const MAGIC = Array.from(RECORD.magic, (c) => c.charCodeAt(0));
 
 /** One socket entry: fd, and an IPv4 TCP address. */
 export interface Entry {
@@ -46,7 +55,7 @@ export function recordBytes(generation: number, entries: Entry[], opts: RecordOp
     payload.push(2, 0, (e.port >> 8) & 255, e.port & 255, 127, 0, 0, 1);
   }
   const bytes = new Uint8Array(HEADER + payload.length + 4);
-  bytes.set([0x48, 0x55, 0x50, 0x54, opts.version ?? 1, 0], 0);
+  bytes.set([...MAGIC, opts.version ?? RECORD.version, 0], 0);
   bytes.set(payload, HEADER);
   return reseal(bytes, opts.version);
 }
@@ -60,10 +69,10 @@ export function record(generation: number, entries: Entry[], opts: RecordOptions
  * Makes an edited record's header, payload length and checksum consistent with its bytes again,
  * so that the shim's payload parser (not its first checks) meets the edit.
  */
-export function reseal(bytes: Uint8Array, version = 1): Uint8Array {
+export function reseal(bytes: Uint8Array, version: number = RECORD.version): Uint8Array {
   if (bytes.length < HEADER + 4) return bytes;
   const len = bytes.length - HEADER - 4;
-  bytes.set([0x48, 0x55, 0x50, 0x54, version, 0, len & 255, (len >>> 8) & 255, (len >>> 16) & 255, len >>> 24], 0);
+  bytes.set([...MAGIC, version, 0, len & 255, (len >>> 8) & 255, (len >>> 16) & 255, len >>> 24], 0);
   const sum = fnv1a32(bytes.subarray(HEADER, HEADER + len));
   bytes.set([sum & 255, (sum >>> 8) & 255, (sum >>> 16) & 255, sum >>> 24], HEADER + len);
   return bytes;

@@ -16,6 +16,24 @@ pub enum Mode {
     Exec,
 }
 
+impl Mode {
+    /// Every mode, the default first.
+    pub const ALL: [Mode; 2] = [Mode::Fork, Mode::Exec];
+
+    /// The mode's name: the value of [`MODE_VAR`] that chooses it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Mode::Fork => "fork",
+            Mode::Exec => "exec",
+        }
+    }
+}
+
+/// How long a new generation may take to become ready unless [`READY_TIMEOUT_VAR`] says (ms).
+pub const DEFAULT_READY_TIMEOUT_MS: u64 = 60_000;
+/// How long a draining generation waits for its connections unless [`DRAIN_TIMEOUT_VAR`] says (ms).
+pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 30_000;
+
 /// The shim's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -52,8 +70,8 @@ impl Default for Config {
         Config {
             mode: Mode::Fork,
             debug: false,
-            ready_timeout_ms: 60_000,
-            drain_timeout_ms: 30_000,
+            ready_timeout_ms: DEFAULT_READY_TIMEOUT_MS,
+            drain_timeout_ms: DEFAULT_DRAIN_TIMEOUT_MS,
             unlink: None,
             wait_children: false,
             revive: false,
@@ -80,14 +98,61 @@ pub fn get() -> &'static Config {
     INSTALLED.get().unwrap_or_else(|| DEFAULT.get_or_init(Config::default))
 }
 
-/// Name of the variable holding the handover record.
+// The variables' names. The CLI's copies are generated from these (src/generated/protocol.ts, see
+// crate::typescript): every name the shim reads must be in SHIM_VARS.
+
+/// Prefix of every variable huptime owns.
+pub const VAR_PREFIX: &str = "HUPTIME_";
+/// Name of the variable holding the handover record (hex, see [`crate::wire`]).
 pub const STATE_VAR: &str = "HUPTIME_STATE";
-/// Name of the variable whose presence turns the shim on.
+/// Name of the variable whose presence turns the shim on; its value is a [`Mode`]'s name.
 pub const MODE_VAR: &str = "HUPTIME_MODE";
-/// Name of the variable naming the systemd notify socket.
-pub const NOTIFY_VAR: &str = "HUPTIME_NOTIFY_SOCKET";
+/// Name of the flag that logs every decision.
+pub const DEBUG_VAR: &str = "HUPTIME_DEBUG";
+/// Name of the variable holding `--ready-timeout` (seconds).
+pub const READY_TIMEOUT_VAR: &str = "HUPTIME_READY_TIMEOUT";
+/// Name of the variable holding `--drain-timeout` (seconds, 0: no limit).
+pub const DRAIN_TIMEOUT_VAR: &str = "HUPTIME_DRAIN_TIMEOUT";
 /// Name of the variable naming the directory for state files.
 pub const STATUS_DIR_VAR: &str = "HUPTIME_STATUS_DIR";
+/// Name of the variable holding `--multi`'s number of instances (sockets share ports).
+pub const MULTI_VAR: &str = "HUPTIME_MULTI";
+/// Name of the flag that revives the program when it exits (`--revive`).
+pub const REVIVE_VAR: &str = "HUPTIME_REVIVE";
+/// Name of the variable carrying the revive back-off's count of quick exits across revivals.
+pub const REVIVE_STREAK_VAR: &str = "HUPTIME_REVIVE_STREAK";
+/// Name of the flag that waits for child processes before a generation ends or execs (`--wait`).
+pub const WAIT_VAR: &str = "HUPTIME_WAIT";
+/// Name of the variable naming a file removed before each new generation starts (`--unlink`).
+pub const UNLINK_VAR: &str = "HUPTIME_UNLINK";
+/// Name of the variable holding the pid of the process huptime started.
+pub const ROOT_PID_VAR: &str = "HUPTIME_ROOT_PID";
+/// Name of the variable holding the pid of the `--multi` supervisor.
+pub const SUPERVISOR_PID_VAR: &str = "HUPTIME_SUPERVISOR_PID";
+/// Name of the variable naming the systemd notify socket.
+pub const NOTIFY_VAR: &str = "HUPTIME_NOTIFY_SOCKET";
+/// Every variable the shim reads (the CLI drops inherited ones, so a stale value never reaches a
+/// new run).
+pub const SHIM_VARS: [&str; 14] = [
+    STATE_VAR,
+    MODE_VAR,
+    DEBUG_VAR,
+    READY_TIMEOUT_VAR,
+    DRAIN_TIMEOUT_VAR,
+    STATUS_DIR_VAR,
+    MULTI_VAR,
+    REVIVE_VAR,
+    REVIVE_STREAK_VAR,
+    WAIT_VAR,
+    UNLINK_VAR,
+    ROOT_PID_VAR,
+    SUPERVISOR_PID_VAR,
+    NOTIFY_VAR,
+];
+/// Name of the variable choosing where the CLI writes the preload library and the state files.
+/// The shim never reads it (it only names it in a message); it is defined here so that every
+/// `HUPTIME_*` name has one definition.
+pub const CACHE_DIR_VAR: &str = "HUPTIME_CACHE_DIR";
 
 /// Most characters of a bad value quoted in a warning (the rest is summarised by its length).
 const SHOWN_CHARS: usize = 40;
@@ -161,23 +226,25 @@ pub fn parse(get: impl Fn(&str) -> Option<OsString>) -> (Config, Vec<String>) {
     let mut c = Config::default();
     let mut v = Vars { get, warnings: Vec::new() };
     match v.text(MODE_VAR).as_deref() {
-        Some("exec") => c.mode = Mode::Exec,
-        Some("fork") | Some("") | None => {}
-        Some(other) => v.warnings.push(format!("{MODE_VAR}={} is not fork or exec; using fork", shown(other))),
+        Some("") | None => {}
+        Some(name) => match Mode::ALL.into_iter().find(|m| m.name() == name) {
+            Some(m) => c.mode = m,
+            None => v.warnings.push(format!("{MODE_VAR}={} is not fork or exec; using fork", shown(name))),
+        },
     }
-    c.debug = v.flag("HUPTIME_DEBUG");
-    c.wait_children = v.flag("HUPTIME_WAIT");
-    c.revive = v.flag("HUPTIME_REVIVE");
-    c.unlink = v.path("HUPTIME_UNLINK");
+    c.debug = v.flag(DEBUG_VAR);
+    c.wait_children = v.flag(WAIT_VAR);
+    c.revive = v.flag(REVIVE_VAR);
+    c.unlink = v.path(UNLINK_VAR);
     let count = |s: &str| s.trim().parse::<u32>().ok();
-    c.revive_streak = v.parsed("HUPTIME_REVIVE_STREAK", count, "a count", "using 0").unwrap_or(0).min(1000);
-    c.root_pid = v.parsed("HUPTIME_ROOT_PID", parse_pid, "a process id", "ignoring it").unwrap_or(0);
-    c.supervisor_pid = v.parsed("HUPTIME_SUPERVISOR_PID", parse_pid, "a process id", "ignoring it").unwrap_or(0);
-    c.reuseport = v.parsed("HUPTIME_MULTI", count, "a number of instances", "not sharing ports").is_some_and(|n| n >= 1);
+    c.revive_streak = v.parsed(REVIVE_STREAK_VAR, count, "a count", "using 0").unwrap_or(0).min(1000);
+    c.root_pid = v.parsed(ROOT_PID_VAR, parse_pid, "a process id", "ignoring it").unwrap_or(0);
+    c.supervisor_pid = v.parsed(SUPERVISOR_PID_VAR, parse_pid, "a process id", "ignoring it").unwrap_or(0);
+    c.reuseport = v.parsed(MULTI_VAR, count, "a number of instances", "not sharing ports").is_some_and(|n| n >= 1);
     let ready = format!("using {}", c.ready_timeout_ms / 1000);
-    c.ready_timeout_ms = v.parsed("HUPTIME_READY_TIMEOUT", parse_seconds, "a number of seconds", &ready).unwrap_or(c.ready_timeout_ms);
+    c.ready_timeout_ms = v.parsed(READY_TIMEOUT_VAR, parse_seconds, "a number of seconds", &ready).unwrap_or(c.ready_timeout_ms);
     let drain = format!("using {}", c.drain_timeout_ms / 1000);
-    c.drain_timeout_ms = v.parsed("HUPTIME_DRAIN_TIMEOUT", parse_seconds, "a number of seconds", &drain).unwrap_or(c.drain_timeout_ms);
+    c.drain_timeout_ms = v.parsed(DRAIN_TIMEOUT_VAR, parse_seconds, "a number of seconds", &drain).unwrap_or(c.drain_timeout_ms);
     c.status_dir = v.path(STATUS_DIR_VAR);
     if let Some(dir) = c.status_dir.take() {
         if dir.is_absolute() {

@@ -2,7 +2,7 @@
 //! nothing unless `HUPTIME_MODE` says the program runs under huptime (the CLI also loads this
 //! library, as its native module, and must stay untouched).
 
-use crate::config::{self, MODE_VAR, STATE_VAR};
+use crate::config::{self, MODE_VAR, REVIVE_STREAK_VAR, STATE_VAR};
 use crate::{handover, helper, hooks, launch, lifecycle, lineage, readiness, real, revive, signals};
 use core::sync::atomic::Ordering;
 
@@ -24,7 +24,7 @@ extern "C" fn huptime_init() {
     if lineage::started_by_generation() {
         lifecycle::republish();
     }
-    if let Err(e) = launch::capture(&[STATE_VAR, "HUPTIME_REVIVE_STREAK"]) {
+    if let Err(e) = launch::capture(&[STATE_VAR, REVIVE_STREAK_VAR]) {
         info!("restarts disabled: {e}");
     }
     for w in warnings {

@@ -55,3 +55,4 @@ pub mod status;
 // The CLI's side: napi exports.
 pub mod listen_fds;
 pub mod native;
+pub mod typescript;

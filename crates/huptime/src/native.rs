@@ -44,6 +44,13 @@ pub fn native_version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
 }
 
+/// The TypeScript module of the protocols between the CLI and the shim (the `HUPTIME_*` names, the
+/// status file, the handover record): scripts/build writes it to src/generated/protocol.ts.
+#[napi]
+pub fn protocol_typescript() -> String {
+    crate::typescript::module()
+}
+
 /// Makes this process a child subreaper: orphaned descendants (later generations of the
 /// instances it started, whose old generation exited) are reparented to it, not to init.
 #[napi]

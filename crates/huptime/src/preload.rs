@@ -31,7 +31,7 @@ pub fn check() -> Result<(), String> {
     let meta = match std::fs::symlink_metadata(&path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!("the preload library {path} was removed (HUPTIME_CACHE_DIR must last as long as the program)"));
+            return Err(format!("the preload library {path} was removed ({} must last as long as the program)", crate::config::CACHE_DIR_VAR));
         }
         Err(e) => return Err(format!("can't check the preload library {path}: {e}")),
     };

@@ -67,7 +67,7 @@ pub fn instead_of_exit(status: c_int) {
         info!("exited with status {status}; reviving");
     }
     let out = handover::prepare(restart::next_generation(), -1);
-    let streak_env = std::ffi::CString::new(format!("HUPTIME_REVIVE_STREAK={streak}")).unwrap_or_default();
+    let streak_env = std::ffi::CString::new(format!("{}={streak}", crate::config::REVIVE_STREAK_VAR)).unwrap_or_default();
     let plan = ExecPlan::new(launch, vec![out.env.clone(), streak_env], out.fds.clone());
     plan.exec_into(launch);
     info!("can't revive {}: {}", plan.exe().to_string_lossy(), std::io::Error::last_os_error());

@@ -2,20 +2,60 @@
 //! directory named by `HUPTIME_STATUS_DIR`, replaced atomically on every change. `huptime
 //! --restart` waits on it; `--status` reads it. Written only from normal (not signal) context.
 //!
-//! Format (one `key=value` per line): `pid`, `start` (start time from /proc/PID/stat, so a reader
-//! can tell a reused pid), `generation`, `mode` (fork, exec, multi, revive), `state` (starting,
-//! serving, restarting, draining),
-//! `previous` (pid of the generation this one replaced, 0 if none), `rollbacks` (restarts that
-//! failed), `ready_timeout_ms` and `drain_timeout_ms` (the process's --ready-timeout and
-//! --drain-timeout, which bound how long the CLI waits for a restart), `last_error` (last: it
-//! may be long).
+//! Format: `PID.status` ([`SUFFIX`]), one `key=value` per line, the keys in [`field`], the
+//! `mode` values in [`mode`], the `state` values [`crate::phase::Phase::status_name`]. The CLI's
+//! copies of these names are generated from them (src/generated/protocol.ts).
 
-use crate::config::{self, Config, Mode, STATUS_DIR_VAR};
+use crate::config::{self, Config, STATUS_DIR_VAR};
 use crate::log;
+use crate::phase::Phase;
 use core::sync::atomic::{AtomicU32, Ordering};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
+
+/// The keys of a status file ([`publish`] writes them in this order).
+pub mod field {
+    /// The process's pid.
+    pub const PID: &str = "pid";
+    /// Its start time from /proc/PID/stat, so that a reader can tell a reused pid.
+    pub const START: &str = "start";
+    /// Its generation number (the first program started by the CLI is 1).
+    pub const GENERATION: &str = "generation";
+    /// How it runs (one of [`super::mode`]).
+    pub const MODE: &str = "mode";
+    /// Its phase (a [`crate::phase::Phase::status_name`]).
+    pub const STATE: &str = "state";
+    /// Pid of the generation this one replaced (0 if none; its own pid after an exec restart).
+    pub const PREVIOUS: &str = "previous";
+    /// Restarts that failed and were rolled back.
+    pub const ROLLBACKS: &str = "rollbacks";
+    /// Its --ready-timeout (ms), which bounds how long the CLI waits for a restart.
+    pub const READY_TIMEOUT_MS: &str = "ready_timeout_ms";
+    /// Its --drain-timeout (ms, 0: no limit), which bounds it too.
+    pub const DRAIN_TIMEOUT_MS: &str = "drain_timeout_ms";
+    /// Why the last restart failed (last: it may be long).
+    pub const LAST_ERROR: &str = "last_error";
+    /// Every key.
+    pub const ALL: [&str; 10] = [PID, START, GENERATION, MODE, STATE, PREVIOUS, ROLLBACKS, READY_TIMEOUT_MS, DRAIN_TIMEOUT_MS, LAST_ERROR];
+}
+
+/// The values of the `mode` key: how the program runs.
+pub mod mode {
+    /// Restarts fork the next generation beside this one.
+    pub const FORK: &str = crate::config::Mode::Fork.name();
+    /// Restarts exec the new code in the same process.
+    pub const EXEC: &str = crate::config::Mode::Exec.name();
+    /// An instance of a `--multi` pool.
+    pub const MULTI: &str = "multi";
+    /// Revived when it exits (`--revive`).
+    pub const REVIVE: &str = "revive";
+    /// Every value.
+    pub const ALL: [&str; 4] = [FORK, EXEC, MULTI, REVIVE];
+}
+
+/// Ending of a status file's name, after the pid.
+pub const SUFFIX: &str = ".status";
 
 static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
 static ROLLBACKS: AtomicU32 = AtomicU32::new(0);
@@ -25,10 +65,9 @@ static LAST_ERROR: Mutex<String> = Mutex::new(String::new());
 /// else the restart mode, `fork` or `exec`.
 fn mode_name(cfg: &Config) -> &'static str {
     match cfg.mode {
-        _ if cfg.revive => "revive",
-        _ if cfg.reuseport => "multi",
-        Mode::Fork => "fork",
-        Mode::Exec => "exec",
+        _ if cfg.revive => mode::REVIVE,
+        _ if cfg.reuseport => mode::MULTI,
+        m => m.name(),
     }
 }
 
@@ -69,17 +108,21 @@ pub fn publish(state: &str) {
     let pid = unsafe { libc::getpid() };
     let cfg = config::get();
     let (ready_ms, drain_ms) = (cfg.ready_timeout_ms, cfg.drain_timeout_ms);
-    let body = format!(
-        "pid={pid}\nstart={}\ngeneration={}\nmode={}\nstate={state}\nprevious={}\nrollbacks={}\nready_timeout_ms={ready_ms}\ndrain_timeout_ms={drain_ms}\nlast_error={}\n",
-        start_time(pid),
-        log::GENERATION.load(Ordering::Relaxed),
-        mode_name(cfg),
-        crate::lineage::previous_generation_pid(),
-        ROLLBACKS.load(Ordering::Acquire),
-        LAST_ERROR.lock().map(|e| e.clone()).unwrap_or_default(),
-    );
+    let fields = [
+        (field::PID, pid.to_string()),
+        (field::START, start_time(pid)),
+        (field::GENERATION, log::GENERATION.load(Ordering::Relaxed).to_string()),
+        (field::MODE, mode_name(cfg).to_string()),
+        (field::STATE, state.to_string()),
+        (field::PREVIOUS, crate::lineage::previous_generation_pid().to_string()),
+        (field::ROLLBACKS, ROLLBACKS.load(Ordering::Acquire).to_string()),
+        (field::READY_TIMEOUT_MS, ready_ms.to_string()),
+        (field::DRAIN_TIMEOUT_MS, drain_ms.to_string()),
+        (field::LAST_ERROR, LAST_ERROR.lock().map(|e| e.clone()).unwrap_or_default()),
+    ];
+    let body: String = fields.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
     let tmp = dir.join(format!(".{pid}.tmp"));
-    let path = dir.join(format!("{pid}.status"));
+    let path = dir.join(format!("{pid}{SUFFIX}"));
     replace(&tmp, &path, &body);
 }
 
@@ -104,13 +147,15 @@ pub fn successor_ready(me: libc::pid_t) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let path = e.path();
-        if path.extension().is_none_or(|x| x != "status") {
+        if !path.to_string_lossy().ends_with(SUFFIX) {
             continue;
         }
         let Ok(body) = std::fs::read_to_string(&path) else { continue };
-        if body.contains(&format!("\nprevious={me}\n")) && body.contains("\nstate=starting\n") {
+        let (starting, serving) = (Phase::Starting.status_name(), Phase::Serving.status_name());
+        let (was, now) = (format!("\n{}={starting}\n", field::STATE), format!("\n{}={serving}\n", field::STATE));
+        if body.contains(&format!("\n{}={me}\n", field::PREVIOUS)) && body.contains(&was) {
             let tmp = path.with_extension("tmp");
-            replace(&tmp, &path, &body.replace("\nstate=starting\n", "\nstate=serving\n"));
+            replace(&tmp, &path, &body.replace(&was, &now));
         }
     }
 }
@@ -124,5 +169,5 @@ pub fn withdraw() {
 /// Removes the file of `pid` (a generation that failed to start and was killed).
 pub fn forget(pid: libc::pid_t) {
     let Some(Some(dir)) = DIR.get() else { return };
-    let _ = std::fs::remove_file(dir.join(format!("{pid}.status")));
+    let _ = std::fs::remove_file(dir.join(format!("{pid}{SUFFIX}")));
 }

@@ -4,29 +4,17 @@
 //! and every ignored value must be reported on one short line naming its variable.
 
 use super::{run, Outcomes, Rng};
-use crate::config::{parse, Mode, MODE_VAR, NOTIFY_VAR, STATUS_DIR_VAR};
+use crate::config::{parse, Mode, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_READY_TIMEOUT_MS, DRAIN_TIMEOUT_VAR, MODE_VAR, NOTIFY_VAR, READY_TIMEOUT_VAR, SHIM_VARS, STATE_VAR};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
-/// Every variable the shim's settings come from, and one it does not read.
-const VARS: [&str; 14] = [
-    MODE_VAR,
-    "HUPTIME_DEBUG",
-    "HUPTIME_WAIT",
-    "HUPTIME_REVIVE",
-    "HUPTIME_UNLINK",
-    "HUPTIME_REVIVE_STREAK",
-    "HUPTIME_ROOT_PID",
-    "HUPTIME_SUPERVISOR_PID",
-    "HUPTIME_MULTI",
-    "HUPTIME_READY_TIMEOUT",
-    "HUPTIME_DRAIN_TIMEOUT",
-    STATUS_DIR_VAR,
-    NOTIFY_VAR,
-    "HUPTIME_NOT_A_SETTING",
-];
+/// Every variable the shim's settings come from (the handover record is fuzzed on its own), and
+/// one it does not read.
+fn vars() -> Vec<&'static str> {
+    SHIM_VARS.into_iter().filter(|&v| v != STATE_VAR).chain(["HUPTIME_NOT_A_SETTING"]).collect()
+}
 
 const EDGES: [&str; 30] = [
     "", "0", "1", "-1", "-0", "+7", " 5 ", "0x10", "1e9", "1e9.0001", "1000000000.1", "1e400", "1e-300", "NaN", "nan", "inf",
@@ -68,11 +56,12 @@ fn expected_ms(v: &[u8]) -> Option<u64> {
 
 #[test]
 fn parse_never_panics_and_reports_each_ignored_value() {
+    let vars = vars();
     let asked = RefCell::new(BTreeSet::new());
     let outcomes = run("config", |rng, out: &mut Outcomes| {
         let mut env: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
         let sparse = if rng.one_in(3) { 8 } else { 2 };
-        for name in VARS {
+        for &name in &vars {
             if rng.one_in(sparse) {
                 env.insert(name, value(rng));
             }
@@ -86,13 +75,13 @@ fn parse_never_panics_and_reports_each_ignored_value() {
         let mut warned: BTreeMap<&str, usize> = BTreeMap::new();
         for w in &warnings {
             assert!(!w.contains('\n') && w.len() < 300, "warning is not one short line: {w:?}");
-            let name = VARS.iter().find(|n| w.starts_with(&format!("{n}="))).unwrap_or_else(|| panic!("warning names no variable: {w}"));
+            let name = vars.iter().find(|n| w.starts_with(&format!("{n}="))).unwrap_or_else(|| panic!("warning names no variable: {w}"));
             assert!(env.contains_key(name), "warning about {name}, which is not set");
             *warned.entry(name).or_default() += 1;
         }
         assert!(warned.values().all(|&n| n == 1), "more than one warning for a variable: {warnings:?}");
         assert_eq!(c.mode == Mode::Exec, env.get(MODE_VAR).is_some_and(|v| v == b"exec"));
-        for (name, got, default) in [("HUPTIME_READY_TIMEOUT", c.ready_timeout_ms, 60_000), ("HUPTIME_DRAIN_TIMEOUT", c.drain_timeout_ms, 30_000)] {
+        for (name, got, default) in [(READY_TIMEOUT_VAR, c.ready_timeout_ms, DEFAULT_READY_TIMEOUT_MS), (DRAIN_TIMEOUT_VAR, c.drain_timeout_ms, DEFAULT_DRAIN_TIMEOUT_MS)] {
             match env.get(name).map(|v| expected_ms(v)) {
                 Some(Some(ms)) => assert_eq!(got, ms, "{name}"),
                 Some(None) => {
@@ -113,7 +102,7 @@ fn parse_never_panics_and_reports_each_ignored_value() {
         }
     });
     let asked = asked.into_inner();
-    let fuzzed: BTreeSet<String> = VARS.iter().map(|s| s.to_string()).collect();
+    let fuzzed: BTreeSet<String> = vars.iter().map(|s| s.to_string()).collect();
     assert!(asked.is_subset(&fuzzed), "variables parse() reads but this test does not vary: {:?}", asked.difference(&fuzzed).collect::<Vec<_>>());
     for seen in ["clean", "warned", "exec"] {
         assert!(outcomes.seen(seen) > 0, "no case was {seen}");
