@@ -66,6 +66,14 @@ for (const kind of ["nginx", "node"] as Kind[]) {
   s3.push(o);
   check(`3 ${kind}: throughput under huptime / bare`, o.ratio, "≥ 0.97", o.ratio >= 0.97);
 }
+// Accept-bound: a new connection per request (nginx accepts non-blocking, python's
+// ThreadingHTTPServer blocking), so the accept and close hooks run on every request.
+for (const kind of ["nginx", "python"] as Kind[]) {
+  say(`scenario 3: ${kind} bare vs under huptime, Connection: close, ${repeats} repeats each, alternating`);
+  const o = await overhead(kind, repeats, true);
+  s3.push(o);
+  check(`3 ${kind} Connection: close: throughput under huptime / bare`, o.ratio, "≥ 0.97", o.ratio >= 0.97);
+}
 
 // 4. The shim in a program that does not serve.
 say("scenario 4: the shim on /bin/true");
@@ -104,9 +112,9 @@ ${table(head, restartRows(s2))}
 Old generations alive at once (at most): ${s2.map((r) => `${r.kind} ${r.oldAliveMax}`).join(", ")}. Keep-alive connections stay with the
 generation that accepted them until they close or \`--drain-timeout\` (30 s) passes.
 
-## 3. Overhead when nothing restarts (keep-alive, 16 connections, median of ${repeats} alternating runs)
+## 3. Overhead when nothing restarts (16 connections, median of ${repeats} alternating runs)
 
-${table(["server", "bare req/s", "huptime req/s", "ratio", "bare p99 ms", "huptime p99 ms"], s3.map((o) => [o.kind, f1(o.bare.rps), f1(o.huptime.rps), f2(o.ratio), f2(o.bare.p99Ms), f2(o.huptime.p99Ms)]))}
+${table(["server", "load", "bare req/s", "huptime req/s", "ratio", "bare p99 ms", "huptime p99 ms"], s3.map((o) => [o.kind, o.close ? "Connection: close" : "keep-alive", f1(o.bare.rps), f1(o.huptime.rps), f2(o.ratio), f2(o.bare.p99Ms), f2(o.huptime.p99Ms)]))}
 
 ## 4. The shim in a program that does not serve
 

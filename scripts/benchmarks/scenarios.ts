@@ -106,15 +106,19 @@ export async function restartsUnderLoad(kind: Kind, mode: Exclude<Mode, "bare">,
   }
 }
 
-/** Scenario 3: throughput and p99 bare vs under huptime, alternating, `repeats` each. */
-export async function overhead(kind: Kind, repeats: number, seconds = 3) {
+/**
+ * Scenario 3: throughput and p99 bare vs under huptime, alternating, `repeats` each. `close`:
+ * Connection: close, so every request is a new connection (accept-bound: the accept and close
+ * hooks on every request); otherwise keep-alive.
+ */
+export async function overhead(kind: Kind, repeats: number, close = false, seconds = 3) {
   const bare: WrkResult[] = [];
   const under: WrkResult[] = [];
   for (let i = 0; i < repeats; i++) {
     for (const mode of ["bare", "fork"] as const) {
       const server = await startServer(kind, mode, await freePort());
       try {
-        (mode === "bare" ? bare : under).push(wrk(server.url, { connections: 16, seconds, close: false }));
+        (mode === "bare" ? bare : under).push(wrk(server.url, { connections: 16, seconds, close }));
       } finally {
         await server.stop();
       }
@@ -122,7 +126,7 @@ export async function overhead(kind: Kind, repeats: number, seconds = 3) {
   }
   const rps = (rs: WrkResult[]) => median(rs.map((r) => r.rps));
   const p99 = (rs: WrkResult[]) => median(rs.map((r) => r.p99Ms));
-  return { kind, repeats, bare: { rps: rps(bare), p99Ms: p99(bare) }, huptime: { rps: rps(under), p99Ms: p99(under) }, ratio: rps(under) / rps(bare), runs: { bare, huptime: under } };
+  return { kind, close, repeats, bare: { rps: rps(bare), p99Ms: p99(bare) }, huptime: { rps: rps(under), p99Ms: p99(under) }, ratio: rps(under) / rps(bare), runs: { bare, huptime: under } };
 }
 
 /** hyperfine: mean seconds of each command (no shell). */

@@ -10,7 +10,7 @@ use crate::attempt::Attempt;
 use crate::epollreg::{Registration, REGISTRATIONS};
 use crate::fdtable::{self, internal, FdState, SOCKETS};
 use crate::lifecycle::{self, Step};
-use crate::{accept_gate, config, lineage, log, real, signals, sys};
+use crate::{accept_gate, config, lineage, log, real, sys};
 use core::sync::atomic::Ordering;
 use libc::c_int;
 
@@ -43,9 +43,6 @@ pub fn begin_then(step: Step<'_>, then: impl FnOnce()) -> bool {
 /// Stops taking connections: tells forked workers, wakes parked accept() calls, removes bound
 /// sockets from the process's epoll sets and puts inert sockets at their fd numbers.
 fn stop_accepting() {
-    // From now on a wake interrupts a blocked accept() instead of restarting it (see wait_idle).
-    signals::install_handler(false);
-    sys::eventfd_signal(internal::get(internal::DRAIN));
     if !lineage::is_worker() {
         let w = internal::get(internal::LINEAGE_W);
         if w >= 0 {
@@ -224,6 +221,7 @@ pub fn take_back(why: &str, failed_generation: u32) {
         }
         sys::close(s.shadow);
         fdtable::set_state(s.fd, FdState::Bound);
+        crate::sockmode::refresh(s.fd);
         let n = REGISTRATIONS.lock().of_socket(s.fd, &mut regs);
         for r in &regs[..n] {
             let mut ev = libc::epoll_event { events: r.events, u64: r.data };
@@ -238,8 +236,6 @@ pub fn take_back(why: &str, failed_generation: u32) {
         sys::close(internal::take(slot));
     }
     open_notice_pipe();
-    sys::eventfd_clear(internal::get(internal::DRAIN));
-    signals::install_handler(true);
     let generation = failed_generation.saturating_sub(1);
     info!("{why}; generation {generation} takes its sockets back and serves again");
     lifecycle::enter(Step::TakenBack { why, generation });

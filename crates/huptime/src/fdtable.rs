@@ -1,6 +1,8 @@
 //! What the shim knows about the process's file descriptors: a state byte per fd (lock-free, read
-//! on every hooked call), the count of open client connections, and a small table of bound
-//! sockets guarded by a spinlock that `fork` takes and releases on both sides.
+//! on every hooked call: the fd's role and, for bound sockets, whether it listens and whether it
+//! is non-blocking, so that accept() never asks the kernel), the count of open client
+//! connections, and a small table of bound sockets guarded by a spinlock that `fork` takes and
+//! releases on both sides.
 
 use crate::sockkey::SockKey;
 use core::cell::UnsafeCell;
@@ -30,6 +32,13 @@ pub enum FdState {
     Drained = 5,
 }
 
+/// The state byte: the role in the low bits, mode flags above (see [`Mode`]).
+const ROLE_BITS: u8 = 0x07;
+/// Flag: the socket listens (accept() takes from it).
+const LISTENING: u8 = 0x08;
+/// Flag: the socket is in non-blocking mode (O_NONBLOCK).
+const NONBLOCKING: u8 = 0x10;
+
 static STATES: [AtomicU8; MAX_FDS] = [const { AtomicU8::new(0) }; MAX_FDS];
 
 /// Open client connections accepted by this process.
@@ -43,10 +52,8 @@ fn slot(fd: c_int) -> Option<&'static AtomicU8> {
     }
 }
 
-/// State of `fd` (None for fds out of range).
-#[inline]
-pub fn state(fd: c_int) -> FdState {
-    match slot(fd).map(|s| s.load(Ordering::Acquire)).unwrap_or(0) {
+fn role_of(byte: u8) -> FdState {
+    match byte & ROLE_BITS {
         1 => FdState::Bound,
         2 => FdState::Conn,
         3 => FdState::Epoll,
@@ -56,15 +63,67 @@ pub fn state(fd: c_int) -> FdState {
     }
 }
 
-/// Sets the state of `fd`, keeping the connection count in step.
+/// A bound socket's mode as last seen by the shim: kept up to date when the program binds,
+/// listens, claims an inherited socket or changes the blocking mode (fcntl, ioctl), so that the
+/// accept hook reads it instead of asking the kernel on every call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mode {
+    /// The socket listens.
+    pub listening: bool,
+    /// O_NONBLOCK is set on it.
+    pub nonblocking: bool,
+}
+
+impl Mode {
+    fn bits(self) -> u8 {
+        (if self.listening { LISTENING } else { 0 }) | (if self.nonblocking { NONBLOCKING } else { 0 })
+    }
+    fn of(byte: u8) -> Mode {
+        Mode { listening: byte & LISTENING != 0, nonblocking: byte & NONBLOCKING != 0 }
+    }
+}
+
+/// State of `fd` (None for fds out of range).
+#[inline]
+pub fn state(fd: c_int) -> FdState {
+    role_of(slot(fd).map(|s| s.load(Ordering::Acquire)).unwrap_or(0))
+}
+
+/// State and mode of `fd`, read at once (one atomic load).
+#[inline]
+pub fn state_and_mode(fd: c_int) -> (FdState, Mode) {
+    let b = slot(fd).map(|s| s.load(Ordering::Acquire)).unwrap_or(0);
+    (role_of(b), Mode::of(b))
+}
+
+/// Whether an fd in this state holds a bound socket (the real one, or an inert stand-in).
+fn is_socket(st: FdState) -> bool {
+    matches!(st, FdState::Bound | FdState::Drained)
+}
+
+/// Sets the state of `fd`, keeping the connection count in step. The mode stays when a bound
+/// socket becomes drained or back (same socket, same mode), and is cleared otherwise.
 pub fn set_state(fd: c_int, st: FdState) {
     if let Some(s) = slot(fd) {
-        let old = s.swap(st as u8, Ordering::AcqRel);
-        if old == FdState::Conn as u8 && st != FdState::Conn {
+        let Ok(old) = s.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+            let keep = if is_socket(role_of(b)) && is_socket(st) { b & !ROLE_BITS } else { 0 };
+            Some(st as u8 | keep)
+        }) else {
+            return;
+        };
+        let was = role_of(old);
+        if was == FdState::Conn && st != FdState::Conn {
             let _ = CONNS.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-        } else if old != FdState::Conn as u8 && st == FdState::Conn {
+        } else if was != FdState::Conn && st == FdState::Conn {
             CONNS.fetch_add(1, Ordering::AcqRel);
         }
+    }
+}
+
+/// Records the mode of bound socket `fd` (nothing for an fd in another state).
+pub fn set_mode(fd: c_int, mode: Mode) {
+    if let Some(s) = slot(fd) {
+        let _ = s.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| is_socket(role_of(b)).then_some(b & ROLE_BITS | mode.bits()));
     }
 }
 
@@ -72,7 +131,7 @@ pub fn set_state(fd: c_int, st: FdState) {
 pub fn fds_in_state(st: FdState, out: &mut [c_int]) -> usize {
     let mut n = 0;
     for (fd, s) in STATES.iter().enumerate() {
-        if s.load(Ordering::Relaxed) == st as u8 {
+        if role_of(s.load(Ordering::Relaxed)) == st {
             if n == out.len() {
                 break;
             }
@@ -248,8 +307,6 @@ pub mod internal {
     /// Eventfd that wakes the helper thread: the SIGHUP handler writes it, and a program thread
     /// that found the generation ready (the helper sends the ready message).
     pub const WAKE: usize = 0;
-    /// Eventfd written once when this process starts draining (wakes parked accept calls).
-    pub const DRAIN: usize = 1;
     /// Read end of the pipe a master writes to tell the processes it forked to drain.
     pub const LINEAGE_R: usize = 2;
     /// Write end of that pipe.
@@ -289,5 +346,53 @@ pub mod internal {
             set_state(fd, FdState::None);
         }
         fd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_follows_a_socket_into_drained_and_back_but_not_into_a_new_role() {
+        let fd = 1000;
+        set_state(fd, FdState::Bound);
+        assert_eq!(state_and_mode(fd), (FdState::Bound, Mode::default()));
+        let m = Mode { listening: true, nonblocking: true };
+        set_mode(fd, m);
+        assert_eq!(state_and_mode(fd), (FdState::Bound, m));
+        set_state(fd, FdState::Drained);
+        assert_eq!(state_and_mode(fd), (FdState::Drained, m));
+        set_state(fd, FdState::Bound);
+        assert_eq!(state_and_mode(fd), (FdState::Bound, m));
+        set_state(fd, FdState::None);
+        assert_eq!(state_and_mode(fd), (FdState::None, Mode::default()));
+        set_state(fd, FdState::Bound);
+        assert_eq!(state_and_mode(fd), (FdState::Bound, Mode::default()));
+        set_state(fd, FdState::None);
+    }
+
+    #[test]
+    fn mode_is_only_kept_for_sockets_and_connections_are_counted() {
+        let fd = 1001;
+        set_mode(fd, Mode { listening: true, nonblocking: false });
+        assert_eq!(state_and_mode(fd), (FdState::None, Mode::default()));
+        let before = CONNS.load(Ordering::SeqCst);
+        set_state(fd, FdState::Conn);
+        set_mode(fd, Mode { listening: true, nonblocking: true });
+        assert_eq!(state_and_mode(fd), (FdState::Conn, Mode::default()));
+        assert!(CONNS.load(Ordering::SeqCst) > before);
+        set_state(fd, FdState::None);
+    }
+
+    #[test]
+    fn a_socket_with_a_mode_is_still_found_by_its_state() {
+        let fd = 1002;
+        set_state(fd, FdState::Drained);
+        set_mode(fd, Mode { listening: true, nonblocking: true });
+        let mut out = [0; 8];
+        let n = fds_in_state(FdState::Drained, &mut out);
+        assert!(out[..n].contains(&fd));
+        set_state(fd, FdState::None);
     }
 }

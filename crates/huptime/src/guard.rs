@@ -1,6 +1,13 @@
 //! Whether the shim acts in a call: it is on in this process (the constructor found the program
 //! runs under huptime), this is not a vfork child sharing the process's memory, and the calling
 //! thread is not already inside a hook. Every hook asks here first; so do the signal handlers.
+//!
+//! None of this makes a system call. A vfork child runs on the memory, thread-local storage
+//! included, of the thread that called vfork() (suspended until the child execs or exits): the
+//! vfork hook sets that thread's [`VFORKING`] flag before the real vfork and clears it when the
+//! call returns in the parent, so a hooked call sees the flag set exactly in the child. (Asking
+//! getpid() on every hooked call would cost a system call each; on other architectures than
+//! x86_64, where the hook is not written, the shim still does, see [`in_vfork_child`].)
 
 use core::cell::Cell;
 use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -16,6 +23,28 @@ pub static OWNER_PID: AtomicI32 = AtomicI32::new(0);
 
 thread_local! {
     static IN_HOOK: Cell<bool> = const { Cell::new(false) };
+    /// This thread is inside vfork(): set, it is the child that runs on this thread's memory.
+    static VFORKING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Called by the vfork hook around the real vfork: `true` just before it, `false` once it
+/// returned in the parent (the child has exec'd or exited by then).
+pub fn set_vforking(on: bool) {
+    let _ = VFORKING.try_with(|v| v.set(on));
+}
+
+/// Whether the caller is a vfork child sharing this process's memory (see the module doc).
+#[inline]
+fn in_vfork_child() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        VFORKING.try_with(|v| v.get()).unwrap_or(false)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        // SAFETY: getpid has no preconditions.
+        (unsafe { libc::getpid() }) != OWNER_PID.load(Ordering::Relaxed)
+    }
 }
 
 /// Marks the current thread as inside a hook until dropped.
@@ -27,11 +56,10 @@ impl Drop for Entered {
     }
 }
 
-/// Whether the shim is on in this process and this is not a vfork child (see [`OWNER_PID`]).
+/// Whether the shim is on in this process and this is not a vfork child (see the module doc).
 #[inline]
 pub fn active_here() -> bool {
-    // SAFETY: getpid has no preconditions.
-    ACTIVE.load(Ordering::Relaxed) && unsafe { libc::getpid() } == OWNER_PID.load(Ordering::Relaxed)
+    ACTIVE.load(Ordering::Relaxed) && !in_vfork_child()
 }
 
 /// Returns a guard when the hook should do its work: the shim is active and this thread is not
@@ -65,9 +93,15 @@ mod tests {
         assert!(enter().is_none(), "off until the constructor turns it on");
         // SAFETY: getpid has no preconditions.
         let me = unsafe { libc::getpid() };
-        OWNER_PID.store(me + 1, Ordering::Relaxed);
+        OWNER_PID.store(me, Ordering::Relaxed);
         ACTIVE.store(true, Ordering::Release);
-        assert!(enter().is_none(), "another pid owns the state: a vfork child");
+        #[cfg(target_arch = "x86_64")]
+        set_vforking(true);
+        #[cfg(not(target_arch = "x86_64"))]
+        OWNER_PID.store(me + 1, Ordering::Relaxed);
+        assert!(enter().is_none(), "a vfork child runs on this thread's memory: hands off");
+        #[cfg(target_arch = "x86_64")]
+        set_vforking(false);
         OWNER_PID.store(me, Ordering::Relaxed);
         {
             let outer = enter();

@@ -185,6 +185,7 @@ pub fn claim(fd: c_int, key: &SockKey) -> bool {
     drop(t);
     sys::close(old);
     fdtable::set_state(fd, FdState::Bound);
+    crate::sockmode::refresh(fd);
     debug!("bind({fd}, {}) took over the inherited socket", s.key);
     if s.key.socktype == libc::SOCK_DGRAM {
         // A datagram server reads right after bind, with no accept or poll to watch for; its

@@ -29,9 +29,6 @@ pub fn ensure() {
     if internal::get(internal::WAKE) < 0 {
         internal::set(internal::WAKE, sys::eventfd());
     }
-    if internal::get(internal::DRAIN) < 0 {
-        internal::set(internal::DRAIN, sys::eventfd());
-    }
     if internal::get(internal::LINEAGE_W) < 0 {
         drain::open_notice_pipe();
     }
@@ -52,20 +49,20 @@ pub fn ensure() {
 }
 
 /// Fork hook, child side: this process is a copy of its parent's generation. It gets its own
-/// eventfds (the inherited ones are shared with the parent) and its own helper if it holds sockets.
+/// eventfd (the inherited one is shared with the parent), an empty accept gate, and its own helper
+/// if it holds sockets.
 pub fn after_fork_child(parent: libc::pid_t) {
     lineage::set_forked_from(parent);
     RUNNING.store(false, Ordering::Release);
-    for slot in [internal::WAKE, internal::DRAIN] {
-        let old = internal::get(slot);
-        if old >= 0 {
-            // SAFETY: plain eventfd/dup3 on our own fd numbers.
-            unsafe {
-                let e = libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK);
-                if e >= 0 {
-                    real::dup3(e, old, libc::O_CLOEXEC);
-                    real::close(e);
-                }
+    crate::accept_gate::after_fork();
+    let old = internal::get(internal::WAKE);
+    if old >= 0 {
+        // SAFETY: plain eventfd/dup3 on our own fd numbers.
+        unsafe {
+            let e = libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK);
+            if e >= 0 {
+                real::dup3(e, old, libc::O_CLOEXEC);
+                real::close(e);
             }
         }
     }

@@ -3,7 +3,7 @@
 //! library, as its native module, and must stay untouched).
 
 use crate::config::{self, MODE_VAR, REVIVE_STREAK_VAR, STATE_VAR};
-use crate::{handover, helper, hooks, launch, lifecycle, lineage, readiness, real, revive, signals};
+use crate::{accept_gate, handover, helper, hooks, launch, lifecycle, lineage, readiness, real, revive, signals};
 use core::sync::atomic::Ordering;
 
 #[cfg_attr(test, allow(dead_code))]
@@ -34,7 +34,8 @@ extern "C" fn huptime_init() {
     if is_the_program(&cfg_pids) {
         signals::take_sighup(true);
     }
-    signals::install_handler(true);
+    signals::install_handler();
+    accept_gate::install_wake_handler();
     hooks::process::watch_stop_for_notify();
     revive::mark_started();
     die_with_supervisor(supervisor);

@@ -50,6 +50,7 @@ pub mod readiness;
 pub mod restart;
 pub mod revive;
 pub mod signals;
+pub mod sockmode;
 pub mod status;
 
 // The CLI's side: napi exports.

@@ -140,7 +140,7 @@ unsafe fn child_exec(file: &CString, argv: &[*const libc::c_char], env: &[*const
     let mut high = [0i32; 64];
     let count = fds.len().min(64);
     for (i, &fd) in fds.iter().take(count).enumerate() {
-        high[i] = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
+        high[i] = crate::real::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
     }
     if stderr_fd >= 0 {
         libc::dup2(stderr_fd, 2);
@@ -172,7 +172,7 @@ pub fn make_pipe() -> Result<Vec<i32>> {
         return Err(os_err("can't create a pipe".into()));
     }
     // SAFETY: plain fcntl on our own fd.
-    unsafe { libc::fcntl(p[0], libc::F_SETFL, libc::O_NONBLOCK) };
+    unsafe { crate::real::fcntl(p[0], libc::F_SETFL, libc::O_NONBLOCK as libc::c_long) };
     Ok(vec![p[0], p[1]])
 }
 

@@ -87,6 +87,8 @@ real_fns! {
     writev(fd: c_int, iov: *const libc::iovec, n: c_int) -> isize;
     read(fd: c_int, buf: *mut c_void, n: usize) -> isize;
     fcntl(fd: c_int, cmd: c_int, arg: c_long) -> c_int;
+    fcntl64(fd: c_int, cmd: c_int, arg: c_long) -> c_int;
+    ioctl(fd: c_int, req: libc::c_ulong, arg: c_long) -> c_int;
     execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int;
     _exit(status: c_int) -> ();
     setsid() -> libc::pid_t;

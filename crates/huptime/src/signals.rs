@@ -15,39 +15,63 @@
 //! program sees it (`as_program`); the shim's own execs restore the mask the program started with
 //! (`launch::ExecPlan::exec_into`).
 //!
-//! Waking the threads parked in a real accept() when draining: SIGHUP itself, queued to one
-//! thread with `rt_tgsigqueueinfo` (SI_QUEUE, this pid, a magic value), and unblocked only inside
-//! the accept hook around the real accept (`with_wake_window`). A wake is never counted as a
-//! user's SIGHUP. One sent after the thread left the window stays pending in that thread (SIGHUP
-//! is blocked there) until its next window, where it interrupts only the shim's own accept, or
-//! until an exec, where `as_program` lets our handler take it before the image is replaced; it can
-//! never interrupt a call of the program.
+//! The wake signal ([`wake_signal`]) is huptime's too: the drain sends it to threads blocked in a
+//! real accept() (see [`crate::accept_gate`], which owns its handler). Unlike SIGHUP it is left
+//! unblocked, and the program's own masks apply to it as set; what this module keeps is whether
+//! the program blocked it in each thread ([`program_blocks`]), so that the accept hook opens a
+//! window for it only in such a thread, and the action the program asked for it, which is
+//! recorded and reported back but not installed (like SIGHUP's).
 
 use crate::fdtable::internal;
 use crate::{real, sys};
 use core::cell::Cell;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use libc::{c_int, sigset_t};
 
 /// A user's SIGHUP arrived and is not handled yet (coalesces bursts into one restart).
 static HUP_PENDING: AtomicBool = AtomicBool::new(false);
-/// SIGHUPs the handler ran for, users' and wakes alike: lets a hooked call tell an EINTR of ours
-/// from one of the program's signals.
-static HUP_COUNT: AtomicU64 = AtomicU64::new(0);
 /// SIGHUP is blocked in this process's threads on huptime's behalf (see `take_sighup`).
 static HELD: AtomicBool = AtomicBool::new(false);
-/// SIGHUP was blocked in the mask the program started with.
-static STARTED_BLOCKED: AtomicBool = AtomicBool::new(false);
-/// The si_value of a wake ("huptime!").
-const WAKE_MAGIC: usize = 0x6875_7074_696d_6521;
+/// Which of huptime's signals the mask the program started with blocked (bit `1 << Ours`).
+static STARTED_BLOCKED: AtomicU8 = AtomicU8::new(0);
+/// The start mask was looked at (STARTED_BLOCKED is meaningful).
+static STARTED_KNOWN: AtomicBool = AtomicBool::new(false);
 
-/// The program's view of SIGHUP in one thread: not set by the thread (then as at the start).
+/// The signal that wakes a thread blocked in a real accept() when the process drains. A realtime
+/// signal (queued, never merged) well away from both ends of the range: glibc reserves the two
+/// below SIGRTMIN, programs that use realtime signals count up from SIGRTMIN, and debuggers and
+/// valgrind take SIGRTMAX. A program that uses it anyway keeps its handler (chained).
+pub fn wake_signal() -> c_int {
+    libc::SIGRTMAX() - 3
+}
+
+/// One of huptime's signals, as the shift of its two bits in a thread's view byte.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Ours {
+    /// SIGHUP: blocked for real, the program sees its own choice.
+    Hup = 0,
+    /// The wake signal: as the program set it; tracked to know when the accept hook must unblock it.
+    Wake = 2,
+}
+
+impl Ours {
+    fn signo(self) -> c_int {
+        match self {
+            Ours::Hup => libc::SIGHUP,
+            Ours::Wake => wake_signal(),
+        }
+    }
+}
+
+/// The program's view of one signal in one thread (two bits): not set by the thread (then as at
+/// the start), unblocked, blocked.
 const VIEW_START: u8 = 0;
 const VIEW_UNBLOCKED: u8 = 1;
 const VIEW_BLOCKED: u8 = 2;
 
 thread_local! {
-    static VIEW: Cell<u8> = const { Cell::new(VIEW_START) };
+    /// Both signals' views in this thread (see [`Ours`]).
+    static VIEW: Cell<u8> = const { Cell::new(0) };
 }
 
 /// The view set by a mask call made in a vfork child (which shares the parent thread's memory,
@@ -64,29 +88,61 @@ fn view_of(blocked: bool) -> u8 {
 
 /// Whether the program believes SIGHUP is blocked in the calling thread. (Async-signal-safe.)
 pub fn program_blocks_hup() -> bool {
-    // SAFETY: getpid has no preconditions.
-    let me = unsafe { libc::getpid() } as u64;
     if !crate::guard::active_here() {
+        // SAFETY: getpid has no preconditions.
+        let me = unsafe { libc::getpid() } as u64;
         let v = VFORK_VIEW.load(Ordering::Acquire);
         if v >> 2 == me && v & 3 != 0 {
             return v & 3 == VIEW_BLOCKED as u64;
         }
     }
-    match VIEW.try_with(|v| v.get()).unwrap_or(VIEW_START) {
-        VIEW_START => STARTED_BLOCKED.load(Ordering::Relaxed),
+    program_blocks(Ours::Hup)
+}
+
+/// Whether the program has `which` blocked in the calling thread, as far as its mask calls
+/// through libc say (no system call; async-signal-safe).
+#[inline]
+pub fn program_blocks(which: Ours) -> bool {
+    let shift = which as u8;
+    match (VIEW.try_with(|v| v.get()).unwrap_or(0) >> shift) & 3 {
+        VIEW_START => STARTED_BLOCKED.load(Ordering::Relaxed) & (1 << shift) != 0,
         v => v == VIEW_BLOCKED,
     }
 }
 
-/// Records the program's view of SIGHUP in the calling thread (in a vfork child: for that child).
-pub fn set_program_view(blocked: bool) {
+/// Records the program's view of `which` in the calling thread (in a vfork child: SIGHUP's, for
+/// that child; the wake signal does not matter there).
+pub fn set_program_view(which: Ours, blocked: bool) {
+    let shift = which as u8;
     if crate::guard::active_here() {
-        let _ = VIEW.try_with(|v| v.set(view_of(blocked)));
-    } else {
+        let _ = VIEW.try_with(|v| v.set(v.get() & !(3 << shift) | view_of(blocked) << shift));
+    } else if which == Ours::Hup {
         // SAFETY: getpid has no preconditions.
         let me = unsafe { libc::getpid() } as u64;
         VFORK_VIEW.store(me << 2 | view_of(blocked) as u64, Ordering::Release);
     }
+}
+
+/// Takes on the views of the thread that created this one (see [`view_to_inherit`]).
+pub fn adopt_view(view: u8) {
+    let _ = VIEW.try_with(|v| v.set(view));
+}
+
+/// Runs `f` (a real accept() that a wake may have to interrupt) with the wake signal unblocked:
+/// as it is, with no system call, unless the program blocked it in this thread. Keeps `f`'s errno.
+pub fn with_wake_unblocked<T>(f: impl FnOnce() -> T) -> T {
+    if !program_blocks(Ours::Wake) {
+        return f();
+    }
+    let set = only(wake_signal());
+    // SAFETY: sigset_t is plain data; the real calls only read `set`.
+    unsafe { real::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut()) };
+    let r = f();
+    let e = sys::errno();
+    // SAFETY: as above.
+    unsafe { real::pthread_sigmask(libc::SIG_BLOCK, &set, core::ptr::null_mut()) };
+    sys::set_errno(e);
+    r
 }
 
 /// Whether SIGHUP is held blocked in this process's threads (the mask hooks then keep it so).
@@ -94,41 +150,46 @@ pub fn held() -> bool {
     HELD.load(Ordering::Acquire)
 }
 
-fn hup_set() -> sigset_t {
+fn only(sig: c_int) -> sigset_t {
     // SAFETY: sigset_t is plain data, initialised by sigemptyset.
     unsafe {
         let mut s: sigset_t = core::mem::zeroed();
         libc::sigemptyset(&mut s);
-        libc::sigaddset(&mut s, libc::SIGHUP);
+        libc::sigaddset(&mut s, sig);
         s
     }
 }
 
-/// Blocks or unblocks SIGHUP in the calling thread, for real; returns whether it was blocked.
-fn block_here(block: bool) -> bool {
-    let set = hup_set();
+/// Blocks or unblocks SIGHUP in the calling thread, for real; returns the mask before.
+fn block_here(block: bool) -> sigset_t {
+    let set = only(libc::SIGHUP);
     // SAFETY: sigset_t is plain data; the real call only reads `set` and writes `old`.
     unsafe {
         let mut old: sigset_t = core::mem::zeroed();
         let how = if block { libc::SIG_BLOCK } else { libc::SIG_UNBLOCK };
         real::pthread_sigmask(how, &set, &mut old);
-        libc::sigismember(&old, libc::SIGHUP) == 1
+        old
     }
 }
 
 /// Takes SIGHUP away from the program's threads: blocks it in the calling thread (at constructor
 /// time the only one; threads created later inherit the mask), after recording whether the
-/// program had it blocked. Also called when the helper starts in a process that did not take it
-/// at start (a process the program spawned, which inherits the shim, and then binds a socket).
+/// program had it (and the wake signal) blocked. Also called when the helper starts in a process
+/// that did not take it at start (a process the program spawned, which inherits the shim, and
+/// then binds a socket).
 pub fn take_sighup(at_start: bool) {
     if HELD.swap(true, Ordering::AcqRel) {
         return;
     }
-    let was = block_here(true);
-    if at_start {
-        STARTED_BLOCKED.store(was, Ordering::Relaxed);
-    } else {
-        set_program_view(was);
+    let old = block_here(true);
+    // SAFETY: `old` was filled by the kernel.
+    let blocks = |w: Ours| unsafe { libc::sigismember(&old, w.signo()) == 1 };
+    if !STARTED_KNOWN.swap(true, Ordering::AcqRel) {
+        let bits = [Ours::Hup, Ours::Wake].iter().filter(|&&w| at_start || w == Ours::Wake).filter(|&&w| blocks(w)).fold(0, |b, &w| b | 1 << w as u8);
+        STARTED_BLOCKED.store(bits, Ordering::Relaxed);
+    }
+    if !at_start {
+        set_program_view(Ours::Hup, blocks(Ours::Hup));
     }
 }
 
@@ -143,25 +204,10 @@ pub fn helper_mask() {
     }
 }
 
-/// Whether `info` describes a wake this process sent (not a user's SIGHUP).
-///
-/// # Safety
-/// `info` is the siginfo the kernel passed to an SA_SIGINFO handler.
-unsafe fn is_wake(info: *const libc::siginfo_t) -> bool {
-    !info.is_null()
-        && (*info).si_code == libc::SI_QUEUE
-        && (*info).si_pid() == libc::getpid()
-        && (*info).si_value().sival_ptr as usize == WAKE_MAGIC
-}
-
-extern "C" fn on_sighup(_sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+extern "C" fn on_sighup(_sig: c_int) {
     let saved = sys::errno();
-    HUP_COUNT.fetch_add(1, Ordering::AcqRel);
-    // SAFETY: the kernel's siginfo for this delivery.
-    if !unsafe { is_wake(info) } {
-        HUP_PENDING.store(true, Ordering::Release);
-        sys::eventfd_signal(internal::get(internal::WAKE));
-    }
+    HUP_PENDING.store(true, Ordering::Release);
+    sys::eventfd_signal(internal::get(internal::WAKE));
     sys::set_errno(saved);
 }
 
@@ -175,54 +221,78 @@ pub fn set_pending() {
     HUP_PENDING.store(true, Ordering::Release);
 }
 
-/// How many times the SIGHUP handler has run (users' signals and wakes alike).
-pub fn count() -> u64 {
-    HUP_COUNT.load(Ordering::Acquire)
-}
-
-/// Installs the SIGHUP handler. `restart`: with SA_RESTART (serving); without it (draining), so
-/// that a wake interrupts a real accept() inside the accept hook.
-pub fn install_handler(restart: bool) {
+/// Installs the SIGHUP handler (with SA_RESTART: a user's SIGHUP that reaches a program thread,
+/// one that unblocked it with a raw system call, restarts its call as usual).
+pub fn install_handler() {
     // SAFETY: installing a handler that only touches atomics and writes an eventfd.
     unsafe {
         let mut act: libc::sigaction = core::mem::zeroed();
-        act.sa_sigaction = on_sighup as extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) as usize;
-        act.sa_flags = libc::SA_SIGINFO | if restart { libc::SA_RESTART } else { 0 };
+        act.sa_sigaction = on_sighup as extern "C" fn(c_int) as usize;
+        act.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&mut act.sa_mask);
         real::sigaction(libc::SIGHUP, &act, core::ptr::null_mut());
     }
 }
 
-/// siginfo as rt_tgsigqueueinfo reads it for SI_QUEUE (the `_rt` member of the union).
-#[repr(C)]
-struct QueueInfo {
-    signo: c_int,
-    errno: c_int,
-    code: c_int,
-    _pad: c_int,
-    pid: libc::pid_t,
-    uid: libc::uid_t,
-    value: usize,
-    _rest: [u64; 12],
-}
+/// The actions the program asked for huptime's signals (recorded, never installed): handler and
+/// flags, SIGHUP's then the wake signal's.
+static PROGRAM_ACTION: [[AtomicUsize; 2]; 2] = [const { [AtomicUsize::new(libc::SIG_DFL), AtomicUsize::new(0)] }; 2];
 
-/// Wakes thread `tid` of this process if it is inside a real accept() (see the module doc).
-pub fn wake(tid: libc::pid_t) {
-    // SAFETY: getpid/getuid have no preconditions; the syscall reads a fully initialised struct.
-    unsafe {
-        let pid = libc::getpid();
-        let info = QueueInfo { signo: libc::SIGHUP, errno: 0, code: libc::SI_QUEUE, _pad: 0, pid, uid: libc::getuid(), value: WAKE_MAGIC, _rest: [0; 12] };
-        real::syscall(libc::SYS_rt_tgsigqueueinfo, pid as libc::c_long, tid as libc::c_long, libc::SIGHUP as libc::c_long, &info as *const QueueInfo as libc::c_long, 0, 0);
+fn ours(sig: c_int) -> Option<usize> {
+    if sig == libc::SIGHUP {
+        Some(0)
+    } else if sig == wake_signal() {
+        Some(1)
+    } else {
+        None
     }
 }
 
-/// Runs `f` (a real blocking accept) with SIGHUP unblocked in the calling thread, so that a wake
-/// (or a user's SIGHUP, which then restarts as usual) interrupts it. Preserves `f`'s errno.
-pub fn with_wake_window<T>(f: impl FnOnce() -> T) -> T {
-    if !held() {
-        return f();
+/// For SIGHUP and the wake signal: the action the program asked for last (`old`), and records
+/// `new` in its place; returns false for any other signal (the caller makes the real call).
+///
+/// # Safety
+/// `new` and `old` are null or valid.
+pub unsafe fn swap_program_action(sig: c_int, new: *const libc::sigaction, old: *mut libc::sigaction) -> bool {
+    let Some(i) = ours(sig) else { return false };
+    if !old.is_null() {
+        let mut o: libc::sigaction = core::mem::zeroed();
+        o.sa_sigaction = PROGRAM_ACTION[i][0].load(Ordering::Acquire);
+        o.sa_flags = PROGRAM_ACTION[i][1].load(Ordering::Acquire) as c_int;
+        *old = o;
     }
-    unblocked_during(f)
+    if !new.is_null() {
+        PROGRAM_ACTION[i][0].store((*new).sa_sigaction, Ordering::Release);
+        PROGRAM_ACTION[i][1].store((*new).sa_flags as usize, Ordering::Release);
+    }
+    true
+}
+
+/// Delivers to the program a signal of huptime's that was the program's own (not a wake): runs
+/// the handler it asked for, ignores it, or does the default action (ends the process).
+///
+/// # Safety
+/// Called from a signal handler with the kernel's arguments.
+pub unsafe fn deliver_to_program(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    let Some(i) = ours(sig) else { return };
+    let h = PROGRAM_ACTION[i][0].load(Ordering::Acquire);
+    if h == libc::SIG_IGN {
+        return;
+    }
+    if h == libc::SIG_DFL {
+        let mut d: libc::sigaction = core::mem::zeroed();
+        d.sa_sigaction = libc::SIG_DFL;
+        real::sigaction(sig, &d, core::ptr::null_mut());
+        libc::raise(sig);
+        return;
+    }
+    if PROGRAM_ACTION[i][1].load(Ordering::Acquire) as c_int & libc::SA_SIGINFO != 0 {
+        let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) = core::mem::transmute(h);
+        f(sig, info, ctx);
+    } else {
+        let f: extern "C" fn(c_int) = core::mem::transmute(h);
+        f(sig);
+    }
 }
 
 /// Runs `f` (an exec or spawn) with SIGHUP blocked or not as the program sees it in this thread,
@@ -264,10 +334,16 @@ pub unsafe fn keeping_hup_blocked(mask: *const sigset_t, buf: &mut sigset_t) -> 
 /// # Safety
 /// As for pthread_sigmask: `set` and `old` are null or valid (they may be the same).
 pub unsafe fn program_mask(how: c_int, set: *const sigset_t, old: *mut sigset_t, call: impl FnOnce(c_int, *const sigset_t, *mut sigset_t) -> c_int) -> c_int {
+    let wanted = |w: Ours| if set.is_null() { None } else { Some(libc::sigismember(set, w.signo()) == 1) };
+    let wake_wanted = wanted(Ours::Wake);
     if !held() {
-        return call(how, set, old);
+        let r = call(how, set, old);
+        if r == 0 {
+            note_view(Ours::Wake, how, wake_wanted);
+        }
+        return r;
     }
-    let wanted = if set.is_null() { None } else { Some(libc::sigismember(set, libc::SIGHUP) == 1) };
+    let wanted = wanted(Ours::Hup);
     let before = program_blocks_hup();
     let mut copy: sigset_t;
     // In a vfork child the mask is the child's own (it is about to exec): as asked.
@@ -291,23 +367,24 @@ pub unsafe fn program_mask(how: c_int, set: *const sigset_t, old: *mut sigset_t,
                 libc::sigdelset(old, libc::SIGHUP);
             }
         }
-        note_view(how, wanted);
+        note_view(Ours::Hup, how, wanted);
+        note_view(Ours::Wake, how, wake_wanted);
     }
     r
 }
 
-fn note_view(how: c_int, wanted: Option<bool>) {
+fn note_view(which: Ours, how: c_int, wanted: Option<bool>) {
     match (how, wanted) {
-        (libc::SIG_BLOCK, Some(true)) => set_program_view(true),
-        (libc::SIG_UNBLOCK, Some(true)) => set_program_view(false),
-        (libc::SIG_SETMASK, Some(w)) => set_program_view(w),
+        (libc::SIG_BLOCK, Some(true)) => set_program_view(which, true),
+        (libc::SIG_UNBLOCK, Some(true)) => set_program_view(which, false),
+        (libc::SIG_SETMASK, Some(w)) => set_program_view(which, w),
         _ => {}
     }
 }
 
-/// What a thread the program creates starts with: its creator's view, when that differs from
-/// the start (otherwise nothing to carry, and `None`).
-pub fn view_to_inherit() -> Option<bool> {
-    let v = program_blocks_hup();
-    (held() && v != STARTED_BLOCKED.load(Ordering::Relaxed)).then_some(v)
+/// What a thread the program creates starts with: its creator's views, when it set any
+/// (otherwise nothing to carry, and `None`: the new thread starts with the start's).
+pub fn view_to_inherit() -> Option<u8> {
+    let v = VIEW.try_with(|v| v.get()).unwrap_or(0);
+    (v != 0).then_some(v)
 }

@@ -207,35 +207,6 @@ pub fn socktype(fd: c_int) -> c_int {
     socket_option(fd, libc::SO_TYPE).unwrap_or(-1)
 }
 
-/// Whether every signal handler installed in this process (but SIGHUP's, which is the shim's)
-/// has SA_RESTART, so that the kernel restarts a system call a signal interrupts. The accept hook
-/// waits in poll(), which is never restarted, where the program called a blocking accept(),
-/// which is: this tells the hook which of the two the program expects. Which signal arrived is
-/// not known, so with handlers of both kinds installed an interrupted accept() fails with EINTR.
-/// errno is preserved.
-pub fn every_handler_restarts() -> bool {
-    let saved = errno();
-    let mut all = true;
-    for sig in 1..=libc::SIGRTMAX() {
-        if sig == libc::SIGHUP || sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: sigaction is plain data; a query (no new action) changes nothing.
-        let mut cur: libc::sigaction = unsafe { core::mem::zeroed() };
-        // SAFETY: as above, with a valid out-pointer.
-        if unsafe { real::sigaction(sig, core::ptr::null(), &mut cur) } != 0 {
-            continue; // reserved by libc for its threads
-        }
-        let caught = cur.sa_sigaction != libc::SIG_DFL && cur.sa_sigaction != libc::SIG_IGN;
-        if caught && cur.sa_flags & libc::SA_RESTART == 0 {
-            all = false;
-            break;
-        }
-    }
-    set_errno(saved);
-    all
-}
-
 /// The local address `fd` is bound to (getsockname), with its length.
 pub fn local_address(fd: c_int) -> Option<(libc::sockaddr_storage, libc::socklen_t)> {
     // SAFETY: sockaddr_storage is plain data; getsockname fills at most its size.

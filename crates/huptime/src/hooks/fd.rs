@@ -40,6 +40,7 @@ fn alias(old: c_int, new: c_int) {
         s.fd = new;
         if t.add(s) {
             fdtable::set_state(new, FdState::Bound);
+            fdtable::set_mode(new, fdtable::state_and_mode(old).1);
         }
     }
 }

@@ -6,6 +6,7 @@ pub use crate::guard::{active_here, enter, keep_errno, ACTIVE, OWNER_PID};
 
 pub mod exec;
 pub mod fd;
+pub mod mode;
 pub mod process;
 pub mod sigmask;
 pub mod socket;

@@ -24,6 +24,51 @@ pub unsafe extern "C" fn fork() -> libc::pid_t {
     pid
 }
 
+/// vfork(): the real system call, with the calling thread marked as vforking meanwhile, so that
+/// the hooked calls the child makes on this thread's memory leave the shim's state alone (see
+/// [`crate::guard`]). Written like glibc's: the return address is kept in a register (rdi, which
+/// the kernel preserves) rather than on the stack the child goes on to use.
+#[cfg(target_arch = "x86_64")]
+#[cfg_attr(not(test), no_mangle)]
+#[unsafe(naked)]
+pub unsafe extern "C" fn vfork() -> libc::pid_t {
+    core::arch::naked_asm!(
+        "sub rsp, 8",
+        "call {begin}",
+        "add rsp, 8",
+        "pop rdi",
+        "mov eax, {nr}",
+        "syscall",
+        "push rdi",
+        "test rax, rax",
+        "jz 2f",
+        "mov rdi, rax",
+        "sub rsp, 8",
+        "call {end}",
+        "add rsp, 8",
+        "2:",
+        "ret",
+        begin = sym vfork_begin,
+        end = sym vfork_end,
+        nr = const libc::SYS_vfork,
+    )
+}
+
+extern "C" fn vfork_begin() {
+    crate::guard::set_vforking(true);
+}
+
+/// In the parent once the child has exec'd or exited: clears the mark; `r` is the system call's
+/// result (a pid, or a negated errno).
+extern "C" fn vfork_end(r: libc::c_long) -> libc::pid_t {
+    crate::guard::set_vforking(false);
+    if r < 0 {
+        crate::sys::set_errno(-r as c_int);
+        return -1;
+    }
+    r as libc::pid_t
+}
+
 /// _exit(): with `--revive`, the program is started again instead (same pid, sockets kept).
 /// (A normal exit() is caught by the on_exit handler the constructor registers.)
 #[cfg_attr(not(test), no_mangle)]
@@ -166,11 +211,8 @@ pub unsafe extern "C" fn setsid() -> libc::pid_t {
     })
 }
 
-/// The handler the program asked for SIGHUP (it is recorded, not installed: SIGHUP is huptime's).
-static PROGRAM_HUP: AtomicUsize = AtomicUsize::new(libc::SIG_DFL);
-static PROGRAM_HUP_FLAGS: AtomicUsize = AtomicUsize::new(0);
-
-/// sigaction(): SIGHUP stays huptime's; the program's choice is recorded and reported back.
+/// sigaction(): SIGHUP and the wake signal stay huptime's; the program's choice is recorded and
+/// reported back (and a wake signal that is not a wake goes to it, see `accept_gate`).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
     if !super::active_here() {
@@ -179,20 +221,10 @@ pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old:
     if stop_index(sig).is_some() && wraps_stop_signals() {
         return wrap_stop_signal(sig, act, old);
     }
-    if sig != libc::SIGHUP {
-        return real::sigaction(sig, act, old);
+    if crate::signals::swap_program_action(sig, act, old) {
+        return 0;
     }
-    if !old.is_null() {
-        let mut o: libc::sigaction = core::mem::zeroed();
-        o.sa_sigaction = PROGRAM_HUP.load(Ordering::Acquire);
-        o.sa_flags = PROGRAM_HUP_FLAGS.load(Ordering::Acquire) as c_int;
-        *old = o;
-    }
-    if !act.is_null() {
-        PROGRAM_HUP.store((*act).sa_sigaction, Ordering::Release);
-        PROGRAM_HUP_FLAGS.store((*act).sa_flags as usize, Ordering::Release);
-    }
-    0
+    real::sigaction(sig, act, old)
 }
 
 /// signal(): as sigaction().
@@ -208,8 +240,12 @@ pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc
         let mut old: libc::sigaction = core::mem::zeroed();
         return if wrap_stop_signal(sig, &a, &mut old) == 0 { old.sa_sigaction } else { libc::SIG_ERR };
     }
-    if sig != libc::SIGHUP {
-        return real::signal(sig, handler);
+    let mut a: libc::sigaction = core::mem::zeroed();
+    a.sa_sigaction = handler;
+    a.sa_flags = libc::SA_RESTART;
+    let mut old: libc::sigaction = core::mem::zeroed();
+    if crate::signals::swap_program_action(sig, &a, &mut old) {
+        return old.sa_sigaction;
     }
-    PROGRAM_HUP.swap(handler, Ordering::AcqRel)
+    real::signal(sig, handler)
 }

@@ -30,18 +30,18 @@ pub unsafe extern "C" fn epoll_pwait(ep: c_int, ev: *mut libc::epoll_event, n: c
     real::epoll_pwait(ep, ev, n, timeout, signals::keeping_hup_blocked(mask, &mut buf))
 }
 
-/// What a new thread needs to start with its creator's view of SIGHUP.
+/// What a new thread needs to start with its creator's view of huptime's signals.
 struct Start {
     start: extern "C" fn(*mut c_void) -> *mut c_void,
     arg: *mut c_void,
-    blocked: bool,
+    view: u8,
 }
 
 extern "C-unwind" fn start_with_view(p: *mut c_void) -> *mut c_void {
     // SAFETY: `p` is the Box leaked by pthread_create below, taken back exactly once.
     let s = unsafe { Box::from_raw(p as *mut Start) };
-    let Start { start, arg, blocked } = *s;
-    signals::set_program_view(blocked);
+    let Start { start, arg, view } = *s;
+    signals::adopt_view(view);
     start(arg)
 }
 
@@ -55,10 +55,10 @@ pub unsafe extern "C" fn pthread_create(
     start: extern "C" fn(*mut c_void) -> *mut c_void,
     arg: *mut c_void,
 ) -> c_int {
-    let Some(blocked) = (if super::active_here() { signals::view_to_inherit() } else { None }) else {
+    let Some(view) = (if super::active_here() { signals::view_to_inherit() } else { None }) else {
         return real::pthread_create(t, attr, start, arg);
     };
-    let p = Box::into_raw(Box::new(Start { start, arg, blocked }));
+    let p = Box::into_raw(Box::new(Start { start, arg, view }));
     // SAFETY: the trampoline has the C ABI pthread expects (C-unwind: pthread_exit unwinds through it).
     let tramp: extern "C" fn(*mut c_void) -> *mut c_void = core::mem::transmute(start_with_view as extern "C-unwind" fn(*mut c_void) -> *mut c_void);
     let r = real::pthread_create(t, attr, tramp, p.cast());

@@ -3,7 +3,7 @@
 use super::{enter, keep_errno};
 use crate::fdtable::{self, BoundSocket, FdState, SOCKETS};
 use crate::sockkey::SockKey;
-use crate::{accept_gate, handover, helper, lifecycle, real, signals, sys};
+use crate::{accept_gate, handover, helper, real, sockmode, sys};
 use core::sync::atomic::Ordering;
 use libc::{c_char, c_int, c_long, sockaddr, socklen_t};
 
@@ -32,6 +32,7 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
         if r == 0 {
             if SOCKETS.lock().add(BoundSocket { fd, key, pending: false, inherited: false, shadow: -1, kept: false, waited: false }) {
                 fdtable::set_state(fd, FdState::Bound);
+                sockmode::refresh(fd);
                 debug!("bind({fd}, {key}): tracking");
             } else {
                 info!("too many bound sockets; {key} (fd {fd}) will not survive restarts");
@@ -49,106 +50,29 @@ pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
         // Look up first: the table lock must be released before mark_serving takes it again.
         let inherited = SOCKETS.lock().find_fd(fd).map(|s| s.inherited).unwrap_or(false);
         if inherited && sys::is_serving_socket(fd) {
+            sockmode::refresh(fd);
             handover::mark_listening(fd);
             return 0;
         }
     }
     let r = real::listen(fd, backlog);
     if r == 0 && fdtable::state(fd) == FdState::Bound {
+        sockmode::refresh(fd);
         handover::mark_listening(fd);
     }
     r
 }
 
-unsafe fn do_accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int, four: bool) -> c_int {
-    let raw = |fd: c_int| if four { real::accept4(fd, addr, len, flags) } else { real::accept(fd, addr, len) };
-    let st = fdtable::state(fd);
-    if st != FdState::Bound && st != FdState::Drained {
-        return raw(fd);
-    }
-    let Some(_g) = enter() else { return raw(fd) };
-    // A retry below (after our own SIGHUP, a restartable signal, a lost race) leaves the failed
-    // attempt's errno behind; a successful accept restores the program's, as libc leaves it.
-    let saved_errno = sys::errno();
-    helper::ensure();
-    handover::mark_serving(fd);
-    let blocking = !sys::nonblocking(fd);
-    // A blocking accept can be woken by the drain (see `signals`); a non-blocking one returns.
-    let call_on = |fd: c_int| if blocking { signals::with_wake_window(|| raw(fd)) } else { raw(fd) };
-    // From here until a connection is handed to the program (and counted), or the thread parks,
-    // a draining process must not end: this thread may be about to take a connection.
-    let mut slot = accept_gate::enter();
-    loop {
-        if lifecycle::draining() || fdtable::state(fd) == FdState::Drained {
-            if !blocking {
-                accept_gate::leave(slot);
-                sys::set_errno(libc::EAGAIN);
-                return -1;
-            }
-            match accept_gate::accept_while_draining(fd, slot, &|real_fd| call_on(real_fd)) {
-                Some(r) => return r,
-                None => {
-                    // The drain was called off: this process serves again.
-                    slot = accept_gate::enter();
-                    continue;
-                }
-            }
-        }
-        if blocking {
-            if !sys::is_listening(fd) {
-                // A datagram socket, or one not listening yet: accept() fails at once (EINVAL,
-                // EOPNOTSUPP), where poll() below would wait forever.
-                accept_gate::leave(slot);
-                return call_on(fd);
-            }
-            // Wait for a connection or for the drain signal, so a draining process never takes
-            // one more connection from the queue its successor is serving.
-            let hups = signals::count();
-            let mut p = [
-                libc::pollfd { fd, events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: fdtable::internal::get(fdtable::internal::DRAIN), events: libc::POLLIN, revents: 0 },
-            ];
-            let r = real::poll(p.as_mut_ptr(), 2, -1);
-            if r < 0 {
-                if sys::errno() == libc::EINTR && signals::count() != hups {
-                    continue; // our SIGHUP, not the program's signal
-                }
-                if sys::errno() == libc::EINTR && sys::every_handler_restarts() {
-                    continue; // the kernel would have restarted the program's accept()
-                }
-                accept_gate::leave(slot);
-                return -1;
-            }
-            if p[1].revents != 0 {
-                continue;
-            }
-        }
-        let r = call_on(fd);
-        if r >= 0 {
-            fdtable::set_state(r, FdState::Conn);
-            accept_gate::accepted();
-            debug!("accepted fd {r} on fd {fd} ({} open)", fdtable::CONNS.load(Ordering::Relaxed));
-            sys::set_errno(saved_errno);
-        } else if sys::errno() == libc::EINTR && lifecycle::draining() {
-            continue; // interrupted by the drain: never take a connection now
-        } else if blocking && sys::errno() == libc::EAGAIN {
-            continue; // another process took it between poll and accept
-        }
-        accept_gate::leave(slot);
-        return r;
-    }
-}
-
-/// accept(): counts the connection; parks instead of accepting once the process drains.
+/// accept(): see [`accept_gate::accept`] (counts the connection; parks once the process drains).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
-    do_accept(fd, addr, len, 0, false)
+    accept_gate::accept(fd, &|fd| real::accept(fd, addr, len))
 }
 
 /// accept4(): as accept().
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int {
-    do_accept(fd, addr, len, flags, true)
+    accept_gate::accept(fd, &|fd| real::accept4(fd, addr, len, flags))
 }
 
 /// syscall(): routes the calls the shim tracks, made through the generic entry point (libuv
@@ -158,8 +82,8 @@ pub unsafe extern "C" fn syscall(n: c_long, a: c_long, b: c_long, c: c_long, d: 
     if super::ACTIVE.load(Ordering::Relaxed) {
         use super::fd;
         let r = match n {
-            libc::SYS_accept4 => do_accept(a as c_int, b as *mut sockaddr, c as *mut socklen_t, d as c_int, true),
-            libc::SYS_accept => do_accept(a as c_int, b as *mut sockaddr, c as *mut socklen_t, 0, true),
+            libc::SYS_accept4 => accept4(a as c_int, b as *mut sockaddr, c as *mut socklen_t, d as c_int),
+            libc::SYS_accept => accept(a as c_int, b as *mut sockaddr, c as *mut socklen_t),
             libc::SYS_close => fd::close(a as c_int),
             libc::SYS_dup2 => fd::dup2(a as c_int, b as c_int),
             libc::SYS_dup3 => fd::dup3(a as c_int, b as c_int, c as c_int),
