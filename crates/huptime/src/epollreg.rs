@@ -2,7 +2,7 @@
 //! user data). Draining takes the sockets out of those sets; a draining process that takes its
 //! listeners back (its successor died) puts them back exactly as the program had them.
 
-use crate::fdtable::SpinLock;
+use crate::spinlock::SpinLock;
 use libc::c_int;
 
 /// Registrations one process can remember (more are served, but not restored on a take-back).

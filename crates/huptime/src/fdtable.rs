@@ -1,10 +1,10 @@
 //! What the shim knows about the process's file descriptors: a state byte per fd (lock-free, read
 //! on every hooked call), the count of open client connections, and a small table of bound
-//! sockets guarded by a spinlock that `fork` takes and releases on both sides.
+//! sockets guarded by a spinlock (see [`crate::spinlock`]).
 
 use crate::sockkey::SockKey;
-use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
+use crate::spinlock::SpinLock;
+use core::sync::atomic::{AtomicI32, AtomicU8, AtomicUsize, Ordering};
 use libc::c_int;
 
 /// Fds at or above this number are never tracked (they pass through untouched).
@@ -145,6 +145,10 @@ impl Sockets {
     pub fn holds_unix_path(&self, path: &[u8]) -> bool {
         self.iter().any(|s| s.key.unix_path() == Some(path))
     }
+    /// The entry in slot `i` (slots run from 0 to [`MAX_SOCKETS`]).
+    pub fn get(&self, i: usize) -> Option<BoundSocket> {
+        self.slots.get(i).copied().flatten()
+    }
     /// All entries.
     pub fn iter(&self) -> impl Iterator<Item = BoundSocket> + '_ {
         self.slots.iter().flatten().copied()
@@ -170,71 +174,6 @@ impl Sockets {
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// A spinlock: no futex, no owner, so a fork can neither inherit a held pthread mutex nor
-/// deadlock on one. Critical sections are a few loads and stores.
-pub struct SpinLock<T> {
-    locked: AtomicBool,
-    value: UnsafeCell<T>,
-}
-
-// SAFETY: access to `value` is serialized by `locked`.
-unsafe impl<T: Send> Sync for SpinLock<T> {}
-
-/// Guard returned by `SpinLock::lock`.
-pub struct Guard<'a, T> {
-    lock: &'a SpinLock<T>,
-}
-
-impl<T> SpinLock<T> {
-    /// A new unlocked lock.
-    pub const fn new(v: T) -> Self {
-        SpinLock { locked: AtomicBool::new(false), value: UnsafeCell::new(v) }
-    }
-    /// Takes the lock, spinning (and yielding) while another thread holds it.
-    pub fn lock(&self) -> Guard<'_, T> {
-        let mut spins = 0u32;
-        while self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            spins += 1;
-            if spins > 64 {
-                // SAFETY: sched_yield has no preconditions.
-                unsafe { libc::sched_yield() };
-            } else {
-                core::hint::spin_loop();
-            }
-        }
-        Guard { lock: self }
-    }
-    /// Holds the lock across fork: call before fork, then `unlock_after_fork` on both sides.
-    pub fn lock_for_fork(&self) {
-        core::mem::forget(self.lock());
-    }
-    /// Releases a lock taken by `lock_for_fork` (in the parent and in the child).
-    pub fn unlock_after_fork(&self) {
-        self.locked.store(false, Ordering::Release);
-    }
-}
-
-impl<T> core::ops::Deref for Guard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: we hold the lock.
-        unsafe { &*self.lock.value.get() }
-    }
-}
-
-impl<T> core::ops::DerefMut for Guard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: we hold the lock.
-        unsafe { &mut *self.lock.value.get() }
-    }
-}
-
-impl<T> Drop for Guard<'_, T> {
-    fn drop(&mut self) {
-        self.lock.locked.store(false, Ordering::Release);
     }
 }
 

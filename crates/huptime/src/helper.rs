@@ -16,10 +16,19 @@ use libc::c_int;
 
 /// The helper thread runs in this process.
 static RUNNING: AtomicBool = AtomicBool::new(false);
+/// A forked copy whose helper has not started yet (see [`after_fork_child`]).
+static WANTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this is a forked copy whose helper starts at its first wait on a bound socket.
+#[inline]
+pub fn wanted() -> bool {
+    WANTED.load(Ordering::Relaxed)
+}
 
 /// Starts the helper thread if this process does not have one yet. Called from normal (not
 /// signal) context: bind, accept, epoll registration, and after fork in a child.
 pub fn ensure() {
+    WANTED.store(false, Ordering::Relaxed);
     if RUNNING.swap(true, Ordering::AcqRel) {
         return;
     }
@@ -52,10 +61,15 @@ pub fn ensure() {
 }
 
 /// Fork hook, child side: this process is a copy of its parent's generation. It gets its own
-/// eventfds (the inherited ones are shared with the parent) and its own helper if it holds sockets.
+/// eventfds (the inherited ones are shared with the parent). Only async-signal-safe calls: the
+/// child of a multithreaded program may not create a thread before exec, so the helper of a
+/// child that holds sockets starts once it is seen to go on running the program: when it serves
+/// (accept, bind, epoll_ctl, poll/select on a bound socket) or forks workers of its own (a
+/// daemon's master), see [`wanted`].
 pub fn after_fork_child(parent: libc::pid_t) {
     lineage::set_forked_from(parent);
     RUNNING.store(false, Ordering::Release);
+    WANTED.store(!SOCKETS.lock().is_empty(), Ordering::Relaxed);
     for slot in [internal::WAKE, internal::DRAIN] {
         let old = internal::get(slot);
         if old >= 0 {
@@ -68,9 +82,6 @@ pub fn after_fork_child(parent: libc::pid_t) {
                 }
             }
         }
-    }
-    if !SOCKETS.lock().is_empty() {
-        ensure();
     }
 }
 

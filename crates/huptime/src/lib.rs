@@ -22,6 +22,7 @@ pub mod procnet;
 pub mod reach;
 pub mod ready_channel;
 pub mod sockkey;
+pub mod spinlock;
 pub mod wire;
 #[cfg(test)]
 mod fuzz;
@@ -36,6 +37,7 @@ pub mod attempt;
 pub mod drain;
 pub mod exec_restart;
 pub mod fork_restart;
+pub mod forklocks;
 pub mod guard;
 pub mod handover;
 pub mod helper;
