@@ -89,7 +89,7 @@ fn put_inert_socket(fd: c_int) {
             let family = libc::AF_UNIX as libc::sa_family_t;
             real::bind(dummy, (&family as *const libc::sa_family_t).cast(), 2);
             if real::listen(dummy, 1) != 0 {
-                info!("can't make an inert socket for fd {fd}: {}", std::io::Error::last_os_error());
+                info!("can't make an inert socket for fd {fd}: {}", crate::log::OsError::last());
             }
         }
         if sys::nonblocking(fd) {
@@ -219,7 +219,7 @@ pub fn take_back(why: &str, failed_generation: u32) {
     let mut regs = [Registration { ep: -1, fd: -1, events: 0, data: 0 }; 16];
     for s in sockets {
         if replace_keeping_cloexec(s.shadow, s.fd) < 0 {
-            info!("can't take back {} (fd {}): {}", s.key, s.fd, std::io::Error::last_os_error());
+            info!("can't take back {} (fd {}): {}", s.key, s.fd, crate::log::OsError::last());
             continue;
         }
         sys::close(s.shadow);
