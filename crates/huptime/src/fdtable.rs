@@ -2,6 +2,7 @@
 //! on every hooked call), the count of open client connections, and a small table of bound
 //! sockets guarded by a spinlock (see [`crate::spinlock`]).
 
+use crate::limits::{self, Limit};
 use crate::sockkey::SockKey;
 use crate::spinlock::SpinLock;
 use core::sync::atomic::{AtomicI32, AtomicU8, AtomicUsize, Ordering};
@@ -56,8 +57,12 @@ pub fn state(fd: c_int) -> FdState {
     }
 }
 
-/// Sets the state of `fd`, keeping the connection count in step.
+/// Sets the state of `fd`, keeping the connection count in step (an fd past [`MAX_FDS`] is
+/// announced once: see [`crate::limits`]).
 pub fn set_state(fd: c_int, st: FdState) {
+    if fd >= MAX_FDS as c_int && st != FdState::None {
+        limits::reached(Limit::Fds, fd);
+    }
     if let Some(s) = slot(fd) {
         let old = s.swap(st as u8, Ordering::AcqRel);
         if old == FdState::Conn as u8 && st != FdState::Conn {
@@ -68,19 +73,13 @@ pub fn set_state(fd: c_int, st: FdState) {
     }
 }
 
-/// Every fd currently in state `st`, written into `out`; returns how many.
-pub fn fds_in_state(st: FdState, out: &mut [c_int]) -> usize {
-    let mut n = 0;
+/// Calls `f` with every fd currently in state `st`.
+pub fn each_in_state(st: FdState, mut f: impl FnMut(c_int)) {
     for (fd, s) in STATES.iter().enumerate() {
         if s.load(Ordering::Relaxed) == st as u8 {
-            if n == out.len() {
-                break;
-            }
-            out[n] = fd as c_int;
-            n += 1;
+            f(fd as c_int);
         }
     }
-    n
 }
 
 /// A bound socket the process holds.
@@ -109,7 +108,7 @@ pub struct Sockets {
 }
 
 impl Sockets {
-    /// Adds a socket; false when the table is full.
+    /// Adds a socket; false when the table is full (announced once: see [`crate::limits`]).
     pub fn add(&mut self, s: BoundSocket) -> bool {
         for slot in self.slots.iter_mut() {
             if slot.is_none() {
@@ -117,6 +116,7 @@ impl Sockets {
                 return true;
             }
         }
+        limits::reached(Limit::Sockets, s.fd);
         false
     }
     /// Removes the entry for program fd `fd` (not pending or kept ones); returns it.
@@ -228,5 +228,20 @@ pub mod internal {
             set_state(fd, FdState::None);
         }
         fd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_fd_past_the_table_is_announced_not_tracked() {
+        assert!(!limits::was_reached(Limit::Fds));
+        set_state(MAX_FDS as c_int - 1, FdState::None);
+        assert!(!limits::was_reached(Limit::Fds));
+        set_state(70000, FdState::Bound);
+        assert_eq!(state(70000), FdState::None);
+        assert!(limits::was_reached(Limit::Fds));
     }
 }

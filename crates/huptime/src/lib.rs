@@ -17,6 +17,7 @@ pub mod log;
 pub mod config;
 pub mod epollreg;
 pub mod fdtable;
+pub mod limits;
 pub mod phase;
 pub mod procnet;
 pub mod reach;

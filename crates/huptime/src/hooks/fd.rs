@@ -227,7 +227,7 @@ pub unsafe extern "C" fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut lib
         }
         let reg = Registration { ep, fd, events: shared.events, data: shared.u64 };
         if !REGISTRATIONS.lock().set(reg) {
-            crate::debug!("too many epoll registrations to remember fd {fd} in epoll {ep}");
+            crate::limits::reached(crate::limits::Limit::EpollRegistrations, fd);
         }
     })
 }
