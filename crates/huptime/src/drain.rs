@@ -7,8 +7,8 @@
 //! parked accept() calls wake (see [`crate::accept_gate`]).
 
 use crate::attempt::Attempt;
-use crate::epollreg::{Registration, REGISTRATIONS};
-use crate::fdtable::{self, internal, FdState, SOCKETS};
+use crate::epollreg::REGISTRATIONS;
+use crate::fdtable::{self, internal, FdState, MAX_SOCKETS, SOCKETS};
 use crate::lifecycle::{self, Step};
 use crate::{accept_gate, config, lineage, log, real, sys};
 use core::sync::atomic::Ordering;
@@ -50,20 +50,26 @@ fn stop_accepting() {
             unsafe { real::write(w, b"D".as_ptr().cast(), 1) };
         }
     }
-    let mut epolls = [0 as c_int; 256];
-    let n_ep = fdtable::fds_in_state(FdState::Epoll, &mut epolls);
-    let sockets: Vec<_> = SOCKETS.lock().iter().filter(|s| !s.pending).collect();
-    for s in sockets {
-        let shadow = sys::dup_internal(s.fd);
-        if let Some(e) = SOCKETS.lock().iter_mut().find(|e| e.fd == s.fd && !e.pending) {
+    let mut sockets = [-1 as c_int; MAX_SOCKETS];
+    let mut n = 0;
+    for s in SOCKETS.lock().iter().filter(|s| !s.pending) {
+        sockets[n] = s.fd;
+        n += 1;
+    }
+    // Out of every epoll set the process has, however many.
+    fdtable::each_in_state(FdState::Epoll, |ep| {
+        for &fd in &sockets[..n] {
+            // SAFETY: epoll_ctl on fds this process owns.
+            unsafe { real::epoll_ctl(ep, libc::EPOLL_CTL_DEL, fd, core::ptr::null_mut()) };
+        }
+    });
+    for &fd in &sockets[..n] {
+        let shadow = sys::dup_internal(fd);
+        if let Some(e) = SOCKETS.lock().iter_mut().find(|e| e.fd == fd && !e.pending) {
             e.shadow = shadow;
         }
-        for &ep in &epolls[..n_ep] {
-            // SAFETY: epoll_ctl on fds this process owns.
-            unsafe { real::epoll_ctl(ep, libc::EPOLL_CTL_DEL, s.fd, core::ptr::null_mut()) };
-        }
-        put_inert_socket(s.fd);
-        fdtable::set_state(s.fd, FdState::Drained);
+        put_inert_socket(fd);
+        fdtable::set_state(fd, FdState::Drained);
     }
     debug!("stopped accepting; {} connection(s) open", fdtable::CONNS.load(Ordering::Acquire));
 }
@@ -86,7 +92,7 @@ fn put_inert_socket(fd: c_int) {
             let family = libc::AF_UNIX as libc::sa_family_t;
             real::bind(dummy, (&family as *const libc::sa_family_t).cast(), 2);
             if real::listen(dummy, 1) != 0 {
-                info!("can't make an inert socket for fd {fd}: {}", std::io::Error::last_os_error());
+                info!("can't make an inert socket for fd {fd}: {}", crate::log::OsError::last());
             }
         }
         if sys::nonblocking(fd) {
@@ -213,21 +219,20 @@ pub fn exit_drained(reason: Option<&str>) -> ! {
 /// then the phase goes back to Serving and parked accept() calls resume.
 pub fn take_back(why: &str, failed_generation: u32) {
     let sockets: Vec<_> = SOCKETS.lock().iter().filter(|s| !s.pending && s.shadow >= 0).collect();
-    let mut regs = [Registration { ep: -1, fd: -1, events: 0, data: 0 }; 16];
     for s in sockets {
         if replace_keeping_cloexec(s.shadow, s.fd) < 0 {
-            info!("can't take back {} (fd {}): {}", s.key, s.fd, std::io::Error::last_os_error());
+            info!("can't take back {} (fd {}): {}", s.key, s.fd, crate::log::OsError::last());
             continue;
         }
         sys::close(s.shadow);
         fdtable::set_state(s.fd, FdState::Bound);
         crate::sockmode::refresh(s.fd);
-        let n = REGISTRATIONS.lock().of_socket(s.fd, &mut regs);
-        for r in &regs[..n] {
+        // Every registration the program made (a syscall each, under the registrations' lock).
+        REGISTRATIONS.lock().each_of_socket(s.fd, |r| {
             let mut ev = libc::epoll_event { events: r.events, u64: r.data };
             // SAFETY: epoll_ctl with a valid event on fds this process owns.
             unsafe { real::epoll_ctl(r.ep, libc::EPOLL_CTL_ADD, r.fd, &mut ev) };
-        }
+        });
         if let Some(e) = SOCKETS.lock().iter_mut().find(|e| e.fd == s.fd && !e.pending) {
             e.shadow = -1;
         }

@@ -2,7 +2,7 @@
 //! user data). Draining takes the sockets out of those sets; a draining process that takes its
 //! listeners back (its successor died) puts them back exactly as the program had them.
 
-use crate::fdtable::SpinLock;
+use crate::spinlock::SpinLock;
 use libc::c_int;
 
 /// Registrations one process can remember (more are served, but not restored on a take-back).
@@ -57,17 +57,9 @@ impl Registrations {
             }
         }
     }
-    /// The registrations of socket `fd`, written into `out`; returns how many.
-    pub fn of_socket(&self, fd: c_int, out: &mut [Registration]) -> usize {
-        let mut n = 0;
-        for r in self.slots.iter().flatten().filter(|r| r.fd == fd) {
-            if n == out.len() {
-                break;
-            }
-            out[n] = *r;
-            n += 1;
-        }
-        n
+    /// Calls `f` with each registration of socket `fd`.
+    pub fn each_of_socket(&self, fd: c_int, f: impl FnMut(&Registration)) {
+        self.slots.iter().flatten().filter(|r| r.fd == fd).for_each(f);
     }
 }
 
@@ -82,19 +74,24 @@ mod tests {
         Registration { ep, fd, events: libc::EPOLLIN as u32, data }
     }
 
+    fn of_socket(t: &Registrations, fd: c_int) -> Vec<Registration> {
+        let mut v = Vec::new();
+        t.each_of_socket(fd, |r| v.push(*r));
+        v
+    }
+
     #[test]
     fn add_modify_remove_forget() {
         let mut t = Registrations { slots: [None; MAX_REGS] };
-        let mut out = [reg(0, 0, 0); 4];
         assert!(t.set(reg(5, 7, 1)));
         assert!(t.set(reg(6, 7, 2)));
         assert!(t.set(reg(5, 7, 3))); // MOD replaces
-        assert_eq!(t.of_socket(7, &mut out), 2);
-        assert_eq!(out[0].data, 3);
+        assert_eq!(of_socket(&t, 7).len(), 2);
+        assert_eq!(of_socket(&t, 7)[0].data, 3);
         t.remove(6, 7);
-        assert_eq!(t.of_socket(7, &mut out), 1);
+        assert_eq!(of_socket(&t, 7).len(), 1);
         t.forget_fd(5); // the epoll set was closed
-        assert_eq!(t.of_socket(7, &mut out), 0);
+        assert_eq!(of_socket(&t, 7).len(), 0);
     }
 
     #[test]
@@ -104,7 +101,6 @@ mod tests {
             assert!(t.set(reg(i, 1000, 0)));
         }
         assert!(!t.set(reg(-5, 1000, 0)));
-        let mut out = [reg(0, 0, 0); 4];
-        assert_eq!(t.of_socket(1000, &mut out), 4); // bounded by the output
+        assert_eq!(of_socket(&t, 1000).len(), MAX_REGS); // every one, not a first few
     }
 }

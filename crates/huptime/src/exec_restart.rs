@@ -31,23 +31,25 @@ pub fn restart() {
     };
     // SAFETY: access() on a valid C string.
     if unsafe { libc::access(launch.exe.as_ptr(), libc::X_OK) } != 0 {
-        let e = std::io::Error::last_os_error();
+        let e = crate::log::OsError::last();
         return restart::refuse(&format!("{} is not executable now ({e})", launch.exe.to_string_lossy()));
     }
     if let Err(why) = crate::preload::check() {
-        return restart::refuse(&why);
+        return restart::refuse(&why.to_string());
     }
     let gen = restart::next_generation();
-    let out = handover::prepare(gen, -1);
-    let plan = ExecPlan::new(launch, vec![out.env.clone()], out.fds.clone());
+    let mut out = handover::Outgoing::new();
+    handover::prepare(gen, -1, false, &mut out);
+    // SAFETY: `out` outlives the plan.
+    let plan = unsafe { ExecPlan::new(launch, &[out.env_ptr()]) };
     info!("restarting in place: draining before exec of generation {gen}");
     drain::begin(Step::Drain { exec_generation: Some(gen) });
     drain::wait_idle(None);
     info!("drained; exec'ing generation {gen}");
     restart::unlink_pidfile();
     stop_async_io_signals();
-    plan.exec_into(launch);
-    info!("can't exec {}: {}; exiting", plan.exe().to_string_lossy(), std::io::Error::last_os_error());
+    plan.exec_into(out.keep());
+    info!("can't exec {}: {}; exiting", plan.exe(), crate::log::OsError::last());
     crate::lifecycle::ended();
     // SAFETY: nothing sensible is left to do in a drained process whose exec failed.
     unsafe {

@@ -1,12 +1,13 @@
 //! What the shim knows about the process's file descriptors: a state byte per fd (lock-free, read
 //! on every hooked call: the fd's role and, for bound sockets, whether it listens and whether it
 //! is non-blocking, so that accept() never asks the kernel), the count of open client
-//! connections, and a small table of bound sockets guarded by a spinlock that `fork` takes and
-//! releases on both sides.
+//! connections, and a small table of bound sockets guarded by a spinlock (see
+//! [`crate::spinlock`]).
 
+use crate::limits::{self, Limit};
 use crate::sockkey::SockKey;
-use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
+use crate::spinlock::SpinLock;
+use core::sync::atomic::{AtomicI32, AtomicU8, AtomicUsize, Ordering};
 use libc::c_int;
 
 /// Fds at or above this number are never tracked (they pass through untouched).
@@ -102,8 +103,12 @@ fn is_socket(st: FdState) -> bool {
 }
 
 /// Sets the state of `fd`, keeping the connection count in step. The mode stays when a bound
-/// socket becomes drained or back (same socket, same mode), and is cleared otherwise.
+/// socket becomes drained or back (same socket, same mode), and is cleared otherwise. An fd past
+/// [`MAX_FDS`] is announced once (see [`crate::limits`]).
 pub fn set_state(fd: c_int, st: FdState) {
+    if fd >= MAX_FDS as c_int && st != FdState::None {
+        limits::reached(Limit::Fds, fd);
+    }
     if let Some(s) = slot(fd) {
         let Ok(old) = s.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
             let keep = if is_socket(role_of(b)) && is_socket(st) { b & !ROLE_BITS } else { 0 };
@@ -127,19 +132,13 @@ pub fn set_mode(fd: c_int, mode: Mode) {
     }
 }
 
-/// Every fd currently in state `st`, written into `out`; returns how many.
-pub fn fds_in_state(st: FdState, out: &mut [c_int]) -> usize {
-    let mut n = 0;
+/// Calls `f` with every fd currently in state `st`.
+pub fn each_in_state(st: FdState, mut f: impl FnMut(c_int)) {
     for (fd, s) in STATES.iter().enumerate() {
         if role_of(s.load(Ordering::Relaxed)) == st {
-            if n == out.len() {
-                break;
-            }
-            out[n] = fd as c_int;
-            n += 1;
+            f(fd as c_int);
         }
     }
-    n
 }
 
 /// A bound socket the process holds.
@@ -168,7 +167,7 @@ pub struct Sockets {
 }
 
 impl Sockets {
-    /// Adds a socket; false when the table is full.
+    /// Adds a socket; false when the table is full (announced once: see [`crate::limits`]).
     pub fn add(&mut self, s: BoundSocket) -> bool {
         for slot in self.slots.iter_mut() {
             if slot.is_none() {
@@ -176,6 +175,7 @@ impl Sockets {
                 return true;
             }
         }
+        limits::reached(Limit::Sockets, s.fd);
         false
     }
     /// Removes the entry for program fd `fd` (not pending or kept ones); returns it.
@@ -204,6 +204,10 @@ impl Sockets {
     pub fn holds_unix_path(&self, path: &[u8]) -> bool {
         self.iter().any(|s| s.key.unix_path() == Some(path))
     }
+    /// The entry in slot `i` (slots run from 0 to [`MAX_SOCKETS`]).
+    pub fn get(&self, i: usize) -> Option<BoundSocket> {
+        self.slots.get(i).copied().flatten()
+    }
     /// All entries.
     pub fn iter(&self) -> impl Iterator<Item = BoundSocket> + '_ {
         self.slots.iter().flatten().copied()
@@ -229,71 +233,6 @@ impl Sockets {
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// A spinlock: no futex, no owner, so a fork can neither inherit a held pthread mutex nor
-/// deadlock on one. Critical sections are a few loads and stores.
-pub struct SpinLock<T> {
-    locked: AtomicBool,
-    value: UnsafeCell<T>,
-}
-
-// SAFETY: access to `value` is serialized by `locked`.
-unsafe impl<T: Send> Sync for SpinLock<T> {}
-
-/// Guard returned by `SpinLock::lock`.
-pub struct Guard<'a, T> {
-    lock: &'a SpinLock<T>,
-}
-
-impl<T> SpinLock<T> {
-    /// A new unlocked lock.
-    pub const fn new(v: T) -> Self {
-        SpinLock { locked: AtomicBool::new(false), value: UnsafeCell::new(v) }
-    }
-    /// Takes the lock, spinning (and yielding) while another thread holds it.
-    pub fn lock(&self) -> Guard<'_, T> {
-        let mut spins = 0u32;
-        while self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            spins += 1;
-            if spins > 64 {
-                // SAFETY: sched_yield has no preconditions.
-                unsafe { libc::sched_yield() };
-            } else {
-                core::hint::spin_loop();
-            }
-        }
-        Guard { lock: self }
-    }
-    /// Holds the lock across fork: call before fork, then `unlock_after_fork` on both sides.
-    pub fn lock_for_fork(&self) {
-        core::mem::forget(self.lock());
-    }
-    /// Releases a lock taken by `lock_for_fork` (in the parent and in the child).
-    pub fn unlock_after_fork(&self) {
-        self.locked.store(false, Ordering::Release);
-    }
-}
-
-impl<T> core::ops::Deref for Guard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: we hold the lock.
-        unsafe { &*self.lock.value.get() }
-    }
-}
-
-impl<T> core::ops::DerefMut for Guard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: we hold the lock.
-        unsafe { &mut *self.lock.value.get() }
-    }
-}
-
-impl<T> Drop for Guard<'_, T> {
-    fn drop(&mut self) {
-        self.lock.locked.store(false, Ordering::Release);
     }
 }
 
@@ -390,9 +329,19 @@ mod tests {
         let fd = 1002;
         set_state(fd, FdState::Drained);
         set_mode(fd, Mode { listening: true, nonblocking: true });
-        let mut out = [0; 8];
-        let n = fds_in_state(FdState::Drained, &mut out);
-        assert!(out[..n].contains(&fd));
+        let mut found = false;
+        each_in_state(FdState::Drained, |f| found |= f == fd);
+        assert!(found);
         set_state(fd, FdState::None);
+    }
+
+    #[test]
+    fn an_fd_past_the_table_is_announced_not_tracked() {
+        assert!(!limits::was_reached(Limit::Fds));
+        set_state(MAX_FDS as c_int - 1, FdState::None);
+        assert!(!limits::was_reached(Limit::Fds));
+        set_state(70000, FdState::Bound);
+        assert_eq!(state(70000), FdState::None);
+        assert!(limits::was_reached(Limit::Fds));
     }
 }

@@ -18,36 +18,36 @@ pub fn restart() {
         return;
     };
     if let Err(why) = crate::preload::check() {
-        return restart::refuse(&why);
+        return restart::refuse(&why.to_string());
     }
     let gen = restart::next_generation();
     let mut ready = [-1; 2];
     // SAFETY: valid out-array.
     if unsafe { libc::pipe2(ready.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        info!("can't restart: can't create the readiness pipe: {}", std::io::Error::last_os_error());
+        info!("can't restart: can't create the readiness pipe: {}", crate::log::OsError::last());
         return;
     }
     let (ready_r, ready_w) = (sys::move_internal(ready[0]), sys::move_internal(ready[1]));
     // The new generation must never block on it (its stderr copies are dropped when it is full).
     // SAFETY: plain fcntl on our own fd.
     unsafe { real::fcntl(ready_w, libc::F_SETFL, libc::O_NONBLOCK as libc::c_long) };
-    let out = handover::prepare(gen, ready_w);
-    let mut keep = out.fds.clone();
-    keep.push(ready_w);
-    let plan = ExecPlan::new(launch, vec![out.env.clone()], keep);
+    let mut out = handover::Outgoing::new();
+    handover::prepare(gen, ready_w, false, &mut out);
+    // SAFETY: `out` outlives the plan.
+    let plan = unsafe { ExecPlan::new(launch, &[out.env_ptr()]) };
     restart::unlink_pidfile();
     let started = sys::now_ms();
-    let (pid, pidfd) = spawn(&plan, launch);
-    for &fd in &out.fds {
+    let (pid, pidfd) = spawn(&plan, out.keep());
+    for fd in out.socket_fds() {
         sys::close(fd);
     }
     sys::close(ready_w);
     if pid < 0 {
-        info!("can't restart: can't start a new process: {}", std::io::Error::last_os_error());
+        info!("can't restart: can't start a new process: {}", crate::log::OsError::last());
         sys::close(ready_r);
         return;
     }
-    info!("restarting: generation {gen} is pid {pid} ({})", plan.exe().to_string_lossy());
+    info!("restarting: generation {gen} is pid {pid} ({})", plan.exe());
     lifecycle::enter(Step::RestartStarted { generation: gen });
     let timeout = config::get().ready_timeout_ms;
     let mut attempt = Attempt::new(pid, pidfd, ready_r);
@@ -106,7 +106,7 @@ pub fn restart() {
 /// Starts the next generation as a sibling (CLONE_PARENT): it is never the program's own child,
 /// so the program's waitpid() cannot reap it and its exit does not look like a worker's. Returns
 /// the pid and a pidfd to watch it.
-fn spawn(plan: &ExecPlan, launch: &launch::Launch) -> (libc::pid_t, c_int) {
+fn spawn(plan: &ExecPlan, keep: &[c_int]) -> (libc::pid_t, c_int) {
     #[repr(C)]
     struct CloneArgs {
         flags: u64,
@@ -136,7 +136,7 @@ fn spawn(plan: &ExecPlan, launch: &launch::Launch) -> (libc::pid_t, c_int) {
         real::syscall(libc::SYS_clone3, &args as *const CloneArgs as libc::c_long, core::mem::size_of::<CloneArgs>() as libc::c_long, 0, 0, 0, 0)
     } as libc::pid_t;
     if pid == 0 {
-        plan.exec_into(launch);
+        plan.exec_into(keep);
         let msg = b"huptime: can't exec the new generation\n";
         // SAFETY: write + _exit in the child.
         unsafe {

@@ -3,15 +3,15 @@
 //! preparing the record for the next.
 
 use crate::config::{self, STATE_VAR};
-use crate::fdtable::{self, BoundSocket, FdState, SOCKETS};
+use crate::fdtable::{self, BoundSocket, FdState, Sockets, MAX_SOCKETS, SOCKETS};
 use crate::lifecycle::{self, Step};
 use crate::phase::Phase;
-use crate::sockkey::SockKey;
-use crate::wire::{Handover, SocketEntry};
+use crate::sockkey::{SockKey, ADDR_MAX};
+use crate::wire::{Handover, Record, SocketEntry, MAX_HEX_LEN};
 use crate::{lineage, log, readiness, real, sys};
 use core::sync::atomic::{AtomicBool, Ordering};
 use libc::c_int;
-use std::ffi::CString;
+use std::ffi::CStr;
 
 /// Inherited sockets remain unclaimed; they are closed once the program serves.
 static HAS_PENDING: AtomicBool = AtomicBool::new(false);
@@ -41,7 +41,7 @@ pub fn adopt_from_env() {
         }
         let fd = sys::move_internal(s.fd);
         if fd < 0 || !t.add(BoundSocket { fd, key: s.key, pending: true, inherited: true, shadow: -1, kept: false, waited: false }) {
-            info!("can't keep inherited socket {} (fd {}): {}", s.key, s.fd, std::io::Error::last_os_error());
+            info!("can't keep inherited socket {} (fd {}): {}", s.key, s.fd, crate::log::OsError::last());
             continue;
         }
         HAS_PENDING.store(true, Ordering::Release);
@@ -96,7 +96,7 @@ pub fn adopt_listen_fds() {
         };
         let moved = sys::move_internal(fd);
         if moved < 0 || !t.add(BoundSocket { fd: moved, key, pending: true, inherited: true, shadow: -1, kept: false, waited: false }) {
-            info!("can't keep passed socket {key} (fd {fd}): {}", std::io::Error::last_os_error());
+            info!("can't keep passed socket {key} (fd {fd}): {}", crate::log::OsError::last());
             continue;
         }
         HAS_PENDING.store(true, Ordering::Release);
@@ -259,36 +259,100 @@ pub fn close_unclaimed() {
     }
 }
 
-/// The record for the next generation plus the fds that carry it.
+/// Bytes of `HUPTIME_STATE=<hex record>` with its NUL.
+const ENV_LEN: usize = STATE_VAR.len() + 1 + MAX_HEX_LEN + 1;
+
+/// The record for the next generation plus the fds that carry it: fixed size, filled without
+/// allocating (a revival may run in a signal handler).
 pub struct Outgoing {
-    /// Hex record for HUPTIME_STATE.
-    pub env: CString,
-    /// Private duplicates of the sockets handed over (close them in the sender afterwards).
-    pub fds: Vec<c_int>,
+    /// The sockets handed over: private duplicates (close them in the sender afterwards).
+    entries: [SocketEntry; MAX_SOCKETS],
+    /// Entries in use.
+    n: usize,
+    /// The fds the next generation inherits: the duplicates, then the readiness pipe (if any).
+    keep: [c_int; MAX_SOCKETS + 1],
+    /// Fds in use in `keep`.
+    n_keep: usize,
+    /// `HUPTIME_STATE=<hex>`, NUL-terminated.
+    env: [u8; ENV_LEN],
 }
 
-/// Builds the record for generation `generation`, duplicating each unique serving socket into
-/// the shim's range (so the program's later close() or our draining does not affect them).
-pub fn prepare(generation: u32, ready_fd: c_int) -> Outgoing {
-    let mut entries: Vec<SocketEntry> = Vec::new();
-    let mut fds = Vec::new();
-    let sockets: Vec<BoundSocket> = SOCKETS.lock().iter().collect();
-    for s in sockets {
-        if s.pending || entries.iter().any(|e| e.key == s.key) || !sys::is_serving_socket(s.fd) {
+impl Outgoing {
+    /// An empty record.
+    pub const fn new() -> Self {
+        const NONE: SocketEntry = SocketEntry { fd: -1, key: SockKey { family: 0, socktype: 0, len: 0, addr: [0; ADDR_MAX] } };
+        Outgoing { entries: [NONE; MAX_SOCKETS], n: 0, keep: [-1; MAX_SOCKETS + 1], n_keep: 0, env: [0; ENV_LEN] }
+    }
+    /// The environment entry carrying the record.
+    pub fn env(&self) -> &CStr {
+        CStr::from_bytes_until_nul(&self.env).unwrap_or_default()
+    }
+    /// Where the environment entry lives (for an exec plan prepared before it is written).
+    pub fn env_ptr(&self) -> *const libc::c_char {
+        self.env.as_ptr().cast()
+    }
+    /// The socket duplicates handed over.
+    pub fn socket_fds(&self) -> impl Iterator<Item = c_int> + '_ {
+        self.entries[..self.n].iter().map(|e| e.fd)
+    }
+    /// Every fd the next generation inherits.
+    pub fn keep(&self) -> &[c_int] {
+        &self.keep[..self.n_keep]
+    }
+}
+
+impl Default for Outgoing {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How long (in yields) a revival from a signal handler waits for the socket table's lock before
+/// reading the table without it: the holder may be the very thread the handler interrupted.
+const HANDLER_YIELDS: u32 = 1000;
+
+/// Builds into `out` the record for generation `generation`, duplicating each unique serving
+/// socket into the shim's range (so the program's later close() or our draining does not affect
+/// them); `ready_fd` (-1 if none) is the readiness pipe the next generation inherits too.
+/// `in_handler`: called from a signal handler, which must not wait for a lock its own thread may
+/// hold (see [`crate::spinlock::SpinLock::unguarded`]). Allocation-free.
+pub fn prepare(generation: u32, ready_fd: c_int, in_handler: bool, out: &mut Outgoing) {
+    out.n = 0;
+    out.n_keep = 0;
+    let guard = if in_handler { SOCKETS.lock_within(HANDLER_YIELDS) } else { Some(SOCKETS.lock()) };
+    // SAFETY: only when the lock could not be had in a signal handler that is about to replace
+    // the image; whatever a concurrent writer tears is checked by the next generation, which
+    // verifies every inherited fd against its record entry.
+    let table: &Sockets = match &guard {
+        Some(g) => g,
+        None => unsafe { SOCKETS.unguarded() },
+    };
+    for s in table.iter() {
+        if s.pending || out.n == MAX_SOCKETS || out.entries[..out.n].iter().any(|e| e.key == s.key) || !sys::is_serving_socket(s.fd) {
             continue;
         }
         let d = sys::dup_internal(s.fd);
         if d < 0 {
-            info!("can't hand over {} (fd {}): {}", s.key, s.fd, std::io::Error::last_os_error());
+            info!("can't hand over {} (fd {}): {}", s.key, s.fd, crate::log::OsError::last());
             continue;
         }
-        fds.push(d);
-        entries.push(SocketEntry { fd: d, key: s.key });
+        out.entries[out.n] = SocketEntry { fd: d, key: s.key };
+        out.n += 1;
+        out.keep[out.n_keep] = d;
+        out.n_keep += 1;
+    }
+    drop(guard);
+    if ready_fd >= 0 {
+        out.keep[out.n_keep] = ready_fd;
+        out.n_keep += 1;
     }
     // SAFETY: getpid has no preconditions.
-    let h = Handover { generation, parent_pid: unsafe { libc::getpid() }, ready_fd, sockets: entries };
-    let env = CString::new(format!("{STATE_VAR}={}", h.to_env())).unwrap_or_default();
-    Outgoing { env, fds }
+    let record = Record { generation, parent_pid: unsafe { libc::getpid() }, ready_fd, sockets: &out.entries[..out.n] };
+    let head = STATE_VAR.len() + 1;
+    out.env[..STATE_VAR.len()].copy_from_slice(STATE_VAR.as_bytes());
+    out.env[STATE_VAR.len()] = b'=';
+    let n = record.write_env(&mut out.env[head..ENV_LEN - 1]).unwrap_or(0);
+    out.env[head + n] = 0;
 }
 
 /// Whether poll/select calls need scanning for readiness (cheap check for the hot path).

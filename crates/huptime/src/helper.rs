@@ -16,10 +16,28 @@ use libc::c_int;
 
 /// The helper thread runs in this process.
 static RUNNING: AtomicBool = AtomicBool::new(false);
+/// A forked copy whose helper has not started yet (see [`after_fork_child`]).
+static WANTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this is a forked copy whose helper starts at its first wait on a bound socket.
+#[inline]
+pub fn wanted() -> bool {
+    WANTED.load(Ordering::Relaxed)
+}
+
+/// A forked copy that waits for connections runs the program: its helper starts now (it follows
+/// its master's restarts, or its draining generation, from here on). One load otherwise.
+#[inline]
+pub fn start_if_wanted() {
+    if wanted() {
+        ensure();
+    }
+}
 
 /// Starts the helper thread if this process does not have one yet. Called from normal (not
 /// signal) context: bind, accept, epoll registration, and after fork in a child.
 pub fn ensure() {
+    WANTED.store(false, Ordering::Relaxed);
     if RUNNING.swap(true, Ordering::AcqRel) {
         return;
     }
@@ -49,11 +67,15 @@ pub fn ensure() {
 }
 
 /// Fork hook, child side: this process is a copy of its parent's generation. It gets its own
-/// eventfd (the inherited one is shared with the parent), an empty accept gate, and its own helper
-/// if it holds sockets.
+/// eventfd (the inherited one is shared with the parent) and an empty accept gate. Only async-signal-safe calls: the
+/// child of a multithreaded program may not create a thread before exec, so the helper of a
+/// child that holds sockets starts once it is seen to go on running the program: when it serves
+/// (accept, bind, epoll_ctl, poll/select on a bound socket) or forks workers of its own (a
+/// daemon's master), see [`wanted`].
 pub fn after_fork_child(parent: libc::pid_t) {
     lineage::set_forked_from(parent);
     RUNNING.store(false, Ordering::Release);
+    WANTED.store(!SOCKETS.lock().is_empty(), Ordering::Relaxed);
     crate::accept_gate::after_fork();
     let old = internal::get(internal::WAKE);
     if old >= 0 {
@@ -65,9 +87,6 @@ pub fn after_fork_child(parent: libc::pid_t) {
                 real::close(e);
             }
         }
-    }
-    if !SOCKETS.lock().is_empty() {
-        ensure();
     }
 }
 

@@ -12,6 +12,7 @@ extern "C" fn huptime_init() {
         return;
     }
     real::resolve_all();
+    crate::preload::capture();
     let (cfg, warnings) = config::parse(|k| std::env::var_os(k));
     crate::status::configure(&cfg);
     let (notify_socket, supervisor) = (cfg.notify_socket.clone(), cfg.supervisor_pid);

@@ -156,39 +156,45 @@ pub fn release_stdio() {
     crate::log::LOG_FD.store(2, Ordering::Relaxed);
 }
 
-/// Everything `exec_into` needs, prepared (allocated) before any fork so that the child only runs
+/// Everything `exec_into` needs, prepared (allocated) beforehand — before any fork, or at
+/// start-up for a revival that may happen in a signal handler — so that it runs only
 /// async-signal-safe code.
 pub struct ExecPlan {
-    exe: CString,
-    _argv: Vec<CString>,
-    _env: Vec<CString>,
+    launch: &'static Launch,
     argv_p: Vec<*const libc::c_char>,
     env_p: Vec<*const libc::c_char>,
-    /// Fds the next generation inherits (close-on-exec is cleared on them).
-    pub keep: Vec<libc::c_int>,
 }
 
+// SAFETY: the pointers refer to the launch (read-only after capture) and to entries the creator
+// keeps valid (see `new`).
+unsafe impl Send for ExecPlan {}
+// SAFETY: as above; the plan itself is never changed.
+unsafe impl Sync for ExecPlan {}
+
 impl ExecPlan {
-    /// A plan from the captured launch plus extra environment entries and fds to pass.
-    pub fn new(launch: &Launch, extra_env: Vec<CString>, keep: Vec<libc::c_int>) -> ExecPlan {
-        let argv = launch.argv.clone();
-        let mut env: Vec<CString> = launch.env.clone();
-        env.extend(extra_env);
-        let mut argv_p: Vec<_> = argv.iter().map(|s| s.as_ptr()).collect();
+    /// A plan from the captured launch plus extra environment entries (`NAME=value`).
+    ///
+    /// # Safety
+    /// Each pointer in `extra` must point to a NUL-terminated entry whenever `exec_into` runs
+    /// (its contents may change in between: a revival writes them at the time).
+    pub unsafe fn new(launch: &'static Launch, extra: &[*const libc::c_char]) -> ExecPlan {
+        let mut argv_p: Vec<_> = launch.argv.iter().map(|s| s.as_ptr()).collect();
         argv_p.push(core::ptr::null());
-        let mut env_p: Vec<_> = env.iter().map(|s| s.as_ptr()).collect();
+        let mut env_p: Vec<_> = launch.env.iter().map(|s| s.as_ptr()).chain(extra.iter().copied()).collect();
         env_p.push(core::ptr::null());
-        ExecPlan { exe: launch.exe.clone(), _argv: argv, _env: env, argv_p, env_p, keep }
+        ExecPlan { launch, argv_p, env_p }
     }
 
-    /// The executable.
-    pub fn exe(&self) -> &CStr {
-        &self.exe
+    /// The executable, shown.
+    pub fn exe(&self) -> crate::log::Lossy<'_> {
+        crate::log::Lossy(self.launch.exe.to_bytes())
     }
 
     /// Restores the launch (stdio and original fds, cwd, stdin offset, signal state), closes every
-    /// other fd at exec, and execs. Async-signal-safe. Returns only if execve failed (errno set).
-    pub fn exec_into(&self, launch: &Launch) {
+    /// other fd at exec except `keep` (the next generation inherits those), and execs.
+    /// Async-signal-safe. Returns only if execve failed (errno set).
+    pub fn exec_into(&self, keep: &[libc::c_int]) {
+        let launch = self.launch;
         use crate::real;
         use core::sync::atomic::Ordering;
         // SAFETY: raw syscalls on fds and memory prepared beforehand.
@@ -211,7 +217,7 @@ impl ExecPlan {
                     real::fcntl(num, libc::F_SETFD, 0);
                 }
             }
-            for &fd in &self.keep {
+            for &fd in keep {
                 real::fcntl(fd, libc::F_SETFD, 0);
             }
             for sig in 1..65 {
@@ -246,7 +252,7 @@ impl ExecPlan {
                 libc::setitimer(which, &off, core::ptr::null_mut());
             }
             crate::real::pthread_sigmask(libc::SIG_SETMASK, &launch.mask, core::ptr::null_mut());
-            real::execve(self.exe.as_ptr(), self.argv_p.as_ptr(), self.env_p.as_ptr());
+            real::execve(launch.exe.as_ptr(), self.argv_p.as_ptr(), self.env_p.as_ptr());
         }
     }
 }

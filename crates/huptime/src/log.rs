@@ -45,6 +45,75 @@ impl Write for LineBuf {
     }
 }
 
+/// An OS error as shown in messages, `No such file or directory (os error 2)` like std's, but
+/// without allocating or locking (std's Display allocates, strerror may take the locale lock): safe
+/// in a signal handler. Less common errors read `os error N`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OsError(pub i32);
+
+impl OsError {
+    /// The calling thread's errno.
+    pub fn last() -> Self {
+        // SAFETY: errno location is always valid for the calling thread.
+        OsError(unsafe { *libc::__errno_location() })
+    }
+    fn text(self) -> Option<&'static str> {
+        Some(match self.0 {
+            libc::EPERM => "Operation not permitted",
+            libc::ENOENT => "No such file or directory",
+            libc::ESRCH => "No such process",
+            libc::EINTR => "Interrupted system call",
+            libc::EIO => "Input/output error",
+            libc::E2BIG => "Argument list too long",
+            libc::ENOEXEC => "Exec format error",
+            libc::EBADF => "Bad file descriptor",
+            libc::ECHILD => "No child processes",
+            libc::EAGAIN => "Resource temporarily unavailable",
+            libc::ENOMEM => "Cannot allocate memory",
+            libc::EACCES => "Permission denied",
+            libc::EFAULT => "Bad address",
+            libc::EEXIST => "File exists",
+            libc::ENOTDIR => "Not a directory",
+            libc::EISDIR => "Is a directory",
+            libc::EINVAL => "Invalid argument",
+            libc::ENFILE => "Too many open files in system",
+            libc::EMFILE => "Too many open files",
+            libc::ETXTBSY => "Text file busy",
+            libc::ENOSPC => "No space left on device",
+            libc::ENAMETOOLONG => "File name too long",
+            libc::ELOOP => "Too many levels of symbolic links",
+            libc::ENOTSOCK => "Socket operation on non-socket",
+            libc::EADDRINUSE => "Address already in use",
+            libc::EOPNOTSUPP => "Operation not supported",
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for OsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.text() {
+            Some(t) => write!(f, "{t} (os error {})", self.0),
+            None => write!(f, "os error {}", self.0),
+        }
+    }
+}
+
+/// Bytes (a path, a C string) shown as text without allocating: invalid UTF-8 becomes U+FFFD.
+pub struct Lossy<'a>(pub &'a [u8]);
+
+impl fmt::Display for Lossy<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for chunk in self.0.utf8_chunks() {
+            f.write_str(chunk.valid())?;
+            if !chunk.invalid().is_empty() {
+                f.write_str("\u{fffd}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Formats and writes one line; errno is preserved.
 pub fn emit(args: fmt::Arguments<'_>) {
     // SAFETY: errno location is always valid for the calling thread.
@@ -82,6 +151,14 @@ macro_rules! debug {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_and_bytes_show_like_std_without_allocating() {
+        let mut b = LineBuf::new();
+        let _ = write!(b, "{}|{}|{}", OsError(libc::ENOENT), OsError(libc::EHWPOISON), Lossy(b"a\xffb"));
+        let e = std::io::Error::from_raw_os_error(libc::ENOENT).to_string();
+        assert_eq!(b.as_bytes(), format!("{e}|os error {}|a\u{fffd}b", libc::EHWPOISON).as_bytes());
+    }
 
     #[test]
     fn line_buffer_truncates_without_panicking() {

@@ -7,11 +7,16 @@
 //! into a private directory under its content hash and replaces only what it wrote, so a regular
 //! file of ours at that path is what the CLI put there.
 
-use std::ffi::CStr;
-use std::os::unix::fs::MetadataExt;
+use crate::log::{Lossy, OsError};
+use core::fmt;
+use std::ffi::{CStr, CString};
+use std::sync::OnceLock;
+
+/// The library's absolute path, captured at start-up so that [`check`] needs no allocation.
+static PATH: OnceLock<Option<CString>> = OnceLock::new();
 
 /// The path this library was loaded from (as given in LD_PRELOAD), if the loader says.
-fn loaded_from() -> Option<String> {
+fn loaded_from() -> Option<CString> {
     // SAFETY: dladdr fills `info` for an address inside this library; dli_fname then points to
     // the loader's NUL-terminated copy of the path, valid while the library stays loaded.
     unsafe {
@@ -19,31 +24,62 @@ fn loaded_from() -> Option<String> {
         if libc::dladdr(loaded_from as *const libc::c_void, &mut info) == 0 || info.dli_fname.is_null() {
             return None;
         }
-        Some(CStr::from_ptr(info.dli_fname).to_string_lossy().into_owned())
+        Some(CStr::from_ptr(info.dli_fname).to_owned())
+    }
+}
+
+/// Notes where the library was loaded from (constructor time). A relative path (never the
+/// CLI's) is not judged: it depends on the directory the next exec happens in.
+pub fn capture() {
+    let _ = PATH.set(loaded_from().filter(|p| p.to_bytes().starts_with(b"/")));
+}
+
+/// What is wrong with the library's path.
+#[derive(Debug)]
+pub enum Problem {
+    /// It is gone.
+    Removed(&'static CStr),
+    /// lstat failed otherwise.
+    Unreadable(&'static CStr, OsError),
+    /// It is a symbolic link now.
+    Symlink(&'static CStr),
+    /// It is something else than a regular file.
+    NotAFile(&'static CStr),
+    /// It belongs to another user (its uid, ours).
+    Owner(&'static CStr, u32, u32),
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = |p: &'static CStr| Lossy(p.to_bytes());
+        match *self {
+            Problem::Removed(p) => {
+                write!(f, "the preload library {} was removed ({} must last as long as the program)", shown(p), crate::config::CACHE_DIR_VAR)
+            }
+            Problem::Unreadable(p, e) => write!(f, "can't check the preload library {}: {e}", shown(p)),
+            Problem::Symlink(p) => write!(f, "the preload library {} is now a symbolic link", shown(p)),
+            Problem::NotAFile(p) => write!(f, "the preload library {} is not a regular file any more", shown(p)),
+            Problem::Owner(p, uid, me) => write!(f, "the preload library {} is now owned by uid {uid}, not {me}", shown(p)),
+        }
     }
 }
 
 /// Checks that the next image will find this library where it was loaded from, still a regular
-/// file of this user's; the error says what is wrong with it. A relative path (never the CLI's)
-/// is not judged: it depends on the directory the next exec happens in.
-pub fn check() -> Result<(), String> {
-    let Some(path) = loaded_from().filter(|p| p.starts_with('/')) else { return Ok(()) };
-    let meta = match std::fs::symlink_metadata(&path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!("the preload library {path} was removed ({} must last as long as the program)", crate::config::CACHE_DIR_VAR));
-        }
-        Err(e) => return Err(format!("can't check the preload library {path}: {e}")),
+/// file of this user's. Allocation- and lock-free (a revival may run in a signal handler).
+pub fn check() -> Result<(), Problem> {
+    let Some(Some(path)) = PATH.get() else { return Ok(()) };
+    let path: &'static CStr = path.as_c_str();
+    // SAFETY: lstat on a NUL-terminated path into plain data; geteuid has no preconditions.
+    let (r, st, me) = unsafe {
+        let mut st: libc::stat = core::mem::zeroed();
+        (libc::lstat(path.as_ptr(), &mut st), st, libc::geteuid())
     };
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    if meta.file_type().is_symlink() {
-        Err(format!("the preload library {path} is now a symbolic link"))
-    } else if !meta.is_file() {
-        Err(format!("the preload library {path} is not a regular file any more"))
-    } else if meta.uid() != me {
-        Err(format!("the preload library {path} is now owned by uid {}, not {me}", meta.uid()))
-    } else {
-        Ok(())
+    match (r, st.st_mode & libc::S_IFMT) {
+        (0, libc::S_IFLNK) => Err(Problem::Symlink(path)),
+        (0, libc::S_IFREG) if st.st_uid != me => Err(Problem::Owner(path, st.st_uid, me)),
+        (0, libc::S_IFREG) => Ok(()),
+        (0, _) => Err(Problem::NotAFile(path)),
+        _ if crate::sys::errno() == libc::ENOENT => Err(Problem::Removed(path)),
+        _ => Err(Problem::Unreadable(path, OsError::last())),
     }
 }

@@ -12,7 +12,8 @@ use crate::phase::Phase;
 use core::sync::atomic::{AtomicU32, Ordering};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use crate::spinlock::SpinLock;
+use std::sync::OnceLock;
 
 /// The keys of a status file ([`publish`] writes them in this order).
 pub mod field {
@@ -59,7 +60,37 @@ pub const SUFFIX: &str = ".status";
 
 static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
 static ROLLBACKS: AtomicU32 = AtomicU32::new(0);
-static LAST_ERROR: Mutex<String> = Mutex::new(String::new());
+/// Why the last restart failed, as shown in the status file (fixed size: set from hooks' paths
+/// without allocating; a longer reason is cut).
+pub static LAST_ERROR: SpinLock<LastError> = SpinLock::new(LastError { text: [0; LAST_ERROR_MAX], len: 0 });
+
+/// Longest `last_error` kept, in bytes.
+pub const LAST_ERROR_MAX: usize = 512;
+
+/// The reason text, one line.
+#[derive(Clone, Copy)]
+pub struct LastError {
+    text: [u8; LAST_ERROR_MAX],
+    len: usize,
+}
+
+impl LastError {
+    /// Replaces the text with `why` (newlines become spaces; cut at a character boundary).
+    pub fn set(&mut self, why: &str) {
+        let mut end = why.len().min(LAST_ERROR_MAX);
+        while !why.is_char_boundary(end) {
+            end -= 1;
+        }
+        for (d, &b) in self.text.iter_mut().zip(&why.as_bytes()[..end]) {
+            *d = if b == b'\n' { b' ' } else { b };
+        }
+        self.len = end;
+    }
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.text[..self.len]).unwrap_or("")
+    }
+}
 
 /// How the program runs, as the status file says: `revive`, `multi` (an instance of a pool),
 /// else the restart mode, `fork` or `exec`.
@@ -96,9 +127,7 @@ fn start_time(pid: libc::pid_t) -> String {
 /// Records that a restart failed and why (shown by the CLI).
 pub fn record_rollback(why: &str) {
     ROLLBACKS.fetch_add(1, Ordering::AcqRel);
-    if let Ok(mut e) = LAST_ERROR.lock() {
-        *e = why.replace('\n', " ");
-    }
+    LAST_ERROR.lock().set(why);
 }
 
 /// Publishes this process's state (only [`crate::lifecycle`] calls this: a phase change).
@@ -108,6 +137,8 @@ pub fn publish(state: &str) {
     let pid = unsafe { libc::getpid() };
     let cfg = config::get();
     let (ready_ms, drain_ms) = (cfg.ready_timeout_ms, cfg.drain_timeout_ms);
+    // A copy, so that the lock is not held while formatting (which allocates).
+    let last_error = *LAST_ERROR.lock();
     let fields = [
         (field::PID, pid.to_string()),
         (field::START, start_time(pid)),
@@ -118,7 +149,7 @@ pub fn publish(state: &str) {
         (field::ROLLBACKS, ROLLBACKS.load(Ordering::Acquire).to_string()),
         (field::READY_TIMEOUT_MS, ready_ms.to_string()),
         (field::DRAIN_TIMEOUT_MS, drain_ms.to_string()),
-        (field::LAST_ERROR, LAST_ERROR.lock().map(|e| e.clone()).unwrap_or_default()),
+        (field::LAST_ERROR, last_error.as_str().to_string()),
     ];
     let body: String = fields.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
     let tmp = dir.join(format!(".{pid}.tmp"));
@@ -170,4 +201,22 @@ pub fn withdraw() {
 pub fn forget(pid: libc::pid_t) {
     let Some(Some(dir)) = DIR.get() else { return };
     let _ = std::fs::remove_file(dir.join(format!("{pid}{SUFFIX}")));
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_error_is_one_line_cut_at_a_character_boundary() {
+        let mut e = LastError { text: [0; LAST_ERROR_MAX], len: 0 };
+        e.set("no\nway");
+        assert_eq!(e.as_str(), "no way");
+        let long = "é".repeat(LAST_ERROR_MAX);
+        e.set(&long);
+        assert_eq!(e.as_str().len(), LAST_ERROR_MAX);
+        e.set(&format!("x{long}"));
+        assert_eq!(e.as_str().len(), LAST_ERROR_MAX - 1);
+    }
 }

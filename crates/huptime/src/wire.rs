@@ -89,12 +89,9 @@ impl fmt::Display for WireError {
 
 /// FNV-1a, 32 bit: cheap corruption check, not a security measure.
 pub fn fnv1a32(data: &[u8]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for &b in data {
-        h ^= b as u32;
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h
+    let mut h = Fnv::new();
+    h.add(data);
+    h.0
 }
 
 struct Reader<'a> {
@@ -122,29 +119,103 @@ impl<'a> Reader<'a> {
     }
 }
 
-impl Handover {
+/// A record to write, borrowing its sockets: encoded without allocating (see
+/// [`Record::write_env`]), so that it can be written where allocation is not allowed (a revival
+/// from a signal handler).
+#[derive(Clone, Copy, Debug)]
+pub struct Record<'a> {
+    /// See [`Handover::generation`].
+    pub generation: u32,
+    /// See [`Handover::parent_pid`].
+    pub parent_pid: i32,
+    /// See [`Handover::ready_fd`].
+    pub ready_fd: i32,
+    /// See [`Handover::sockets`].
+    pub sockets: &'a [SocketEntry],
+}
+
+/// Bytes of the hex form of a record with [`MAX_SOCKETS`] sockets of the longest address.
+pub const MAX_HEX_LEN: usize = 2 * (HEADER + 14 + MAX_SOCKETS * (12 + ADDR_MAX) + 4);
+
+impl Record<'_> {
+    fn payload_len(&self) -> usize {
+        14 + self.sockets.iter().map(|s| 12 + s.key.bytes().len()).sum::<usize>()
+    }
+
+    /// Emits the binary layout described in the module docs, piece by piece.
+    fn emit(&self, put: &mut impl FnMut(&[u8])) {
+        let mut sum = Fnv::new();
+        let mut payload = |put: &mut dyn FnMut(&[u8]), b: &[u8]| {
+            sum.add(b);
+            put(b);
+        };
+        put(&MAGIC);
+        put(&[VERSION, 0]);
+        put(&(self.payload_len() as u32).to_le_bytes());
+        payload(put, &self.generation.to_le_bytes());
+        payload(put, &self.parent_pid.to_le_bytes());
+        payload(put, &self.ready_fd.to_le_bytes());
+        payload(put, &(self.sockets.len() as u16).to_le_bytes());
+        for s in self.sockets {
+            payload(put, &s.fd.to_le_bytes());
+            payload(put, &s.key.family.to_le_bytes());
+            payload(put, &s.key.socktype.to_le_bytes());
+            payload(put, &s.key.len.to_le_bytes());
+            payload(put, s.key.bytes());
+        }
+        put(&sum.0.to_le_bytes());
+    }
+
     /// Serializes to the binary layout described in the module docs.
     pub fn encode(&self) -> Vec<u8> {
-        let mut p = Vec::with_capacity(16 + self.sockets.len() * 24);
-        p.extend_from_slice(&self.generation.to_le_bytes());
-        p.extend_from_slice(&self.parent_pid.to_le_bytes());
-        p.extend_from_slice(&self.ready_fd.to_le_bytes());
-        p.extend_from_slice(&(self.sockets.len() as u16).to_le_bytes());
-        for s in &self.sockets {
-            p.extend_from_slice(&s.fd.to_le_bytes());
-            p.extend_from_slice(&s.key.family.to_le_bytes());
-            p.extend_from_slice(&s.key.socktype.to_le_bytes());
-            p.extend_from_slice(&s.key.len.to_le_bytes());
-            p.extend_from_slice(s.key.bytes());
-        }
-        let mut out = Vec::with_capacity(HEADER + p.len() + 4);
-        out.extend_from_slice(&MAGIC);
-        out.push(VERSION);
-        out.push(0);
-        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-        out.extend_from_slice(&p);
-        out.extend_from_slice(&fnv1a32(&p).to_le_bytes());
+        let mut out = Vec::with_capacity(HEADER + self.payload_len() + 4);
+        self.emit(&mut |b| out.extend_from_slice(b));
         out
+    }
+
+    /// Writes the hex form (for an environment variable) into `out`; returns its length, or None
+    /// (nothing useful written) when `out` is too small or there are more than [`MAX_SOCKETS`].
+    pub fn write_env(&self, out: &mut [u8]) -> Option<usize> {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        if self.sockets.len() > MAX_SOCKETS || out.len() < 2 * (HEADER + self.payload_len() + 4) {
+            return None;
+        }
+        let mut n = 0;
+        self.emit(&mut |b| {
+            for &x in b {
+                out[n] = HEX[(x >> 4) as usize];
+                out[n + 1] = HEX[(x & 15) as usize];
+                n += 2;
+            }
+        });
+        Some(n)
+    }
+}
+
+/// FNV-1a, 32 bit, fed piece by piece.
+struct Fnv(u32);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0x811c_9dc5)
+    }
+    fn add(&mut self, data: &[u8]) {
+        for &b in data {
+            self.0 ^= b as u32;
+            self.0 = self.0.wrapping_mul(0x0100_0193);
+        }
+    }
+}
+
+impl Handover {
+    /// This record, borrowed for writing.
+    pub fn record(&self) -> Record<'_> {
+        Record { generation: self.generation, parent_pid: self.parent_pid, ready_fd: self.ready_fd, sockets: &self.sockets }
+    }
+
+    /// Serializes to the binary layout described in the module docs.
+    pub fn encode(&self) -> Vec<u8> {
+        self.record().encode()
     }
 
     /// Parses and validates a record; never panics, whatever the input.
@@ -202,14 +273,10 @@ impl Handover {
 
     /// Hex form for an environment variable.
     pub fn to_env(&self) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let bytes = self.encode();
-        let mut s = String::with_capacity(bytes.len() * 2);
-        for b in bytes {
-            s.push(HEX[(b >> 4) as usize] as char);
-            s.push(HEX[(b & 15) as usize] as char);
-        }
-        s
+        let mut out = vec![0u8; MAX_HEX_LEN];
+        let n = self.record().write_env(&mut out).unwrap_or(0);
+        out.truncate(n);
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// Parses the hex form written by `to_env`.
@@ -267,6 +334,20 @@ mod tests {
         assert_eq!(Handover::from_env(&h.to_env()).unwrap(), h);
         let empty = Handover { ready_fd: -1, ..Default::default() };
         assert_eq!(Handover::decode(&empty.encode()).unwrap(), empty);
+    }
+
+    #[test]
+    fn writes_the_longest_record_into_a_fixed_buffer() {
+        let mut un = vec![1u8, 0];
+        un.extend_from_slice(&[b'x'; ADDR_MAX - 2]);
+        let entry = SocketEntry { fd: 3, key: SockKey::from_sockaddr(1, &un).unwrap() };
+        assert_eq!(entry.key.bytes().len(), ADDR_MAX);
+        let h = Handover { generation: 2, parent_pid: 1, ready_fd: -1, sockets: vec![entry; MAX_SOCKETS] };
+        let mut out = [0u8; MAX_HEX_LEN];
+        let n = h.record().write_env(&mut out).unwrap();
+        assert_eq!(n, MAX_HEX_LEN);
+        assert_eq!(Handover::from_env(core::str::from_utf8(&out[..n]).unwrap()).unwrap(), h);
+        assert_eq!(h.record().write_env(&mut out[..n - 1]), None);
     }
 
     #[test]

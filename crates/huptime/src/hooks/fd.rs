@@ -3,7 +3,7 @@
 use super::{enter, keep_errno};
 use crate::fdtable::{self, FdState, SOCKETS};
 use crate::epollreg::{Registration, REGISTRATIONS};
-use crate::{handover, real, sys};
+use crate::{handover, helper, real, sys};
 use libc::{c_int, c_uint};
 
 /// Forgets what we knew about `fd` after the program closed or replaced it. With `--revive`, a
@@ -189,8 +189,16 @@ pub unsafe extern "C" fn epoll_create1(flags: c_int) -> c_int {
 /// accepts) the wakeup is lost and the connection waits until the next one arrives.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut libc::epoll_event) -> c_int {
-    if fdtable::state(fd) != FdState::Bound {
-        return real::epoll_ctl(ep, op, fd, ev);
+    match fdtable::state(fd) {
+        FdState::Bound => {}
+        FdState::Drained => {
+            // A worker forked by a draining master (nginx respawns those that drain away).
+            if let Some(_g) = enter() {
+                helper::start_if_wanted();
+            }
+            return real::epoll_ctl(ep, op, fd, ev);
+        }
+        _ => return real::epoll_ctl(ep, op, fd, ev),
     }
     let Some(_g) = enter() else { return real::epoll_ctl(ep, op, fd, ev) };
     if op == libc::EPOLL_CTL_DEL {
@@ -216,13 +224,25 @@ pub unsafe extern "C" fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut lib
                 fdtable::set_state(ep, FdState::Epoll);
             }
             handover::mark_serving(fd);
-            crate::helper::ensure();
+            helper::ensure();
         }
         let reg = Registration { ep, fd, events: shared.events, data: shared.u64 };
         if !REGISTRATIONS.lock().set(reg) {
-            crate::debug!("too many epoll registrations to remember fd {fd} in epoll {ep}");
+            crate::limits::reached(crate::limits::Limit::EpollRegistrations, fd);
         }
     })
+}
+
+/// The program waits for connections on bound socket `fd` (poll, select): it serves.
+fn waits_on_bound(fd: c_int) {
+    helper::start_if_wanted();
+    handover::mark_serving(fd);
+}
+
+/// Whether poll/select calls need scanning (cheap check for the hot path).
+#[inline]
+fn scans() -> bool {
+    handover::awaiting() || helper::wanted()
 }
 
 unsafe fn scan_pollfds(fds: *const libc::pollfd, n: libc::nfds_t) {
@@ -230,8 +250,8 @@ unsafe fn scan_pollfds(fds: *const libc::pollfd, n: libc::nfds_t) {
         return;
     }
     for p in core::slice::from_raw_parts(fds, n.min(65536) as usize) {
-        if p.events & libc::POLLIN != 0 && fdtable::state(p.fd) == FdState::Bound {
-            handover::mark_serving(p.fd);
+        if p.events & libc::POLLIN != 0 && matches!(fdtable::state(p.fd), FdState::Bound | FdState::Drained) {
+            waits_on_bound(p.fd);
         }
     }
 }
@@ -241,8 +261,8 @@ unsafe fn scan_fdset(n: c_int, set: *const libc::fd_set) {
         return;
     }
     for fd in 0..n.clamp(0, libc::FD_SETSIZE as c_int) {
-        if libc::FD_ISSET(fd, set) && fdtable::state(fd) == FdState::Bound {
-            handover::mark_serving(fd);
+        if libc::FD_ISSET(fd, set) && matches!(fdtable::state(fd), FdState::Bound | FdState::Drained) {
+            waits_on_bound(fd);
         }
     }
 }
@@ -250,7 +270,7 @@ unsafe fn scan_fdset(n: c_int, set: *const libc::fd_set) {
 /// poll(): waiting on a bound socket means the program is serving (readiness).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int) -> c_int {
-    if handover::awaiting() {
+    if scans() {
         if let Some(_g) = enter() {
             scan_pollfds(fds, n);
         }
@@ -266,7 +286,7 @@ pub unsafe extern "C" fn ppoll(
     ts: *const libc::timespec,
     mask: *const libc::sigset_t,
 ) -> c_int {
-    if handover::awaiting() {
+    if scans() {
         if let Some(_g) = enter() {
             scan_pollfds(fds, n);
         }
@@ -284,7 +304,7 @@ pub unsafe extern "C" fn select(
     e: *mut libc::fd_set,
     t: *mut libc::timeval,
 ) -> c_int {
-    if handover::awaiting() {
+    if scans() {
         if let Some(_g) = enter() {
             scan_fdset(n, r);
         }
@@ -302,7 +322,7 @@ pub unsafe extern "C" fn pselect(
     t: *const libc::timespec,
     m: *const libc::sigset_t,
 ) -> c_int {
-    if handover::awaiting() {
+    if scans() {
         if let Some(_g) = enter() {
             scan_fdset(n, r);
         }

@@ -1,25 +1,30 @@
 //! fork, signal, sigaction.
 
 use super::enter;
-use crate::fdtable::SOCKETS;
-use crate::{notify, real};
+use crate::{forklocks, notify, real};
 use core::sync::atomic::{AtomicUsize, Ordering};
 use libc::c_int;
 
-/// fork(): the bound-socket table's lock is held across the fork so the child never inherits it
-/// mid-update; the child becomes a worker of this generation.
+/// fork(): every lock of the shim is held across the fork so the child never inherits a table
+/// mid-update; the child becomes a worker of this generation. It runs nothing POSIX forbids in
+/// the child of a multithreaded program (its helper thread starts only when it serves).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn fork() -> libc::pid_t {
     let Some(g) = enter() else { return real::fork() };
     let parent = libc::getpid();
-    SOCKETS.lock_for_fork();
+    forklocks::before_fork();
     let pid = real::fork();
-    SOCKETS.unlock_after_fork();
+    forklocks::after_fork();
     if pid == 0 {
         super::OWNER_PID.store(libc::getpid(), Ordering::Relaxed);
         drop(g);
         crate::helper::after_fork_child(parent);
         return 0;
+    }
+    if pid > 0 && crate::helper::wanted() {
+        // A forked copy that forks in turn runs the program (a daemon's master starting its
+        // workers): it follows restarts from now on.
+        crate::helper::ensure();
     }
     pid
 }

@@ -66,12 +66,14 @@ pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
 /// accept(): see [`accept_gate::accept`] (counts the connection; parks once the process drains).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    helper::start_if_wanted();
     accept_gate::accept(fd, &|fd| real::accept(fd, addr, len))
 }
 
 /// accept4(): as accept().
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int {
+    helper::start_if_wanted();
     accept_gate::accept(fd, &|fd| real::accept4(fd, addr, len, flags))
 }
 
