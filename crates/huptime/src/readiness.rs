@@ -133,11 +133,17 @@ mod tests {
         copy_stderr(b"\nlast line\n");
         assert!(report_ready());
         assert!(!report_ready(), "reported once");
+        // The program's thread wrote no ready message (it never waits for the pipe): the helper
+        // thread sends it.
+        let copies = read_all(p[0]);
+        assert!(!copies.is_empty());
+        let mut r = Reader::default();
+        r.feed(&copies);
+        assert!(!r.ready, "the ready message comes from send_if_due, not report_ready");
         assert!(!pending() && awaited());
         copy_stderr(b"after ready: not copied\n");
         send_if_due();
         send_if_due(); // nothing more is due
-        let mut r = Reader::default();
         r.feed(&read_all(p[0]));
         assert!(r.ready && !r.garbled);
         assert_eq!(r.last_lines(1), ["last line"]);
