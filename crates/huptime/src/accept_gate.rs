@@ -240,10 +240,14 @@ fn send_wake(tid: libc::pid_t) -> bool {
 /// # Safety
 /// `info` is the siginfo the kernel passed to an SA_SIGINFO handler.
 unsafe fn is_wake(info: *const libc::siginfo_t) -> bool {
-    !info.is_null()
-        && (*info).si_code == libc::SI_QUEUE
-        && (*info).si_value().sival_ptr as usize == WAKE_MAGIC
-        && (*info).si_pid() == libc::getpid()
+    // SAFETY: the kernel's siginfo (the contract above) is readable for the whole delivery; the
+    // value and pid fields are set for SI_QUEUE, checked first; getpid has no preconditions.
+    unsafe {
+        !info.is_null()
+            && (*info).si_code == libc::SI_QUEUE
+            && (*info).si_value().sival_ptr as usize == WAKE_MAGIC
+            && (*info).si_pid() == libc::getpid()
+    }
 }
 
 extern "C" fn on_wake(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {

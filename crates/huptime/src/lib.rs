@@ -9,6 +9,8 @@
 //! close, bind, fork, ... . Pure logic is unit tested, and the decoders among it are fuzzed for a
 //! bounded time (`fuzz`, test only); what needs a served program is tested end to end.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 // Logging first: its macros are used everywhere below.
 #[macro_use]
 pub mod log;

@@ -150,14 +150,27 @@ pub fn held() -> bool {
     HELD.load(Ordering::Acquire)
 }
 
-fn only(sig: c_int) -> sigset_t {
-    // SAFETY: sigset_t is plain data, initialised by sigemptyset.
+/// An empty signal set (also the buffer the calls that take a temporary mask copy it into).
+pub fn empty_set() -> sigset_t {
+    // SAFETY: sigset_t is plain data (all-zero is valid), then initialised by sigemptyset.
     unsafe {
         let mut s: sigset_t = core::mem::zeroed();
         libc::sigemptyset(&mut s);
-        libc::sigaddset(&mut s, sig);
         s
     }
+}
+
+/// A sigaction with no handler, no flags and an empty mask (to fill in, or for a call to fill).
+pub fn empty_action() -> libc::sigaction {
+    // SAFETY: sigaction is plain data: all zero is SIG_DFL, no flags, an empty mask.
+    unsafe { core::mem::zeroed() }
+}
+
+fn only(sig: c_int) -> sigset_t {
+    let mut s = empty_set();
+    // SAFETY: `s` is a valid sigset_t of ours; `sig` is a signal number.
+    unsafe { libc::sigaddset(&mut s, sig) };
+    s
 }
 
 /// Blocks or unblocks SIGHUP in the calling thread, for real; returns the mask before.
@@ -256,14 +269,16 @@ fn ours(sig: c_int) -> Option<usize> {
 pub unsafe fn swap_program_action(sig: c_int, new: *const libc::sigaction, old: *mut libc::sigaction) -> bool {
     let Some(i) = ours(sig) else { return false };
     if !old.is_null() {
-        let mut o: libc::sigaction = core::mem::zeroed();
+        let mut o = empty_action();
         o.sa_sigaction = PROGRAM_ACTION[i][0].load(Ordering::Acquire);
         o.sa_flags = PROGRAM_ACTION[i][1].load(Ordering::Acquire) as c_int;
-        *old = o;
+        // SAFETY: `old` is non-null, hence valid for a write (the contract above).
+        unsafe { *old = o };
     }
-    if !new.is_null() {
-        PROGRAM_ACTION[i][0].store((*new).sa_sigaction, Ordering::Release);
-        PROGRAM_ACTION[i][1].store((*new).sa_flags as usize, Ordering::Release);
+    // SAFETY: `new` is null or valid for a read (the contract above).
+    if let Some(new) = unsafe { new.as_ref() } {
+        PROGRAM_ACTION[i][0].store(new.sa_sigaction, Ordering::Release);
+        PROGRAM_ACTION[i][1].store(new.sa_flags as usize, Ordering::Release);
     }
     true
 }
@@ -280,18 +295,27 @@ pub unsafe fn deliver_to_program(sig: c_int, info: *mut libc::siginfo_t, ctx: *m
         return;
     }
     if h == libc::SIG_DFL {
-        let mut d: libc::sigaction = core::mem::zeroed();
-        d.sa_sigaction = libc::SIG_DFL;
-        real::sigaction(sig, &d, core::ptr::null_mut());
-        libc::raise(sig);
+        // SAFETY: a zeroed sigaction with SIG_DFL is the default action; sigaction and raise are
+        // async-signal-safe. The raised signal is delivered once this handler returns.
+        unsafe {
+            let mut d: libc::sigaction = core::mem::zeroed();
+            d.sa_sigaction = libc::SIG_DFL;
+            real::sigaction(sig, &d, core::ptr::null_mut());
+            libc::raise(sig);
+        }
         return;
     }
-    if PROGRAM_ACTION[i][1].load(Ordering::Acquire) as c_int & libc::SA_SIGINFO != 0 {
-        let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) = core::mem::transmute(h);
-        f(sig, info, ctx);
-    } else {
-        let f: extern "C" fn(c_int) = core::mem::transmute(h);
-        f(sig);
+    // SAFETY: `h` is the handler the program gave for this signal (neither SIG_DFL nor SIG_IGN,
+    // so a function), called with the signature its SA_SIGINFO flag declares, and with the
+    // kernel's arguments for this delivery (the contract above), as the kernel would call it.
+    unsafe {
+        if PROGRAM_ACTION[i][1].load(Ordering::Acquire) as c_int & libc::SA_SIGINFO != 0 {
+            let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) = core::mem::transmute(h);
+            f(sig, info, ctx);
+        } else {
+            let f: extern "C" fn(c_int) = core::mem::transmute(h);
+            f(sig);
+        }
     }
 }
 
@@ -322,8 +346,10 @@ pub unsafe fn keeping_hup_blocked(mask: *const sigset_t, buf: &mut sigset_t) -> 
     if mask.is_null() || !held() || !crate::guard::active_here() {
         return mask;
     }
-    *buf = *mask;
-    libc::sigaddset(buf, libc::SIGHUP);
+    // SAFETY: `mask` is non-null, hence a valid sigset_t (the contract above).
+    *buf = unsafe { *mask };
+    // SAFETY: `buf` is a valid sigset_t of ours.
+    unsafe { libc::sigaddset(buf, libc::SIGHUP) };
     buf
 }
 
@@ -334,7 +360,8 @@ pub unsafe fn keeping_hup_blocked(mask: *const sigset_t, buf: &mut sigset_t) -> 
 /// # Safety
 /// As for pthread_sigmask: `set` and `old` are null or valid (they may be the same).
 pub unsafe fn program_mask(how: c_int, set: *const sigset_t, old: *mut sigset_t, call: impl FnOnce(c_int, *const sigset_t, *mut sigset_t) -> c_int) -> c_int {
-    let wanted = |w: Ours| if set.is_null() { None } else { Some(libc::sigismember(set, w.signo()) == 1) };
+    // SAFETY: `set` is non-null here, hence a valid sigset_t (the contract above).
+    let wanted = |w: Ours| if set.is_null() { None } else { Some(unsafe { libc::sigismember(set, w.signo()) } == 1) };
     let wake_wanted = wanted(Ours::Wake);
     if !held() {
         let r = call(how, set, old);
@@ -350,21 +377,28 @@ pub unsafe fn program_mask(how: c_int, set: *const sigset_t, old: *mut sigset_t,
     let set = if set.is_null() || !crate::guard::active_here() {
         set
     } else {
-        copy = *set;
-        if how == libc::SIG_UNBLOCK {
-            libc::sigdelset(&mut copy, libc::SIGHUP);
-        } else {
-            libc::sigaddset(&mut copy, libc::SIGHUP);
+        // SAFETY: `set` is non-null, hence a valid sigset_t; `copy` is ours. (Read before the
+        // call: `set` may be `old`.)
+        unsafe {
+            copy = *set;
+            if how == libc::SIG_UNBLOCK {
+                libc::sigdelset(&mut copy, libc::SIGHUP);
+            } else {
+                libc::sigaddset(&mut copy, libc::SIGHUP);
+            }
         }
         &copy as *const sigset_t
     };
     let r = call(how, set, old);
     if r == 0 {
         if !old.is_null() {
-            if before {
-                libc::sigaddset(old, libc::SIGHUP);
-            } else {
-                libc::sigdelset(old, libc::SIGHUP);
+            // SAFETY: `old` is non-null, hence a valid sigset_t the call just filled.
+            unsafe {
+                if before {
+                    libc::sigaddset(old, libc::SIGHUP);
+                } else {
+                    libc::sigdelset(old, libc::SIGHUP);
+                }
             }
         }
         note_view(Ours::Hup, how, wanted);

@@ -47,7 +47,7 @@ fn alias(old: c_int, new: c_int) {
 
 /// close(): keeps the counts right; the shim's own fds look closed already (EBADF).
 #[cfg_attr(not(test), no_mangle)]
-pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+pub extern "C" fn close(fd: c_int) -> c_int {
     match fdtable::state(fd) {
         FdState::None => return real::close(fd),
         FdState::Internal if super::ACTIVE.load(core::sync::atomic::Ordering::Relaxed) => {
@@ -68,7 +68,7 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
 
 /// close_range(): closes what the program asked for except the shim's own fds.
 #[cfg_attr(not(test), no_mangle)]
-pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+pub extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
     let Some(_g) = enter() else { return real::close_range(first, last, flags) };
     if flags & libc::CLOSE_RANGE_CLOEXEC as c_int != 0 || first > last {
         return real::close_range(first, last, flags);
@@ -112,13 +112,14 @@ pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) 
 /// close_range hook instead. Like glibc's, it cannot fail: where close_range is missing (Linux
 /// before 5.9) the fds are closed one by one through the close hook.
 #[cfg_attr(not(test), no_mangle)]
-pub unsafe extern "C" fn closefrom(low: c_int) {
+pub extern "C" fn closefrom(low: c_int) {
     let low = low.max(0) as c_uint;
     if close_range(low, c_uint::MAX, 0) == 0 {
         return;
     }
-    let mut rl: libc::rlimit = core::mem::zeroed();
-    let top = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 { rl.rlim_cur.min(1 << 20) as c_uint } else { 65536 };
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit into ours.
+    let top = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0 { rl.rlim_cur.min(1 << 20) as c_uint } else { 65536 };
     for fd in low..top {
         close(fd as c_int);
     }
@@ -126,13 +127,13 @@ pub unsafe extern "C" fn closefrom(low: c_int) {
 
 /// dup(): a copy of a bound socket is tracked too.
 #[cfg_attr(not(test), no_mangle)]
-pub unsafe extern "C" fn dup(old: c_int) -> c_int {
+pub extern "C" fn dup(old: c_int) -> c_int {
     let Some(_g) = enter() else { return real::dup(old) };
     let r = real::dup(old);
     keep_errno(r, |&r| alias(old, r))
 }
 
-unsafe fn do_dup3(old: c_int, new: c_int, flags: c_int, three: bool) -> c_int {
+fn do_dup3(old: c_int, new: c_int, flags: c_int, three: bool) -> c_int {
     let call = || if three { real::dup3(old, new, flags) } else { real::dup2(old, new) };
     let Some(_g) = enter() else { return call() };
     if old == new {
@@ -152,19 +153,19 @@ unsafe fn do_dup3(old: c_int, new: c_int, flags: c_int, three: bool) -> c_int {
 
 /// dup2(): moves a shim fd out of the way first; tracks copies of bound sockets.
 #[cfg_attr(not(test), no_mangle)]
-pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+pub extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
     do_dup3(old, new, 0, false)
 }
 
 /// dup3(): as dup2().
 #[cfg_attr(not(test), no_mangle)]
-pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+pub extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
     do_dup3(old, new, flags, true)
 }
 
 /// epoll_create(): remembered, so draining can take bound sockets out of it.
 #[cfg_attr(not(test), no_mangle)]
-pub unsafe extern "C" fn epoll_create(size: c_int) -> c_int {
+pub extern "C" fn epoll_create(size: c_int) -> c_int {
     let r = real::epoll_create(size);
     if r >= 0 && super::active_here() {
         fdtable::set_state(r, FdState::Epoll);
@@ -174,7 +175,7 @@ pub unsafe extern "C" fn epoll_create(size: c_int) -> c_int {
 
 /// epoll_create1(): as epoll_create().
 #[cfg_attr(not(test), no_mangle)]
-pub unsafe extern "C" fn epoll_create1(flags: c_int) -> c_int {
+pub extern "C" fn epoll_create1(flags: c_int) -> c_int {
     let r = real::epoll_create1(flags);
     if r >= 0 && super::active_here() {
         fdtable::set_state(r, FdState::Epoll);
@@ -189,6 +190,9 @@ pub unsafe extern "C" fn epoll_create1(flags: c_int) -> c_int {
 /// accepts) the wakeup is lost and the connection waits until the next one arrives.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut libc::epoll_event) -> c_int {
+    // SAFETY: the program's arguments, `ev` null or valid (epoll_ctl's contract), handed on
+    // unchanged or, for a bound socket, `ev` replaced by the shim's copy of it.
+    let call = |ev| unsafe { real::epoll_ctl(ep, op, fd, ev) };
     match fdtable::state(fd) {
         FdState::Bound => {}
         FdState::Drained => {
@@ -196,13 +200,13 @@ pub unsafe extern "C" fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut lib
             if let Some(_g) = enter() {
                 helper::start_if_wanted();
             }
-            return real::epoll_ctl(ep, op, fd, ev);
+            return call(ev);
         }
-        _ => return real::epoll_ctl(ep, op, fd, ev),
+        _ => return call(ev),
     }
-    let Some(_g) = enter() else { return real::epoll_ctl(ep, op, fd, ev) };
+    let Some(_g) = enter() else { return call(ev) };
     if op == libc::EPOLL_CTL_DEL {
-        let r = real::epoll_ctl(ep, op, fd, ev);
+        let r = call(ev);
         return keep_errno(r, |&r| {
             if r == 0 {
                 REGISTRATIONS.lock().remove(ep, fd);
@@ -210,11 +214,12 @@ pub unsafe extern "C" fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut lib
         });
     }
     if (op != libc::EPOLL_CTL_ADD && op != libc::EPOLL_CTL_MOD) || ev.is_null() {
-        return real::epoll_ctl(ep, op, fd, ev);
+        return call(ev);
     }
-    let mut shared = *ev;
+    // SAFETY: non-null, hence a valid event (epoll_ctl's contract).
+    let mut shared = unsafe { *ev };
     shared.events &= !(libc::EPOLLEXCLUSIVE as u32);
-    let r = real::epoll_ctl(ep, op, fd, &mut shared);
+    let r = call(&mut shared);
     keep_errno(r, |&r| {
         if r != 0 {
             return;
@@ -245,23 +250,33 @@ fn scans() -> bool {
     handover::awaiting() || helper::wanted()
 }
 
+/// Marks serving each bound socket in a poll set that waits for input.
+///
+/// # Safety
+/// `fds` is null or points to `n` pollfds (poll's contract).
 unsafe fn scan_pollfds(fds: *const libc::pollfd, n: libc::nfds_t) {
     if fds.is_null() {
         return;
     }
-    for p in core::slice::from_raw_parts(fds, n.min(65536) as usize) {
+    // SAFETY: non-null, hence `n` pollfds (the contract above); the count is capped, not grown.
+    for p in unsafe { core::slice::from_raw_parts(fds, n.min(65536) as usize) } {
         if p.events & libc::POLLIN != 0 && matches!(fdtable::state(p.fd), FdState::Bound | FdState::Drained) {
             waits_on_bound(p.fd);
         }
     }
 }
 
+/// Marks serving each bound socket in a select read set.
+///
+/// # Safety
+/// `set` is null or points to an fd_set (select's contract).
 unsafe fn scan_fdset(n: c_int, set: *const libc::fd_set) {
     if set.is_null() {
         return;
     }
     for fd in 0..n.clamp(0, libc::FD_SETSIZE as c_int) {
-        if libc::FD_ISSET(fd, set) && matches!(fdtable::state(fd), FdState::Bound | FdState::Drained) {
+        // SAFETY: `set` is a valid fd_set (the contract above) and `fd` is below FD_SETSIZE.
+        if unsafe { libc::FD_ISSET(fd, set) } && matches!(fdtable::state(fd), FdState::Bound | FdState::Drained) {
             waits_on_bound(fd);
         }
     }
@@ -270,12 +285,16 @@ unsafe fn scan_fdset(n: c_int, set: *const libc::fd_set) {
 /// poll(): waiting on a bound socket means the program is serving (readiness).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int) -> c_int {
-    if scans() {
-        if let Some(_g) = enter() {
-            scan_pollfds(fds, n);
+    // SAFETY: the program's arguments (poll's contract: `fds` holds `n` pollfds), read here and
+    // handed on unchanged.
+    unsafe {
+        if scans() {
+            if let Some(_g) = enter() {
+                scan_pollfds(fds, n);
+            }
         }
+        real::poll(fds, n, timeout)
     }
-    real::poll(fds, n, timeout)
 }
 
 /// ppoll(): as poll(); the temporary mask keeps SIGHUP blocked (see `signals`).
@@ -286,13 +305,18 @@ pub unsafe extern "C" fn ppoll(
     ts: *const libc::timespec,
     mask: *const libc::sigset_t,
 ) -> c_int {
-    if scans() {
-        if let Some(_g) = enter() {
-            scan_pollfds(fds, n);
+    let mut buf = crate::signals::empty_set();
+    // SAFETY: the program's arguments (ppoll's contract: `fds` holds `n` pollfds, `ts` and `mask`
+    // are null or valid), read here and handed on, `mask` as is or as its copy in `buf`, which
+    // lives across the call.
+    unsafe {
+        if scans() {
+            if let Some(_g) = enter() {
+                scan_pollfds(fds, n);
+            }
         }
+        real::ppoll(fds, n, ts, crate::signals::keeping_hup_blocked(mask, &mut buf))
     }
-    let mut buf: libc::sigset_t = core::mem::zeroed();
-    real::ppoll(fds, n, ts, crate::signals::keeping_hup_blocked(mask, &mut buf))
 }
 
 /// select(): as poll().
@@ -304,12 +328,16 @@ pub unsafe extern "C" fn select(
     e: *mut libc::fd_set,
     t: *mut libc::timeval,
 ) -> c_int {
-    if scans() {
-        if let Some(_g) = enter() {
-            scan_fdset(n, r);
+    // SAFETY: the program's arguments (select's contract: each set and `t` null or valid), read
+    // here and handed on unchanged.
+    unsafe {
+        if scans() {
+            if let Some(_g) = enter() {
+                scan_fdset(n, r);
+            }
         }
+        real::select(n, r, w, e, t)
     }
-    real::select(n, r, w, e, t)
 }
 
 /// pselect(): as poll(); the temporary mask keeps SIGHUP blocked.
@@ -322,11 +350,15 @@ pub unsafe extern "C" fn pselect(
     t: *const libc::timespec,
     m: *const libc::sigset_t,
 ) -> c_int {
-    if scans() {
-        if let Some(_g) = enter() {
-            scan_fdset(n, r);
+    let mut buf = crate::signals::empty_set();
+    // SAFETY: the program's arguments (pselect's contract: each set, `t` and `m` null or valid),
+    // read here and handed on, `m` as is or as its copy in `buf`, which lives across the call.
+    unsafe {
+        if scans() {
+            if let Some(_g) = enter() {
+                scan_fdset(n, r);
+            }
         }
+        real::pselect(n, r, w, e, t, crate::signals::keeping_hup_blocked(m, &mut buf))
     }
-    let mut buf: libc::sigset_t = core::mem::zeroed();
-    real::pselect(n, r, w, e, t, crate::signals::keeping_hup_blocked(m, &mut buf))
 }

@@ -10,13 +10,18 @@ use libc::c_int;
 /// the child of a multithreaded program (its helper thread starts only when it serves).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn fork() -> libc::pid_t {
-    let Some(g) = enter() else { return real::fork() };
-    let parent = libc::getpid();
+    // SAFETY: the program's fork: what its child may do is the program's business (POSIX's rules
+    // for a multithreaded parent); the shim's part in the child keeps to them (see above).
+    let fork = || unsafe { real::fork() };
+    let Some(g) = enter() else { return fork() };
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
     forklocks::before_fork();
-    let pid = real::fork();
+    let pid = fork();
     forklocks::after_fork();
     if pid == 0 {
-        super::OWNER_PID.store(libc::getpid(), Ordering::Relaxed);
+        // SAFETY: getpid has no preconditions (and is async-signal-safe).
+        super::OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
         drop(g);
         crate::helper::after_fork_child(parent);
         return 0;
@@ -77,18 +82,18 @@ extern "C" fn vfork_end(r: libc::c_long) -> libc::pid_t {
 /// _exit(): with `--revive`, the program is started again instead (same pid, sockets kept).
 /// (A normal exit() is caught by the on_exit handler the constructor registers.)
 #[cfg_attr(not(test), no_mangle)]
-pub unsafe extern "C" fn _exit(status: c_int) -> ! {
+pub extern "C" fn _exit(status: c_int) -> ! {
     if super::active_here() {
         crate::revive::instead_of_exit(status);
     }
     real::_exit(status);
-    libc::abort()
+    std::process::abort()
 }
 
 /// _Exit(): as _exit().
 #[cfg_attr(not(test), no_mangle)]
 #[allow(non_snake_case)]
-pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
+pub extern "C" fn _Exit(status: c_int) -> ! {
     _exit(status)
 }
 
@@ -140,7 +145,8 @@ extern "C" fn stop_trampoline(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut 
     let h = STOP_HANDLER[i].load(Ordering::Acquire);
     if h == libc::SIG_DFL || h == 0 {
         // Installed by `watch_stop_for_notify` over the default action: do that action now.
-        // SAFETY: restoring the default and re-raising (delivered once this handler returns).
+        // SAFETY: a zeroed sigaction with SIG_DFL is the default action; sigaction and raise are
+        // async-signal-safe. The raised signal is delivered once this handler returns.
         unsafe {
             let mut d: libc::sigaction = core::mem::zeroed();
             d.sa_sigaction = libc::SIG_DFL;
@@ -152,7 +158,9 @@ extern "C" fn stop_trampoline(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut 
     if h == libc::SIG_IGN {
         return;
     }
-    // SAFETY: calling the handler the program installed, with the signature its flags declare.
+    // SAFETY: `h` is the handler the program installed (neither SIG_DFL nor SIG_IGN, so a
+    // function), called with the signature its SA_SIGINFO flag declares and with the kernel's
+    // arguments for this delivery, as the kernel would have called it.
     unsafe {
         if STOP_FLAGS[i].load(Ordering::Acquire) as c_int & libc::SA_SIGINFO != 0 {
             let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) = core::mem::transmute(h);
@@ -164,10 +172,17 @@ extern "C" fn stop_trampoline(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut 
     }
 }
 
+/// sigaction() for SIGINT or SIGTERM when they are wrapped: the program's handler is recorded and
+/// `stop_trampoline` installed in its place (its flags kept, SA_SIGINFO added, never reset on
+/// delivery); `old` reports the program's previous choice, not the trampoline.
+///
+/// # Safety
+/// `act` and `old` are null or valid (sigaction's contract).
 unsafe fn wrap_stop_signal(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
     let i = stop_index(sig).unwrap_or(0);
-    let mut prev: libc::sigaction = core::mem::zeroed();
-    let r = real::sigaction(sig, core::ptr::null(), &mut prev);
+    let mut prev = crate::signals::empty_action();
+    // SAFETY: a null new action and our own `prev` to fill.
+    let r = unsafe { real::sigaction(sig, core::ptr::null(), &mut prev) };
     if r != 0 {
         return r;
     }
@@ -175,11 +190,12 @@ unsafe fn wrap_stop_signal(sig: c_int, act: *const libc::sigaction, old: *mut li
         prev.sa_sigaction = STOP_HANDLER[i].load(Ordering::Acquire);
         prev.sa_flags = STOP_FLAGS[i].load(Ordering::Acquire) as c_int;
     }
-    if !act.is_null() {
-        let a = *act;
+    // SAFETY: `act` is null or valid (the contract above).
+    if let Some(&a) = unsafe { act.as_ref() } {
         if a.sa_sigaction == libc::SIG_DFL || a.sa_sigaction == libc::SIG_IGN {
             STOP_HANDLER[i].store(0, Ordering::Release);
-            let r = real::sigaction(sig, &a, core::ptr::null_mut());
+            // SAFETY: the program's own action (a default or ignore), from our copy.
+            let r = unsafe { real::sigaction(sig, &a, core::ptr::null_mut()) };
             if r != 0 {
                 return r;
             }
@@ -189,14 +205,17 @@ unsafe fn wrap_stop_signal(sig: c_int, act: *const libc::sigaction, old: *mut li
             let mut w = a;
             w.sa_sigaction = stop_trampoline as extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) as usize;
             w.sa_flags = (a.sa_flags | libc::SA_SIGINFO) & !libc::SA_RESETHAND;
-            let r = real::sigaction(sig, &w, core::ptr::null_mut());
+            // SAFETY: installs our trampoline, an SA_SIGINFO handler of that very signature
+            // that only calls async-signal-safe code and the program's recorded handler.
+            let r = unsafe { real::sigaction(sig, &w, core::ptr::null_mut()) };
             if r != 0 {
                 return r;
             }
         }
     }
     if !old.is_null() {
-        *old = prev;
+        // SAFETY: non-null, hence valid for a write (the contract above).
+        unsafe { *old = prev };
     }
     0
 }
@@ -205,7 +224,7 @@ unsafe fn wrap_stop_signal(sig: c_int, act: *const libc::sigaction, old: *mut li
 /// terminal or pipes it was started with, so the shim lets go of its saved copies of them too
 /// (otherwise whoever started the program would never see them close).
 #[cfg_attr(not(test), no_mangle)]
-pub unsafe extern "C" fn setsid() -> libc::pid_t {
+pub extern "C" fn setsid() -> libc::pid_t {
     let r = real::setsid();
     super::keep_errno(r, |&r| {
         if r >= 0 && super::active_here() && crate::lineage::is_forked_copy() {
@@ -220,37 +239,41 @@ pub unsafe extern "C" fn setsid() -> libc::pid_t {
 /// reported back (and a wake signal that is not a wake goes to it, see `accept_gate`).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
-    if !super::active_here() {
-        return real::sigaction(sig, act, old);
+    // SAFETY: the program's `act` and `old`, null or valid (sigaction's contract): handed on
+    // unchanged, or read and written by the wrapping and recording calls that ask for just that.
+    unsafe {
+        if !super::active_here() {
+            return real::sigaction(sig, act, old);
+        }
+        if stop_index(sig).is_some() && wraps_stop_signals() {
+            return wrap_stop_signal(sig, act, old);
+        }
+        if crate::signals::swap_program_action(sig, act, old) {
+            return 0;
+        }
+        real::sigaction(sig, act, old)
     }
-    if stop_index(sig).is_some() && wraps_stop_signals() {
-        return wrap_stop_signal(sig, act, old);
-    }
-    if crate::signals::swap_program_action(sig, act, old) {
-        return 0;
-    }
-    real::sigaction(sig, act, old)
 }
 
 /// signal(): as sigaction().
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
     if !super::active_here() {
-        return real::signal(sig, handler);
+        // SAFETY: the program's handler, handed on unchanged: its contract with libc holds.
+        return unsafe { real::signal(sig, handler) };
     }
-    if stop_index(sig).is_some() && wraps_stop_signals() {
-        let mut a: libc::sigaction = core::mem::zeroed();
-        a.sa_sigaction = handler;
-        a.sa_flags = libc::SA_RESTART;
-        let mut old: libc::sigaction = core::mem::zeroed();
-        return if wrap_stop_signal(sig, &a, &mut old) == 0 { old.sa_sigaction } else { libc::SIG_ERR };
-    }
-    let mut a: libc::sigaction = core::mem::zeroed();
+    let mut a = crate::signals::empty_action();
     a.sa_sigaction = handler;
     a.sa_flags = libc::SA_RESTART;
-    let mut old: libc::sigaction = core::mem::zeroed();
-    if crate::signals::swap_program_action(sig, &a, &mut old) {
+    let mut old = crate::signals::empty_action();
+    if stop_index(sig).is_some() && wraps_stop_signals() {
+        // SAFETY: our own `a` and `old`.
+        return if unsafe { wrap_stop_signal(sig, &a, &mut old) } == 0 { old.sa_sigaction } else { libc::SIG_ERR };
+    }
+    // SAFETY: our own `a` and `old`.
+    if unsafe { crate::signals::swap_program_action(sig, &a, &mut old) } {
         return old.sa_sigaction;
     }
-    real::signal(sig, handler)
+    // SAFETY: as above.
+    unsafe { real::signal(sig, handler) }
 }
