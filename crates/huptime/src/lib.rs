@@ -39,6 +39,7 @@ pub mod accept_gate;
 pub mod attempt;
 pub mod drain;
 pub mod exec_restart;
+pub mod fdtrack;
 pub mod fork_restart;
 pub mod forklocks;
 pub mod guard;
@@ -57,6 +58,7 @@ pub mod revive;
 pub mod signals;
 pub mod sockmode;
 pub mod status;
+pub mod waits;
 
 // The CLI's side: napi exports.
 pub mod listen_fds;
