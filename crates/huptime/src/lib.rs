@@ -37,6 +37,7 @@ pub mod sys;
 // The served program's side: the hooks, the constructor, and the lifecycle they drive.
 pub mod accept_gate;
 pub mod attempt;
+pub mod binding;
 pub mod drain;
 pub mod exec_restart;
 pub mod fdtrack;

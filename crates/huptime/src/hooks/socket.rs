@@ -1,70 +1,38 @@
-//! bind, listen, accept, accept4 (also reached through syscall()), unlink and unlinkat.
+//! bind, listen, accept, accept4 (also reached through syscall()), unlink and unlinkat: the
+//! bookkeeping is [`binding`]'s and [`accept_gate`]'s.
 
-use super::{enter, keep_errno};
-use crate::fdtable::{self, BoundSocket, FdState, SOCKETS};
-use crate::sockkey::SockKey;
-use crate::{accept_gate, handover, helper, real, sockmode, sys};
+use super::{enter, enter_if, keep_errno};
+use crate::fdtable::SOCKETS;
+use crate::{accept_gate, binding, helper, real};
 use core::sync::atomic::Ordering;
 use libc::{c_char, c_int, c_long, sockaddr, socklen_t};
 
 /// bind(): hands back the inherited socket for an address the previous generation had bound;
-/// otherwise binds for real and remembers the socket.
+/// otherwise binds for real and remembers the socket (see [`binding`]).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
     let call = || unsafe { real::bind(fd, addr, len) };
-    let Some(_g) = enter() else { return call() };
-    if addr.is_null() || len < 2 {
-        return call();
-    }
+    let Some(_g) = enter_if(!addr.is_null() && len >= 2) else { return call() };
     // SAFETY: bind's contract: a non-null `addr` points to `len` readable bytes.
-    let raw = unsafe { core::slice::from_raw_parts(addr as *const u8, len as usize) };
-    let Some(key) = SockKey::from_sockaddr(sys::socktype(fd), raw) else {
-        return call();
-    };
-    if handover::claim(fd, &key) {
-        helper::ensure();
+    let Some(key) = binding::key(fd, unsafe { core::slice::from_raw_parts(addr.cast::<u8>(), len as usize) }) else { return call() };
+    if binding::claim(fd, &key) {
         return 0;
     }
-    if crate::config::get().reuseport && (key.family == libc::AF_INET as u16 || key.family == libc::AF_INET6 as u16) {
-        let one: c_int = 1;
-        // SAFETY: reads the 4-byte int `one` of ours.
-        unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, (&one as *const c_int).cast(), 4) };
-    }
+    binding::before_bind(fd, &key);
     let r = call();
-    keep_errno(r, |&r| {
-        if r == 0 {
-            if SOCKETS.lock().add(BoundSocket { fd, key, pending: false, inherited: false, shadow: -1, kept: false, waited: false }) {
-                fdtable::set_state(fd, FdState::Bound);
-                sockmode::refresh(fd);
-                debug!("bind({fd}, {key}): tracking");
-            } else {
-                info!("too many bound sockets; {key} (fd {fd}) will not survive restarts");
-            }
-            helper::ensure();
-        }
-    })
+    keep_errno(r, |&r| if r == 0 { binding::bound(fd, key) })
 }
 
 /// listen(): a no-op on a socket inherited from the previous generation (it already listens).
 #[cfg_attr(not(test), no_mangle)]
 pub extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
     let Some(_g) = enter() else { return real::listen(fd, backlog) };
-    if fdtable::state(fd) == FdState::Bound {
-        // Look up first: the table lock must be released before mark_serving takes it again.
-        let inherited = SOCKETS.lock().find_fd(fd).map(|s| s.inherited).unwrap_or(false);
-        if inherited && sys::is_serving_socket(fd) {
-            sockmode::refresh(fd);
-            handover::mark_listening(fd);
-            return 0;
-        }
+    if binding::listens_already(fd) {
+        return 0;
     }
     let r = real::listen(fd, backlog);
-    if r == 0 && fdtable::state(fd) == FdState::Bound {
-        sockmode::refresh(fd);
-        handover::mark_listening(fd);
-    }
-    r
+    keep_errno(r, |&r| if r == 0 { binding::listening(fd) })
 }
 
 /// accept(): see [`accept_gate::accept`] (counts the connection; parks once the process drains).
