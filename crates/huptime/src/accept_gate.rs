@@ -35,7 +35,7 @@
 //! Until then the thread may take a connection: it is counted, served, and the drain waits for it.
 
 use crate::fdtable::{self, FdState, SOCKETS};
-use crate::{guard, handover, lifecycle, real, signals, sys};
+use crate::{guard, handover, lifecycle, real, signals, sigrecord, sys};
 use core::cell::Cell;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use libc::c_int;
@@ -262,7 +262,7 @@ extern "C" fn on_wake(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_
         }
     } else {
         // SAFETY: the kernel's arguments, handed on.
-        unsafe { signals::deliver_to_program(sig, info, ctx) };
+        unsafe { sigrecord::deliver(sig, info, ctx) };
     }
     sys::set_errno(saved);
 }

@@ -57,8 +57,10 @@ pub mod readiness;
 pub mod restart;
 pub mod revive;
 pub mod signals;
+pub mod sigrecord;
 pub mod sockmode;
 pub mod status;
+pub mod stopsig;
 pub mod waits;
 
 // The CLI's side: napi exports.

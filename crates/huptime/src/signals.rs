@@ -20,12 +20,12 @@
 //! unblocked, and the program's own masks apply to it as set; what this module keeps is whether
 //! the program blocked it in each thread ([`program_blocks`]), so that the accept hook opens a
 //! window for it only in such a thread, and the action the program asked for it, which is
-//! recorded and reported back but not installed (like SIGHUP's).
+//! recorded and reported back but not installed (like SIGHUP's: see [`crate::sigrecord`]).
 
 use crate::fdtable::internal;
 use crate::{real, sys};
 use core::cell::Cell;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use libc::{c_int, sigset_t};
 
 /// A user's SIGHUP arrived and is not handled yet (coalesces bursts into one restart).
@@ -244,78 +244,6 @@ pub fn install_handler() {
         act.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&mut act.sa_mask);
         real::sigaction(libc::SIGHUP, &act, core::ptr::null_mut());
-    }
-}
-
-/// The actions the program asked for huptime's signals (recorded, never installed): handler and
-/// flags, SIGHUP's then the wake signal's.
-static PROGRAM_ACTION: [[AtomicUsize; 2]; 2] = [const { [AtomicUsize::new(libc::SIG_DFL), AtomicUsize::new(0)] }; 2];
-
-fn ours(sig: c_int) -> Option<usize> {
-    if sig == libc::SIGHUP {
-        Some(0)
-    } else if sig == wake_signal() {
-        Some(1)
-    } else {
-        None
-    }
-}
-
-/// For SIGHUP and the wake signal: the action the program asked for last (`old`), and records
-/// `new` in its place; returns false for any other signal (the caller makes the real call).
-///
-/// # Safety
-/// `new` and `old` are null or valid.
-pub unsafe fn swap_program_action(sig: c_int, new: *const libc::sigaction, old: *mut libc::sigaction) -> bool {
-    let Some(i) = ours(sig) else { return false };
-    if !old.is_null() {
-        let mut o = empty_action();
-        o.sa_sigaction = PROGRAM_ACTION[i][0].load(Ordering::Acquire);
-        o.sa_flags = PROGRAM_ACTION[i][1].load(Ordering::Acquire) as c_int;
-        // SAFETY: `old` is non-null, hence valid for a write (the contract above).
-        unsafe { *old = o };
-    }
-    // SAFETY: `new` is null or valid for a read (the contract above).
-    if let Some(new) = unsafe { new.as_ref() } {
-        PROGRAM_ACTION[i][0].store(new.sa_sigaction, Ordering::Release);
-        PROGRAM_ACTION[i][1].store(new.sa_flags as usize, Ordering::Release);
-    }
-    true
-}
-
-/// Delivers to the program a signal of huptime's that was the program's own (not a wake): runs
-/// the handler it asked for, ignores it, or does the default action (ends the process).
-///
-/// # Safety
-/// Called from a signal handler with the kernel's arguments.
-pub unsafe fn deliver_to_program(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    let Some(i) = ours(sig) else { return };
-    let h = PROGRAM_ACTION[i][0].load(Ordering::Acquire);
-    if h == libc::SIG_IGN {
-        return;
-    }
-    if h == libc::SIG_DFL {
-        // SAFETY: a zeroed sigaction with SIG_DFL is the default action; sigaction and raise are
-        // async-signal-safe. The raised signal is delivered once this handler returns.
-        unsafe {
-            let mut d: libc::sigaction = core::mem::zeroed();
-            d.sa_sigaction = libc::SIG_DFL;
-            real::sigaction(sig, &d, core::ptr::null_mut());
-            libc::raise(sig);
-        }
-        return;
-    }
-    // SAFETY: `h` is the handler the program gave for this signal (neither SIG_DFL nor SIG_IGN,
-    // so a function), called with the signature its SA_SIGINFO flag declares, and with the
-    // kernel's arguments for this delivery (the contract above), as the kernel would call it.
-    unsafe {
-        if PROGRAM_ACTION[i][1].load(Ordering::Acquire) as c_int & libc::SA_SIGINFO != 0 {
-            let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) = core::mem::transmute(h);
-            f(sig, info, ctx);
-        } else {
-            let f: extern "C" fn(c_int) = core::mem::transmute(h);
-            f(sig);
-        }
     }
 }
 
