@@ -2,6 +2,7 @@
 //! generation that waits for it (see [`crate::ready_channel`]), which logs the last lines if the start
 //! fails. Any other write goes straight through: one compare and one atomic load.
 
+use super::keep_errno;
 use crate::{readiness, real};
 use libc::c_int;
 
@@ -12,10 +13,9 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const libc::c_void, n: usize) ->
     // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
     let r = unsafe { real::write(fd, buf, n) };
     if fd == 2 && r > 0 && readiness::pending() {
-        let e = crate::sys::errno();
         // SAFETY: write's contract: `buf` holds `n` readable bytes, and `r` of them were written.
-        readiness::copy_stderr(unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), r as usize) });
-        crate::sys::set_errno(e);
+        let written = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), r as usize) };
+        return keep_errno(r, |_| readiness::copy_stderr(written));
     }
     r
 }
@@ -26,22 +26,8 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) ->
     // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
     let r = unsafe { real::writev(fd, iov, n) };
     if fd == 2 && r > 0 && n > 0 && !iov.is_null() && readiness::pending() {
-        let e = crate::sys::errno();
-        let mut left = r as usize;
-        // SAFETY: writev's contract: `iov` points to `n` iovecs.
-        for v in unsafe { core::slice::from_raw_parts(iov, n as usize) } {
-            if left == 0 {
-                break;
-            }
-            let len = v.iov_len.min(left);
-            if len > 0 && !v.iov_base.is_null() {
-                // SAFETY: writev's contract: each iovec describes `iov_len` readable bytes, and
-                // `len` is at most that.
-                readiness::copy_stderr(unsafe { core::slice::from_raw_parts(v.iov_base.cast::<u8>(), len) });
-            }
-            left -= len;
-        }
-        crate::sys::set_errno(e);
+        // SAFETY: writev's contract: `iov` points to `n` iovecs, each describing readable bytes.
+        return keep_errno(r, |_| unsafe { readiness::copy_stderr_vectored(core::slice::from_raw_parts(iov, n as usize), r as usize) });
     }
     r
 }
