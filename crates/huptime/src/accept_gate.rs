@@ -35,7 +35,7 @@
 //! Until then the thread may take a connection: it is counted, served, and the drain waits for it.
 
 use crate::fdtable::{self, FdState, SOCKETS};
-use crate::{guard, handover, lifecycle, real, signals, sys};
+use crate::{guard, handover, lifecycle, real, signals, sigrecord, sys};
 use core::cell::Cell;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use libc::c_int;
@@ -240,10 +240,14 @@ fn send_wake(tid: libc::pid_t) -> bool {
 /// # Safety
 /// `info` is the siginfo the kernel passed to an SA_SIGINFO handler.
 unsafe fn is_wake(info: *const libc::siginfo_t) -> bool {
-    !info.is_null()
-        && (*info).si_code == libc::SI_QUEUE
-        && (*info).si_value().sival_ptr as usize == WAKE_MAGIC
-        && (*info).si_pid() == libc::getpid()
+    // SAFETY: the kernel's siginfo (the contract above) is readable for the whole delivery; the
+    // value and pid fields are set for SI_QUEUE, checked first; getpid has no preconditions.
+    unsafe {
+        !info.is_null()
+            && (*info).si_code == libc::SI_QUEUE
+            && (*info).si_value().sival_ptr as usize == WAKE_MAGIC
+            && (*info).si_pid() == libc::getpid()
+    }
 }
 
 extern "C" fn on_wake(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
@@ -258,7 +262,7 @@ extern "C" fn on_wake(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_
         }
     } else {
         // SAFETY: the kernel's arguments, handed on.
-        unsafe { signals::deliver_to_program(sig, info, ctx) };
+        unsafe { sigrecord::deliver(sig, info, ctx) };
     }
     sys::set_errno(saved);
 }

@@ -75,6 +75,16 @@ pub fn enter() -> Option<Entered> {
     }
 }
 
+/// [`enter`], only when `wanted` (a cheap check of the hook's own comes first).
+#[inline]
+pub fn enter_if(wanted: bool) -> Option<Entered> {
+    if wanted {
+        enter()
+    } else {
+        None
+    }
+}
+
 /// Runs `f` and restores the errno it produced after `after` (bookkeeping) ran.
 #[inline]
 pub fn keep_errno<T>(r: T, after: impl FnOnce(&T)) -> T {

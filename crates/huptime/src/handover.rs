@@ -2,7 +2,7 @@
 //! giving them to the program's bind(), noticing when the program serves (readiness), and
 //! preparing the record for the next.
 
-use crate::config::{self, STATE_VAR};
+use crate::config::STATE_VAR;
 use crate::fdtable::{self, BoundSocket, FdState, Sockets, MAX_SOCKETS, SOCKETS};
 use crate::lifecycle::{self, Step};
 use crate::phase::Phase;
@@ -152,47 +152,10 @@ fn verify_inherited(fd: c_int, key: &SockKey) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// bind() hook helper: if an inherited socket matches `key`, puts it at `fd` (replacing the fresh
-/// socket the program made) and returns true.
-pub fn claim(fd: c_int, key: &SockKey) -> bool {
-    if !HAS_PENDING.load(Ordering::Acquire) && !config::get().revive {
-        return false;
-    }
-    let mut t = SOCKETS.lock();
-    let Some(mut s) = t.take_pending(key) else { return false };
-    s.kept = false;
-    // Keep the program's choices for the fd: blocking mode and close-on-exec.
-    // SAFETY: plain fcntl/dup3 calls on fds we own.
-    unsafe {
-        let want = real::fcntl(fd, libc::F_GETFL, 0);
-        let have = real::fcntl(s.fd, libc::F_GETFL, 0);
-        if want >= 0 && have >= 0 && (want ^ have) & libc::O_NONBLOCK != 0 {
-            real::fcntl(s.fd, libc::F_SETFL, ((have & !libc::O_NONBLOCK) | (want & libc::O_NONBLOCK)) as libc::c_long);
-        }
-        let cloexec = real::fcntl(fd, libc::F_GETFD, 0);
-        let flags = if cloexec >= 0 && cloexec & libc::FD_CLOEXEC != 0 { libc::O_CLOEXEC } else { 0 };
-        if real::dup3(s.fd, fd, flags) < 0 {
-            let e = sys::errno();
-            t.add(s);
-            sys::set_errno(e);
-            return false;
-        }
-    }
-    let old = s.fd;
-    s.fd = fd;
-    s.pending = false;
-    t.add(s);
-    drop(t);
-    sys::close(old);
-    fdtable::set_state(fd, FdState::Bound);
-    crate::sockmode::refresh(fd);
-    debug!("bind({fd}, {}) took over the inherited socket", s.key);
-    if s.key.socktype == libc::SOCK_DGRAM {
-        // A datagram server reads right after bind, with no accept or poll to watch for; its
-        // datagrams queue in the shared socket meanwhile, so claiming it counts as serving.
-        mark_serving(fd);
-    }
-    true
+/// Whether sockets inherited from the previous generation (or passed by socket activation) wait
+/// for the program's bind() of their address.
+pub fn has_pending() -> bool {
+    HAS_PENDING.load(Ordering::Acquire)
 }
 
 /// Called when the program starts waiting for connections on `fd` (accept, epoll, poll, select).

@@ -3,7 +3,7 @@
 //! library, as its native module, and must stay untouched).
 
 use crate::config::{self, MODE_VAR, REVIVE_STREAK_VAR, STATE_VAR};
-use crate::{accept_gate, handover, helper, hooks, launch, lifecycle, lineage, readiness, real, revive, signals};
+use crate::{accept_gate, handover, helper, hooks, launch, lifecycle, lineage, readiness, real, revive, signals, stopsig};
 use core::sync::atomic::Ordering;
 
 #[cfg_attr(test, allow(dead_code))]
@@ -37,7 +37,7 @@ extern "C" fn huptime_init() {
     }
     signals::install_handler();
     accept_gate::install_wake_handler();
-    hooks::process::watch_stop_for_notify();
+    stopsig::watch_for_notify();
     revive::mark_started();
     die_with_supervisor(supervisor);
     // SAFETY: getpid has no preconditions.

@@ -9,6 +9,8 @@
 //! close, bind, fork, ... . Pure logic is unit tested, and the decoders among it are fuzzed for a
 //! bounded time (`fuzz`, test only); what needs a served program is tested end to end.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 // Logging first: its macros are used everywhere below.
 #[macro_use]
 pub mod log;
@@ -35,8 +37,10 @@ pub mod sys;
 // The served program's side: the hooks, the constructor, and the lifecycle they drive.
 pub mod accept_gate;
 pub mod attempt;
+pub mod binding;
 pub mod drain;
 pub mod exec_restart;
+pub mod fdtrack;
 pub mod fork_restart;
 pub mod forklocks;
 pub mod guard;
@@ -53,8 +57,11 @@ pub mod readiness;
 pub mod restart;
 pub mod revive;
 pub mod signals;
+pub mod sigrecord;
 pub mod sockmode;
 pub mod status;
+pub mod stopsig;
+pub mod waits;
 
 // The CLI's side: napi exports.
 pub mod listen_fds;

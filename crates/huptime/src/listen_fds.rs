@@ -116,11 +116,20 @@ pub fn spawn_with_fds(file: String, argv: Vec<String>, env: Vec<String>, fds: Ve
 }
 
 /// The child side of `spawn_with_fds`; never returns.
+///
+/// # Safety
+/// Only in the child of fork(), before anything else runs in it: it makes only async-signal-safe
+/// calls. `pid_buf` points to a writable `LISTEN_PID=` entry with room for ten digits and a NUL
+/// after the `=`, and `argv` and `env` are NULL-terminated arrays of NUL-terminated strings (all
+/// of it memory fork copied, the child's own).
 unsafe fn child_exec(file: &CString, argv: &[*const libc::c_char], env: &[*const libc::c_char], pid_buf: *mut u8, fds: &[i32], stderr_fd: i32) -> ! {
-    libc::setpgid(0, 0);
-    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0);
+    // SAFETY: setpgid, prctl and getpid take integers and are async-signal-safe.
+    let mut pid = unsafe {
+        libc::setpgid(0, 0);
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0);
+        libc::getpid() as u32
+    };
     // LISTEN_PID=<pid>: digits written after the '='.
-    let mut pid = libc::getpid() as u32;
     let mut digits = [0u8; 10];
     let mut n = 0;
     loop {
@@ -132,35 +141,44 @@ unsafe fn child_exec(file: &CString, argv: &[*const libc::c_char], env: &[*const
         }
     }
     let start = "LISTEN_PID=".len();
-    for i in 0..n {
-        *pid_buf.add(start + i) = digits[n - 1 - i];
+    // SAFETY: at most ten digits and a NUL after the '=', within the entry (the contract above).
+    unsafe {
+        for i in 0..n {
+            *pid_buf.add(start + i) = digits[n - 1 - i];
+        }
+        *pid_buf.add(start + n) = 0;
     }
-    *pid_buf.add(start + n) = 0;
     // Move the sockets out of the way first (a source may sit where another one goes).
     let mut high = [0i32; 64];
     let count = fds.len().min(64);
     for (i, &fd) in fds.iter().take(count).enumerate() {
-        high[i] = crate::real::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
+        // SAFETY: F_DUPFD_CLOEXEC takes an integer argument.
+        high[i] = unsafe { crate::real::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100) };
     }
-    if stderr_fd >= 0 {
-        libc::dup2(stderr_fd, 2);
-    }
-    for (i, &h) in high.iter().take(count).enumerate() {
-        libc::dup2(h, 3 + i as i32); // dup2 clears close-on-exec on the target
-        libc::close(h);
-    }
-    for sig in 1..65 {
-        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            libc::signal(sig, libc::SIG_DFL);
+    // SAFETY: dup2, close and signal on integers and SIG_DFL, all async-signal-safe; the mask is
+    // a local sigset_t; execve gets NULL-terminated arrays (the contract above); write of a static
+    // buffer, then _exit.
+    unsafe {
+        if stderr_fd >= 0 {
+            libc::dup2(stderr_fd, 2);
         }
+        for (i, &h) in high.iter().take(count).enumerate() {
+            libc::dup2(h, 3 + i as i32); // dup2 clears close-on-exec on the target
+            libc::close(h);
+        }
+        for sig in 1..65 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, core::ptr::null_mut());
+        libc::execve(file.as_ptr(), argv.as_ptr(), env.as_ptr());
+        let msg = b"huptime: can't execute the program\n";
+        libc::write(2, msg.as_ptr().cast(), msg.len());
+        libc::_exit(127)
     }
-    let mut set: libc::sigset_t = core::mem::zeroed();
-    libc::sigemptyset(&mut set);
-    libc::sigprocmask(libc::SIG_SETMASK, &set, core::ptr::null_mut());
-    libc::execve(file.as_ptr(), argv.as_ptr(), env.as_ptr());
-    let msg = b"huptime: can't execute the program\n";
-    libc::write(2, msg.as_ptr().cast(), msg.len());
-    libc::_exit(127)
 }
 
 /// A close-on-exec pipe: `[read end (non-blocking), write end]`.

@@ -73,6 +73,27 @@ pub fn send_if_due() {
     debug!("ready: told the previous generation");
 }
 
+/// [`copy_stderr`] for a writev() to stderr that wrote `written` bytes from `iov`: the bytes
+/// written, piece by piece as they lie in the buffers.
+///
+/// # Safety
+/// Each iovec describes `iov_len` readable bytes at `iov_base` (writev's contract).
+pub unsafe fn copy_stderr_vectored(iov: &[libc::iovec], written: usize) {
+    let mut left = written;
+    for v in iov {
+        if left == 0 {
+            break;
+        }
+        let len = v.iov_len.min(left);
+        if len > 0 && !v.iov_base.is_null() {
+            // SAFETY: `iov_len` readable bytes at `iov_base` (the contract above); `len` is at
+            // most that.
+            copy_stderr(unsafe { core::slice::from_raw_parts(v.iov_base.cast::<u8>(), len) });
+        }
+        left -= len;
+    }
+}
+
 /// Copies a piece of what the program writes to stderr to the previous generation while it waits
 /// for this one (so that a failed start can be reported with its last lines). Never blocks: a
 /// piece that does not fit is dropped.

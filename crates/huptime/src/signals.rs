@@ -20,12 +20,12 @@
 //! unblocked, and the program's own masks apply to it as set; what this module keeps is whether
 //! the program blocked it in each thread ([`program_blocks`]), so that the accept hook opens a
 //! window for it only in such a thread, and the action the program asked for it, which is
-//! recorded and reported back but not installed (like SIGHUP's).
+//! recorded and reported back but not installed (like SIGHUP's: see [`crate::sigrecord`]).
 
 use crate::fdtable::internal;
 use crate::{real, sys};
 use core::cell::Cell;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use libc::{c_int, sigset_t};
 
 /// A user's SIGHUP arrived and is not handled yet (coalesces bursts into one restart).
@@ -150,14 +150,27 @@ pub fn held() -> bool {
     HELD.load(Ordering::Acquire)
 }
 
-fn only(sig: c_int) -> sigset_t {
-    // SAFETY: sigset_t is plain data, initialised by sigemptyset.
+/// An empty signal set (also the buffer the calls that take a temporary mask copy it into).
+pub fn empty_set() -> sigset_t {
+    // SAFETY: sigset_t is plain data (all-zero is valid), then initialised by sigemptyset.
     unsafe {
         let mut s: sigset_t = core::mem::zeroed();
         libc::sigemptyset(&mut s);
-        libc::sigaddset(&mut s, sig);
         s
     }
+}
+
+/// A sigaction with no handler, no flags and an empty mask (to fill in, or for a call to fill).
+pub fn empty_action() -> libc::sigaction {
+    // SAFETY: sigaction is plain data: all zero is SIG_DFL, no flags, an empty mask.
+    unsafe { core::mem::zeroed() }
+}
+
+fn only(sig: c_int) -> sigset_t {
+    let mut s = empty_set();
+    // SAFETY: `s` is a valid sigset_t of ours; `sig` is a signal number.
+    unsafe { libc::sigaddset(&mut s, sig) };
+    s
 }
 
 /// Blocks or unblocks SIGHUP in the calling thread, for real; returns the mask before.
@@ -234,67 +247,6 @@ pub fn install_handler() {
     }
 }
 
-/// The actions the program asked for huptime's signals (recorded, never installed): handler and
-/// flags, SIGHUP's then the wake signal's.
-static PROGRAM_ACTION: [[AtomicUsize; 2]; 2] = [const { [AtomicUsize::new(libc::SIG_DFL), AtomicUsize::new(0)] }; 2];
-
-fn ours(sig: c_int) -> Option<usize> {
-    if sig == libc::SIGHUP {
-        Some(0)
-    } else if sig == wake_signal() {
-        Some(1)
-    } else {
-        None
-    }
-}
-
-/// For SIGHUP and the wake signal: the action the program asked for last (`old`), and records
-/// `new` in its place; returns false for any other signal (the caller makes the real call).
-///
-/// # Safety
-/// `new` and `old` are null or valid.
-pub unsafe fn swap_program_action(sig: c_int, new: *const libc::sigaction, old: *mut libc::sigaction) -> bool {
-    let Some(i) = ours(sig) else { return false };
-    if !old.is_null() {
-        let mut o: libc::sigaction = core::mem::zeroed();
-        o.sa_sigaction = PROGRAM_ACTION[i][0].load(Ordering::Acquire);
-        o.sa_flags = PROGRAM_ACTION[i][1].load(Ordering::Acquire) as c_int;
-        *old = o;
-    }
-    if !new.is_null() {
-        PROGRAM_ACTION[i][0].store((*new).sa_sigaction, Ordering::Release);
-        PROGRAM_ACTION[i][1].store((*new).sa_flags as usize, Ordering::Release);
-    }
-    true
-}
-
-/// Delivers to the program a signal of huptime's that was the program's own (not a wake): runs
-/// the handler it asked for, ignores it, or does the default action (ends the process).
-///
-/// # Safety
-/// Called from a signal handler with the kernel's arguments.
-pub unsafe fn deliver_to_program(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    let Some(i) = ours(sig) else { return };
-    let h = PROGRAM_ACTION[i][0].load(Ordering::Acquire);
-    if h == libc::SIG_IGN {
-        return;
-    }
-    if h == libc::SIG_DFL {
-        let mut d: libc::sigaction = core::mem::zeroed();
-        d.sa_sigaction = libc::SIG_DFL;
-        real::sigaction(sig, &d, core::ptr::null_mut());
-        libc::raise(sig);
-        return;
-    }
-    if PROGRAM_ACTION[i][1].load(Ordering::Acquire) as c_int & libc::SA_SIGINFO != 0 {
-        let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) = core::mem::transmute(h);
-        f(sig, info, ctx);
-    } else {
-        let f: extern "C" fn(c_int) = core::mem::transmute(h);
-        f(sig);
-    }
-}
-
 /// Runs `f` (an exec or spawn) with SIGHUP blocked or not as the program sees it in this thread,
 /// so that the program it starts gets the mask it would get without huptime. A SIGHUP pending
 /// meanwhile is taken by our handler before the exec. Preserves `f`'s errno.
@@ -322,8 +274,10 @@ pub unsafe fn keeping_hup_blocked(mask: *const sigset_t, buf: &mut sigset_t) -> 
     if mask.is_null() || !held() || !crate::guard::active_here() {
         return mask;
     }
-    *buf = *mask;
-    libc::sigaddset(buf, libc::SIGHUP);
+    // SAFETY: `mask` is non-null, hence a valid sigset_t (the contract above).
+    *buf = unsafe { *mask };
+    // SAFETY: `buf` is a valid sigset_t of ours.
+    unsafe { libc::sigaddset(buf, libc::SIGHUP) };
     buf
 }
 
@@ -334,7 +288,8 @@ pub unsafe fn keeping_hup_blocked(mask: *const sigset_t, buf: &mut sigset_t) -> 
 /// # Safety
 /// As for pthread_sigmask: `set` and `old` are null or valid (they may be the same).
 pub unsafe fn program_mask(how: c_int, set: *const sigset_t, old: *mut sigset_t, call: impl FnOnce(c_int, *const sigset_t, *mut sigset_t) -> c_int) -> c_int {
-    let wanted = |w: Ours| if set.is_null() { None } else { Some(libc::sigismember(set, w.signo()) == 1) };
+    // SAFETY: `set` is non-null here, hence a valid sigset_t (the contract above).
+    let wanted = |w: Ours| if set.is_null() { None } else { Some(unsafe { libc::sigismember(set, w.signo()) } == 1) };
     let wake_wanted = wanted(Ours::Wake);
     if !held() {
         let r = call(how, set, old);
@@ -350,21 +305,28 @@ pub unsafe fn program_mask(how: c_int, set: *const sigset_t, old: *mut sigset_t,
     let set = if set.is_null() || !crate::guard::active_here() {
         set
     } else {
-        copy = *set;
-        if how == libc::SIG_UNBLOCK {
-            libc::sigdelset(&mut copy, libc::SIGHUP);
-        } else {
-            libc::sigaddset(&mut copy, libc::SIGHUP);
+        // SAFETY: `set` is non-null, hence a valid sigset_t; `copy` is ours. (Read before the
+        // call: `set` may be `old`.)
+        unsafe {
+            copy = *set;
+            if how == libc::SIG_UNBLOCK {
+                libc::sigdelset(&mut copy, libc::SIGHUP);
+            } else {
+                libc::sigaddset(&mut copy, libc::SIGHUP);
+            }
         }
         &copy as *const sigset_t
     };
     let r = call(how, set, old);
     if r == 0 {
         if !old.is_null() {
-            if before {
-                libc::sigaddset(old, libc::SIGHUP);
-            } else {
-                libc::sigdelset(old, libc::SIGHUP);
+            // SAFETY: `old` is non-null, hence a valid sigset_t the call just filled.
+            unsafe {
+                if before {
+                    libc::sigaddset(old, libc::SIGHUP);
+                } else {
+                    libc::sigdelset(old, libc::SIGHUP);
+                }
             }
         }
         note_view(Ours::Hup, how, wanted);

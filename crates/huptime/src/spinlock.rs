@@ -65,7 +65,9 @@ impl<T> SpinLock<T> {
     /// # Safety
     /// Only where a torn read of `T` cannot break memory safety (plain data), and never to write.
     pub unsafe fn unguarded(&self) -> &T {
-        &*self.value.get()
+        // SAFETY: the pointer is to our own live value; the caller accepts a torn read of plain
+        // data and never writes through it (the contract above).
+        unsafe { &*self.value.get() }
     }
     /// Holds the lock across fork: call before fork, then `unlock_after_fork` on both sides.
     pub fn lock_for_fork(&self) {

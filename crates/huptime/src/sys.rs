@@ -94,8 +94,7 @@ pub fn move_internal(fd: c_int) -> c_int {
 pub fn close(fd: c_int) {
     if fd >= 0 {
         fdtable::set_state(fd, FdState::None);
-        // SAFETY: plain close.
-        unsafe { real::close(fd) };
+        real::close(fd);
     }
 }
 

@@ -10,31 +10,36 @@ type Argv = *const *const c_char;
 /// execve(): with the program's view of SIGHUP.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn execve(path: *const c_char, argv: Argv, envp: Argv) -> c_int {
-    signals::as_program(|| real::execve(path, argv, envp))
+    // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
+    signals::as_program(|| unsafe { real::execve(path, argv, envp) })
 }
 
 /// execv(): as execve().
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn execv(path: *const c_char, argv: Argv) -> c_int {
-    signals::as_program(|| real::execv(path, argv))
+    // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
+    signals::as_program(|| unsafe { real::execv(path, argv) })
 }
 
 /// execvp(): as execve().
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn execvp(file: *const c_char, argv: Argv) -> c_int {
-    signals::as_program(|| real::execvp(file, argv))
+    // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
+    signals::as_program(|| unsafe { real::execvp(file, argv) })
 }
 
 /// execvpe(): as execve().
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn execvpe(file: *const c_char, argv: Argv, envp: Argv) -> c_int {
-    signals::as_program(|| real::execvpe(file, argv, envp))
+    // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
+    signals::as_program(|| unsafe { real::execvpe(file, argv, envp) })
 }
 
 /// fexecve(): as execve().
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn fexecve(fd: c_int, argv: Argv, envp: Argv) -> c_int {
-    signals::as_program(|| real::fexecve(fd, argv, envp))
+    // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
+    signals::as_program(|| unsafe { real::fexecve(fd, argv, envp) })
 }
 
 /// posix_spawn(): the child starts with the caller's mask unless `attr` sets one: the program's
@@ -48,7 +53,8 @@ pub unsafe extern "C" fn posix_spawn(
     argv: *const *mut c_char,
     envp: *const *mut c_char,
 ) -> c_int {
-    signals::as_program(|| real::posix_spawn(pid, path, acts, attr, argv, envp))
+    // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
+    signals::as_program(|| unsafe { real::posix_spawn(pid, path, acts, attr, argv, envp) })
 }
 
 /// posix_spawnp(): as posix_spawn().
@@ -61,33 +67,44 @@ pub unsafe extern "C" fn posix_spawnp(
     argv: *const *mut c_char,
     envp: *const *mut c_char,
 ) -> c_int {
-    signals::as_program(|| real::posix_spawnp(pid, file, acts, attr, argv, envp))
+    // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
+    signals::as_program(|| unsafe { real::posix_spawnp(pid, file, acts, attr, argv, envp) })
 }
 
 /// system(): as posix_spawn() (glibc passes the caller's mask to the shell).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn system(cmd: *const c_char) -> c_int {
-    signals::as_program(|| real::system(cmd))
+    // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
+    signals::as_program(|| unsafe { real::system(cmd) })
 }
 
 /// popen(): as posix_spawn().
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut libc::FILE {
-    signals::as_program(|| real::popen(cmd, mode))
+    // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
+    signals::as_program(|| unsafe { real::popen(cmd, mode) })
 }
 
 /// execl(), execlp(), execle() once their variadic arguments are laid out as an array (by the
 /// trampolines below): `kind` 0, 1, 2. execle's environment follows the argument list's NULL.
+///
+/// # Safety
+/// As for execl(): `path` and the NULL-terminated list in `argv` (then execle's environment) are
+/// valid.
 unsafe extern "C" fn exec_list(path: *const c_char, argv: Argv, kind: c_int) -> c_int {
-    match kind {
-        0 => execv(path, argv),
-        1 => execvp(path, argv),
-        _ => {
-            let mut i = 0;
-            while !(*argv.add(i)).is_null() {
-                i += 1;
+    // SAFETY: the program's arguments: `argv` is its NULL-terminated argument list, laid out by
+    // the trampoline, and for execle the environment pointer follows that NULL (its contract).
+    unsafe {
+        match kind {
+            0 => execv(path, argv),
+            1 => execvp(path, argv),
+            _ => {
+                let mut i = 0;
+                while !(*argv.add(i)).is_null() {
+                    i += 1;
+                }
+                execve(path, argv, *argv.add(i + 1) as Argv)
             }
-            execve(path, argv, *argv.add(i + 1) as Argv)
         }
     }
 }

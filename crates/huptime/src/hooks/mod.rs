@@ -2,7 +2,7 @@
 //! re-entered from inside the shim, it goes straight to the real function; otherwise it does its
 //! bookkeeping around the real call and preserves errno (the checks: [`crate::guard`]).
 
-pub use crate::guard::{active_here, enter, keep_errno, ACTIVE, OWNER_PID};
+pub use crate::guard::{active_here, enter, enter_if, keep_errno, ACTIVE, OWNER_PID};
 
 pub mod exec;
 pub mod fd;

@@ -16,7 +16,9 @@ fn sets_mode(cmd: c_int) -> bool {
 /// fcntl(): the real call; after a successful F_SETFL on a bound socket, its mode is noted.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_long) -> c_int {
-    let r = real::fcntl(fd, cmd, arg);
+    // SAFETY: the program's arguments, handed on unchanged (whether `arg` is a pointer is
+    // `cmd`'s business, as in libc).
+    let r = unsafe { real::fcntl(fd, cmd, arg) };
     if r == 0 && sets_mode(cmd) && super::active_here() {
         sockmode::changed(fd);
     }
@@ -26,7 +28,9 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_long) -> c_int {
 /// fcntl64(): as fcntl() (what programs built with _FILE_OFFSET_BITS=64 call).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_long) -> c_int {
-    let r = real::fcntl64(fd, cmd, arg);
+    // SAFETY: the program's arguments, handed on unchanged (whether `arg` is a pointer is
+    // `cmd`'s business, as in libc).
+    let r = unsafe { real::fcntl64(fd, cmd, arg) };
     if r == 0 && sets_mode(cmd) && super::active_here() {
         sockmode::changed(fd);
     }
@@ -36,7 +40,9 @@ pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_long) -> c_int {
 /// ioctl(): the real call; after a successful FIONBIO on a bound socket, its mode is noted.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn ioctl(fd: c_int, req: c_ulong, arg: c_long) -> c_int {
-    let r = real::ioctl(fd, req, arg);
+    // SAFETY: the program's arguments, handed on unchanged (what `arg` points to is `req`'s
+    // business, as in libc).
+    let r = unsafe { real::ioctl(fd, req, arg) };
     if r == 0 && req == libc::FIONBIO && super::active_here() {
         sockmode::changed(fd);
     }

@@ -1,8 +1,8 @@
-//! fork, signal, sigaction.
+//! fork, vfork, _exit, _Exit, setsid, sigaction, signal.
 
 use super::enter;
-use crate::{forklocks, notify, real};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use crate::{forklocks, real, signals, sigrecord, stopsig};
+use core::sync::atomic::Ordering;
 use libc::c_int;
 
 /// fork(): every lock of the shim is held across the fork so the child never inherits a table
@@ -10,13 +10,18 @@ use libc::c_int;
 /// the child of a multithreaded program (its helper thread starts only when it serves).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn fork() -> libc::pid_t {
-    let Some(g) = enter() else { return real::fork() };
-    let parent = libc::getpid();
+    // SAFETY: the program's fork: what its child may do is the program's business (POSIX's rules
+    // for a multithreaded parent); the shim's part in the child keeps to them (see above).
+    let fork = || unsafe { real::fork() };
+    let Some(g) = enter() else { return fork() };
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
     forklocks::before_fork();
-    let pid = real::fork();
+    let pid = fork();
     forklocks::after_fork();
     if pid == 0 {
-        super::OWNER_PID.store(libc::getpid(), Ordering::Relaxed);
+        // SAFETY: getpid has no preconditions (and is async-signal-safe).
+        super::OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
         drop(g);
         crate::helper::after_fork_child(parent);
         return 0;
@@ -77,135 +82,26 @@ extern "C" fn vfork_end(r: libc::c_long) -> libc::pid_t {
 /// _exit(): with `--revive`, the program is started again instead (same pid, sockets kept).
 /// (A normal exit() is caught by the on_exit handler the constructor registers.)
 #[cfg_attr(not(test), no_mangle)]
-pub unsafe extern "C" fn _exit(status: c_int) -> ! {
+pub extern "C" fn _exit(status: c_int) -> ! {
     if super::active_here() {
         crate::revive::instead_of_exit(status);
     }
     real::_exit(status);
-    libc::abort()
+    std::process::abort()
 }
 
 /// _Exit(): as _exit().
 #[cfg_attr(not(test), no_mangle)]
 #[allow(non_snake_case)]
-pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
+pub extern "C" fn _Exit(status: c_int) -> ! {
     _exit(status)
-}
-
-/// Handlers the program installed for SIGINT and SIGTERM, called through `stop_trampoline` in
-/// `--revive` mode so that a stop request is noticed (and not answered by a revival).
-static STOP_HANDLER: [AtomicUsize; 2] = [const { AtomicUsize::new(0) }; 2];
-static STOP_FLAGS: [AtomicUsize; 2] = [const { AtomicUsize::new(0) }; 2];
-
-/// SIGINT/SIGTERM handlers are wrapped with `--revive` (a stop must not be revived) and when
-/// notifying systemd (STOPPING=1).
-fn wraps_stop_signals() -> bool {
-    crate::config::get().revive || notify::enabled()
-}
-
-/// When notifying systemd, SIGTERM says STOPPING=1 even if the program leaves it at its default
-/// action (constructor time; the program's own handlers are wrapped as it installs them).
-pub fn watch_stop_for_notify() {
-    if !notify::enabled() {
-        return;
-    }
-    // SAFETY: reading and (if default) replacing the disposition of SIGTERM.
-    unsafe {
-        let mut cur: libc::sigaction = core::mem::zeroed();
-        if real::sigaction(libc::SIGTERM, core::ptr::null(), &mut cur) != 0 || cur.sa_sigaction != libc::SIG_DFL {
-            return;
-        }
-        STOP_HANDLER[1].store(0, Ordering::Release);
-        let mut w: libc::sigaction = core::mem::zeroed();
-        w.sa_sigaction = stop_trampoline as extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) as usize;
-        w.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-        real::sigaction(libc::SIGTERM, &w, core::ptr::null_mut());
-    }
-}
-
-fn stop_index(sig: c_int) -> Option<usize> {
-    match sig {
-        libc::SIGINT => Some(0),
-        libc::SIGTERM => Some(1),
-        _ => None,
-    }
-}
-
-extern "C" fn stop_trampoline(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    crate::revive::stop_requested();
-    if sig == libc::SIGTERM && !crate::lineage::is_worker() {
-        notify::stopping();
-    }
-    let Some(i) = stop_index(sig) else { return };
-    let h = STOP_HANDLER[i].load(Ordering::Acquire);
-    if h == libc::SIG_DFL || h == 0 {
-        // Installed by `watch_stop_for_notify` over the default action: do that action now.
-        // SAFETY: restoring the default and re-raising (delivered once this handler returns).
-        unsafe {
-            let mut d: libc::sigaction = core::mem::zeroed();
-            d.sa_sigaction = libc::SIG_DFL;
-            real::sigaction(sig, &d, core::ptr::null_mut());
-            libc::raise(sig);
-        }
-        return;
-    }
-    if h == libc::SIG_IGN {
-        return;
-    }
-    // SAFETY: calling the handler the program installed, with the signature its flags declare.
-    unsafe {
-        if STOP_FLAGS[i].load(Ordering::Acquire) as c_int & libc::SA_SIGINFO != 0 {
-            let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) = core::mem::transmute(h);
-            f(sig, info, ctx);
-        } else {
-            let f: extern "C" fn(c_int) = core::mem::transmute(h);
-            f(sig);
-        }
-    }
-}
-
-unsafe fn wrap_stop_signal(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
-    let i = stop_index(sig).unwrap_or(0);
-    let mut prev: libc::sigaction = core::mem::zeroed();
-    let r = real::sigaction(sig, core::ptr::null(), &mut prev);
-    if r != 0 {
-        return r;
-    }
-    if prev.sa_sigaction == stop_trampoline as extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) as usize {
-        prev.sa_sigaction = STOP_HANDLER[i].load(Ordering::Acquire);
-        prev.sa_flags = STOP_FLAGS[i].load(Ordering::Acquire) as c_int;
-    }
-    if !act.is_null() {
-        let a = *act;
-        if a.sa_sigaction == libc::SIG_DFL || a.sa_sigaction == libc::SIG_IGN {
-            STOP_HANDLER[i].store(0, Ordering::Release);
-            let r = real::sigaction(sig, &a, core::ptr::null_mut());
-            if r != 0 {
-                return r;
-            }
-        } else {
-            STOP_HANDLER[i].store(a.sa_sigaction, Ordering::Release);
-            STOP_FLAGS[i].store(a.sa_flags as usize, Ordering::Release);
-            let mut w = a;
-            w.sa_sigaction = stop_trampoline as extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) as usize;
-            w.sa_flags = (a.sa_flags | libc::SA_SIGINFO) & !libc::SA_RESETHAND;
-            let r = real::sigaction(sig, &w, core::ptr::null_mut());
-            if r != 0 {
-                return r;
-            }
-        }
-    }
-    if !old.is_null() {
-        *old = prev;
-    }
-    0
 }
 
 /// setsid(): a forked copy that starts its own session is daemonizing: it lets go of the
 /// terminal or pipes it was started with, so the shim lets go of its saved copies of them too
 /// (otherwise whoever started the program would never see them close).
 #[cfg_attr(not(test), no_mangle)]
-pub unsafe extern "C" fn setsid() -> libc::pid_t {
+pub extern "C" fn setsid() -> libc::pid_t {
     let r = real::setsid();
     super::keep_errno(r, |&r| {
         if r >= 0 && super::active_here() && crate::lineage::is_forked_copy() {
@@ -216,41 +112,46 @@ pub unsafe extern "C" fn setsid() -> libc::pid_t {
     })
 }
 
+/// The program's sigaction() of a signal whose action the shim keeps apart (see [`stopsig`] and
+/// [`sigrecord`]): what sigaction() returns, or `None` for any other signal (the real call then).
+///
+/// # Safety
+/// `act` and `old` are null or valid (sigaction's contract).
+unsafe fn program_action(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> Option<c_int> {
+    if stopsig::wraps(sig) {
+        // SAFETY: `act` and `old` as the contract above says.
+        return Some(unsafe { stopsig::set_action(sig, act, old) });
+    }
+    // SAFETY: as above.
+    unsafe { sigrecord::swap(sig, act, old) }.then_some(0)
+}
+
 /// sigaction(): SIGHUP and the wake signal stay huptime's; the program's choice is recorded and
-/// reported back (and a wake signal that is not a wake goes to it, see `accept_gate`).
+/// reported back (and a wake signal that is not a wake goes to it, see `accept_gate`). SIGINT
+/// and SIGTERM may be wrapped (see [`stopsig`]).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
-    if !super::active_here() {
-        return real::sigaction(sig, act, old);
+    // SAFETY: the program's `act` and `old`, null or valid (sigaction's contract): what
+    // `program_action` asks for, or handed on unchanged.
+    unsafe {
+        let kept = if super::active_here() { program_action(sig, act, old) } else { None };
+        kept.unwrap_or_else(|| real::sigaction(sig, act, old))
     }
-    if stop_index(sig).is_some() && wraps_stop_signals() {
-        return wrap_stop_signal(sig, act, old);
-    }
-    if crate::signals::swap_program_action(sig, act, old) {
-        return 0;
-    }
-    real::sigaction(sig, act, old)
 }
 
 /// signal(): as sigaction().
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
-    if !super::active_here() {
-        return real::signal(sig, handler);
+    let mut act = signals::empty_action();
+    act.sa_sigaction = handler;
+    act.sa_flags = libc::SA_RESTART;
+    let mut old = signals::empty_action();
+    // SAFETY: our own `act` and `old`.
+    let kept = if super::active_here() { unsafe { program_action(sig, &act, &mut old) } } else { None };
+    match kept {
+        Some(0) => old.sa_sigaction,
+        Some(_) => libc::SIG_ERR,
+        // SAFETY: the program's handler, handed on unchanged: its contract with libc holds.
+        None => unsafe { real::signal(sig, handler) },
     }
-    if stop_index(sig).is_some() && wraps_stop_signals() {
-        let mut a: libc::sigaction = core::mem::zeroed();
-        a.sa_sigaction = handler;
-        a.sa_flags = libc::SA_RESTART;
-        let mut old: libc::sigaction = core::mem::zeroed();
-        return if wrap_stop_signal(sig, &a, &mut old) == 0 { old.sa_sigaction } else { libc::SIG_ERR };
-    }
-    let mut a: libc::sigaction = core::mem::zeroed();
-    a.sa_sigaction = handler;
-    a.sa_flags = libc::SA_RESTART;
-    let mut old: libc::sigaction = core::mem::zeroed();
-    if crate::signals::swap_program_action(sig, &a, &mut old) {
-        return old.sa_sigaction;
-    }
-    real::signal(sig, handler)
 }

@@ -2,6 +2,7 @@
 //! generation that waits for it (see [`crate::ready_channel`]), which logs the last lines if the start
 //! fails. Any other write goes straight through: one compare and one atomic load.
 
+use super::keep_errno;
 use crate::{readiness, real};
 use libc::c_int;
 
@@ -9,11 +10,12 @@ use libc::c_int;
 /// generation.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const libc::c_void, n: usize) -> isize {
-    let r = real::write(fd, buf, n);
+    // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
+    let r = unsafe { real::write(fd, buf, n) };
     if fd == 2 && r > 0 && readiness::pending() {
-        let e = crate::sys::errno();
-        readiness::copy_stderr(core::slice::from_raw_parts(buf.cast::<u8>(), r as usize));
-        crate::sys::set_errno(e);
+        // SAFETY: write's contract: `buf` holds `n` readable bytes, and `r` of them were written.
+        let written = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), r as usize) };
+        return keep_errno(r, |_| readiness::copy_stderr(written));
     }
     r
 }
@@ -21,21 +23,11 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const libc::c_void, n: usize) ->
 /// writev(): as write().
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) -> isize {
-    let r = real::writev(fd, iov, n);
+    // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
+    let r = unsafe { real::writev(fd, iov, n) };
     if fd == 2 && r > 0 && n > 0 && !iov.is_null() && readiness::pending() {
-        let e = crate::sys::errno();
-        let mut left = r as usize;
-        for v in core::slice::from_raw_parts(iov, n as usize) {
-            if left == 0 {
-                break;
-            }
-            let len = v.iov_len.min(left);
-            if len > 0 && !v.iov_base.is_null() {
-                readiness::copy_stderr(core::slice::from_raw_parts(v.iov_base.cast::<u8>(), len));
-            }
-            left -= len;
-        }
-        crate::sys::set_errno(e);
+        // SAFETY: writev's contract: `iov` points to `n` iovecs, each describing readable bytes.
+        return keep_errno(r, |_| unsafe { readiness::copy_stderr_vectored(core::slice::from_raw_parts(iov, n as usize), r as usize) });
     }
     r
 }
