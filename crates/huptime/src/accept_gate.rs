@@ -319,3 +319,133 @@ fn park() {
         unsafe { real::poll(core::ptr::null_mut(), 0, 100) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+    use std::sync::mpsc;
+
+    /// Calls `interrupt_all` every few milliseconds (as the drain does) until `done` has a value.
+    fn interrupt_until<T>(done: &mpsc::Receiver<T>) -> T {
+        let until = sys::now_ms() + 60_000;
+        loop {
+            interrupt_all();
+            if let Ok(v) = done.recv_timeout(std::time::Duration::from_millis(5)) {
+                return v;
+            }
+            assert!(sys::now_ms() < until, "the threads in the gate were never woken");
+        }
+    }
+
+    #[test]
+    fn anything_but_a_bound_listening_socket_goes_straight_to_the_real_call() {
+        // Fd numbers no other test uses, never opened.
+        let (plain, bound_not_listening) = (61000, 61001);
+        assert_eq!(accept(plain, &|fd| fd + 1), plain + 1);
+        fdtable::set_state(bound_not_listening, FdState::Bound);
+        assert_eq!(accept(bound_not_listening, &|fd| fd + 1), bound_not_listening + 1);
+        fdtable::set_state(bound_not_listening, FdState::None);
+        assert!(!accepted_any(), "nothing was accepted through the gate");
+    }
+
+    /// One test: the slots and the wake handler are process-wide.
+    #[test]
+    fn slots_count_the_threads_inside_and_a_wake_ends_a_blocked_accept() {
+        install_wake_handler();
+        assert_eq!(interrupt_all(), 0, "nobody inside");
+
+        // A thread blocked in a real accept() is woken: EINTR, and its slot counted the wake.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fd = listener.as_raw_fd();
+        let (tx, rx) = mpsc::channel();
+        let t = std::thread::spawn(move || {
+            let slot = Slot::enter();
+            let before = slot.taken();
+            // SAFETY: accept on a listening socket, no address wanted.
+            let r = signals::with_wake_unblocked(|| unsafe { libc::accept(fd, core::ptr::null_mut(), core::ptr::null_mut()) });
+            let e = sys::errno();
+            let after = slot.taken();
+            slot.leave();
+            tx.send((r, e, before, after)).unwrap();
+        });
+        let (r, e, before, after) = interrupt_until(&rx);
+        t.join().unwrap();
+        assert_eq!((r, e), (-1, libc::EINTR), "the wake interrupted the accept");
+        assert!(after > before, "the handler counted the wake in the thread's slot");
+        assert_eq!(interrupt_all(), 0, "the slot was freed on leaving");
+
+        // More threads than slots: every one is counted, the untracked one too; each tracked one
+        // gets a wake (counted by its handler before it leaves), and leaving frees them all.
+        let threads = SLOTS + 1;
+        let (entered_tx, entered) = mpsc::channel();
+        let mut go = Vec::new();
+        let mut handles = Vec::new();
+        for _ in 0..threads {
+            let entered_tx = entered_tx.clone();
+            let (go_tx, go_rx) = mpsc::channel::<()>();
+            go.push(go_tx);
+            handles.push(std::thread::Builder::new().stack_size(64 * 1024).spawn(move || {
+                let slot = Slot::enter();
+                entered_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+                let tracked = slot.0 != usize::MAX;
+                let woken = slot.taken();
+                slot.leave();
+                (tracked, woken)
+            }).unwrap());
+        }
+        for _ in 0..threads {
+            entered.recv().unwrap();
+        }
+        assert_eq!(interrupt_all(), threads);
+        for g in go {
+            g.send(()).unwrap();
+        }
+        let results: Vec<(bool, u64)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(results.iter().filter(|(tracked, _)| *tracked).count(), SLOTS);
+        assert!(results.iter().all(|&(tracked, woken)| woken == u64::from(tracked)), "one wake per tracked thread: {results:?}");
+        assert_eq!(interrupt_all(), 0);
+
+        // A wake still in flight (the thread blocks the signal for now) is not sent again, and
+        // the thread takes it before its slot is free.
+        let (tx, rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            // SAFETY: a signal set built by sigemptyset/sigaddset; this thread's mask only.
+            let set = unsafe {
+                let mut set: libc::sigset_t = core::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, signals::wake_signal());
+                libc::pthread_sigmask(libc::SIG_BLOCK, &set, core::ptr::null_mut());
+                set
+            };
+            let slot = Slot::enter();
+            tx.send(slot.0).unwrap();
+            go_rx.recv().unwrap();
+            // SAFETY: as above; the pending wake is delivered on the way back from this call.
+            unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut()) };
+            let woken = slot.taken();
+            slot.leave();
+            woken
+        });
+        let i = rx.recv().unwrap();
+        assert_eq!(interrupt_all(), 1);
+        let w = SLOT[i].load(Ordering::SeqCst);
+        assert_eq!((sent(w), taken(w)), (1, 0), "sent, not yet taken");
+        assert_eq!(interrupt_all(), 1, "still inside, counted");
+        assert_eq!(sent(SLOT[i].load(Ordering::SeqCst)), 1, "no second wake while one is in flight");
+        go_tx.send(()).unwrap();
+        assert_eq!(t.join().unwrap(), 1);
+        assert_eq!(interrupt_all(), 0);
+
+        // A forked child holds no slot: whatever its parent's threads held is cleared.
+        let held = Slot::enter();
+        let untracked = (0..SLOTS).map(|_| Slot::enter()).collect::<Vec<_>>();
+        assert!(untracked.iter().any(|s| s.0 == usize::MAX));
+        after_fork();
+        assert_eq!(interrupt_all(), 0, "no slot held and nobody untracked after fork");
+        assert_eq!(held.taken(), 0);
+        drop((held, untracked)); // a child never leaves the slots its parent's threads held
+    }
+}

@@ -225,3 +225,138 @@ fn pipe_writers(ino: u64, me: libc::pid_t) -> Vec<libc::pid_t> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::process::{Child, Command, Stdio};
+
+    /// A file of readiness-channel messages copying two stderr lines, for a child to `cat` into
+    /// the channel (as the shim in a new generation would write them).
+    fn stderr_copies(name: &str, lines: &[&str]) -> std::path::PathBuf {
+        let mut bytes = Vec::new();
+        for l in lines {
+            let mut buf = [0u8; ready_channel::MAX_CHUNK + 3];
+            let n = ready_channel::encode_stderr(format!("{l}\n").as_bytes(), &mut buf);
+            bytes.extend_from_slice(&buf[..n]);
+        }
+        // SAFETY: getpid has no preconditions.
+        let path = std::env::temp_dir().join(format!("huptime-attempt-test-{}-{name}", unsafe { libc::getpid() }));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Starts `sh -c script` ($0 = `arg`) with the channel's write end at fd 3, and watches it
+    /// (through a pidfd if `with_pidfd`). The test keeps no copy of the write end.
+    fn start(script: &str, arg: &std::path::Path, with_pidfd: bool) -> (Child, Attempt) {
+        let mut p = [-1; 2];
+        // SAFETY: valid out-array.
+        assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let w = p[1];
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]).arg(arg).stdin(Stdio::null()).stdout(Stdio::null());
+        // SAFETY: only dup2/fcntl between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let r = if w == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(w, 3) };
+                if r < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
+        // SAFETY: closing our copy of the write end; pidfd_open with no flags.
+        let pidfd = unsafe {
+            libc::close(w);
+            if with_pidfd { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) as c_int } else { -1 }
+        };
+        assert!(!with_pidfd || pidfd >= 0);
+        let a = Attempt::new(child.id() as libc::pid_t, pidfd, p[0]);
+        assert_ne!(a.pipe_ino, 0);
+        (child, a)
+    }
+
+    fn finish(a: Attempt) {
+        // SAFETY: closing the fds the attempt was given.
+        unsafe {
+            libc::close(a.ready_r);
+            if a.pidfd >= 0 {
+                libc::close(a.pidfd);
+            }
+        }
+    }
+
+    const LONG_MS: u64 = 60_000;
+
+    #[test]
+    fn ready_then_killed_with_everything_it_started() {
+        let copies = stderr_copies("ready", &["loading config", "listening on :8080"]);
+        let (mut child, mut a) = start("cat \"$0\" >&3; printf R >&3; exec sleep 120", &copies, true);
+        assert!(matches!(a.wait(LONG_MS), Outcome::Ready));
+        assert_eq!(a.reader.last_lines(5), ["loading config", "listening on :8080"]);
+        assert!(!a.has_ended(), "ready and still running");
+        assert!(a.kill_all() >= 1);
+        let until = sys::now_ms() + LONG_MS;
+        while !a.has_ended() {
+            assert!(sys::now_ms() < until, "the killed generation did not end");
+            sys::sleep_ms(5);
+        }
+        assert_eq!(a.how_it_ended().as_deref(), Some("was killed by signal 9 (SIGKILL)"));
+        assert!(a.failed());
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+        finish(a);
+        let _ = std::fs::remove_file(copies);
+    }
+
+    #[test]
+    fn ended_before_ready_with_its_status_and_last_stderr_lines() {
+        let copies = stderr_copies("ended", &["Traceback (most recent call last):", "OSError: port taken"]);
+        for (code, failed) in [(3, true), (0, false)] {
+            // No pidfd: the status comes from /proc while the process is a zombie.
+            let (mut child, mut a) = start(&format!("cat \"$0\" >&3; exit {code}"), &copies, false);
+            assert!(matches!(a.wait(LONG_MS), Outcome::Ended));
+            assert_eq!(a.how_it_ended(), Some(format!("exited with status {code}")));
+            assert_eq!(a.failed(), failed, "exit {code}");
+            assert_eq!(a.reader.last_lines(1), ["OSError: port taken"]);
+            assert!(!a.reader.ready);
+            assert_eq!(child.wait().unwrap().code(), Some(code));
+            finish(a);
+        }
+        let _ = std::fs::remove_file(copies);
+    }
+
+    #[test]
+    fn silent_generation_times_out_and_is_killed() {
+        let (mut child, mut a) = start("exec sleep 120", std::path::Path::new("-"), true);
+        assert!(matches!(a.wait(200), Outcome::Timeout));
+        assert!(a.status.is_none() && a.how_it_ended().is_none());
+        assert!(a.failed(), "an unknown end counts as a failure");
+        assert!(a.kill_all() >= 1);
+        assert!(matches!(a.wait(LONG_MS), Outcome::Ended), "killed: the channel closes");
+        assert_eq!(a.how_it_ended().as_deref(), Some("was killed by signal 9 (SIGKILL)"));
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+        finish(a);
+    }
+
+    /// A daemonizing program: its first process exits 0 while a child it left keeps the channel.
+    #[test]
+    fn kill_all_reaches_the_processes_that_hold_the_channel() {
+        let (mut child, mut a) = start("(exec sleep 120) & exit 0", std::path::Path::new("-"), true);
+        let mut p = libc::pollfd { fd: a.pidfd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        assert_eq!(unsafe { libc::poll(&mut p, 1, LONG_MS as c_int) }, 1, "the first process did not exit");
+        assert!(matches!(a.wait(100), Outcome::Timeout), "the channel is still held");
+        assert_eq!(a.status, Some(0), "the first process's status is known once it ended");
+        assert!(!a.failed());
+        assert!(a.has_ended());
+        let holders = pipe_writers(a.pipe_ino, std::process::id() as libc::pid_t);
+        assert_eq!(holders.len(), 1, "the background sleep holds the write end: {holders:?}");
+        assert!(a.kill_all() >= 1);
+        assert!(matches!(a.wait(LONG_MS), Outcome::Ended), "every holder of the channel is gone");
+        assert!(pipe_writers(a.pipe_ino, std::process::id() as libc::pid_t).is_empty());
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+        finish(a);
+    }
+}

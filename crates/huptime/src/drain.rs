@@ -245,3 +245,118 @@ pub fn take_back(why: &str, failed_generation: u32) {
     info!("{why}; generation {generation} takes its sockets back and serves again");
     lifecycle::enter(Step::TakenBack { why, generation });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn readable(fd: c_int) -> bool {
+        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd, no wait.
+        unsafe { libc::poll(&mut p, 1, 0) == 1 && p.revents != 0 }
+    }
+
+    /// Waits (up to a minute) until `fd` is readable.
+    fn wait_readable(fd: c_int) {
+        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        assert_eq!(unsafe { libc::poll(&mut p, 1, 60_000) }, 1, "fd {fd} never became readable");
+    }
+
+    fn cloexec(fd: c_int) -> bool {
+        // SAFETY: plain fcntl.
+        unsafe { libc::fcntl(fd, libc::F_GETFD) & libc::FD_CLOEXEC != 0 }
+    }
+
+    fn family(fd: c_int) -> c_int {
+        sys::local_address(fd).map(|(ss, _)| ss.ss_family as c_int).unwrap_or(-1)
+    }
+
+    /// Drains a listening socket at `fd` (with `nonblocking` and `cloexec` as the program set
+    /// them) while a connection waits, then takes it back.
+    fn drain_and_take_back_listener(nonblocking: bool, keep_cloexec: bool) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fd = listener.as_raw_fd();
+        listener.set_nonblocking(nonblocking).unwrap();
+        if !keep_cloexec {
+            // SAFETY: plain fcntl on our own fd.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        }
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        wait_readable(fd);
+        let shadow = sys::dup_internal(fd);
+
+        put_inert_socket(fd);
+        assert_eq!(family(fd), libc::AF_UNIX, "an inert socket sits at the fd");
+        assert!(sys::is_listening(fd) && sys::socktype(fd) == libc::SOCK_STREAM);
+        assert_eq!(sys::nonblocking(fd), nonblocking, "the program's blocking mode is kept");
+        assert_eq!(cloexec(fd), keep_cloexec, "the program's close-on-exec flag is kept");
+        assert!(!readable(fd), "never readable, though a connection waits on the real socket");
+        assert!(readable(shadow));
+        if nonblocking {
+            // SAFETY: accept on our own fd, no address wanted.
+            assert_eq!(unsafe { libc::accept(fd, core::ptr::null_mut(), core::ptr::null_mut()) }, -1);
+            assert_eq!(sys::errno(), libc::EAGAIN);
+        }
+
+        assert_eq!(replace_keeping_cloexec(shadow, fd), fd);
+        sys::close(shadow);
+        assert_eq!(family(fd), libc::AF_INET, "the real socket is back");
+        assert_eq!(cloexec(fd), keep_cloexec);
+        assert!(readable(fd));
+        listener.set_nonblocking(true).unwrap();
+        assert!(listener.accept().is_ok(), "the waiting connection is served");
+    }
+
+    #[test]
+    fn an_inert_listener_keeps_the_fd_flags_and_a_take_back_restores_the_socket() {
+        drain_and_take_back_listener(false, true);
+        drain_and_take_back_listener(true, false);
+    }
+
+    #[test]
+    fn an_inert_datagram_socket_never_sees_the_real_one_s_datagrams() {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let fd = udp.as_raw_fd();
+        let to = udp.local_addr().unwrap();
+        let shadow = sys::dup_internal(fd);
+        put_inert_socket(fd);
+        assert_eq!(family(fd), libc::AF_UNIX);
+        assert_eq!(sys::socktype(fd), libc::SOCK_DGRAM);
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(b"hello", to).unwrap();
+        wait_readable(shadow);
+        assert!(!readable(fd));
+        assert_eq!(replace_keeping_cloexec(shadow, fd), fd);
+        sys::close(shadow);
+        let mut buf = [0u8; 8];
+        assert_eq!(udp.recv(&mut buf).unwrap(), 5, "the datagram waits on the socket taken back");
+    }
+
+    /// One test: the notice pipe's slots are process-wide.
+    #[test]
+    fn the_notice_pipe_is_private_and_carries_the_drain_notice() {
+        open_notice_pipe();
+        let (r, w) = (internal::get(internal::LINEAGE_R), internal::get(internal::LINEAGE_W));
+        assert!(r >= sys::internal_base() && w >= sys::internal_base());
+        assert!(cloexec(r) && cloexec(w), "workers inherit it through fork, not exec");
+        assert!(sys::nonblocking(w), "a master never blocks on it");
+        assert_eq!(fdtable::state(r), FdState::Internal);
+        assert!(!readable(r));
+        // SAFETY: one-byte write to our own pipe.
+        assert_eq!(unsafe { libc::write(w, b"D".as_ptr().cast(), 1) }, 1);
+        assert!(readable(r));
+        for slot in [internal::LINEAGE_R, internal::LINEAGE_W] {
+            sys::close(internal::take(slot));
+        }
+    }
+
+    #[test]
+    fn a_running_child_is_counted() {
+        let mut child = std::process::Command::new("sleep").arg("120").spawn().unwrap();
+        assert!(live_children() >= 1);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}

@@ -256,3 +256,106 @@ impl ExecPlan {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::sync::atomic::Ordering;
+    use std::os::unix::ffi::OsStringExt;
+
+    fn identity(fd: libc::c_int) -> Option<(u64, u64)> {
+        // SAFETY: plain data filled by fstat.
+        let mut st: libc::stat = unsafe { core::mem::zeroed() };
+        // SAFETY: valid out-pointer.
+        (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
+    }
+
+    /// The ORIG slot that saved fd `num`, if any.
+    fn saved_slot(num: libc::c_int) -> Option<usize> {
+        (internal::ORIG_BASE..internal::COUNT).find(|&s| internal::ORIG_NUM[s].load(Ordering::Acquire) == num && internal::get(s) >= 0)
+    }
+
+    /// One test: the launch, the saved fds' slots and the log fd are process-wide.
+    #[test]
+    fn the_launch_is_captured_as_given_and_stdio_can_be_released() {
+        assert!(get().is_none());
+        let mut given = [-1; 2];
+        let mut private = [-1; 2];
+        // SAFETY: valid out-arrays.
+        unsafe {
+            assert_eq!(libc::pipe2(given.as_mut_ptr(), 0), 0);
+            assert_eq!(libc::pipe2(private.as_mut_ptr(), libc::O_CLOEXEC), 0);
+        }
+        let vars: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os().collect();
+        let skip = vars[0].0.to_str().unwrap().to_string();
+        capture(&[&skip]).unwrap();
+        let l = get().expect("captured");
+
+        let exe = std::path::Path::new(std::ffi::OsStr::from_bytes(l.exe.to_bytes()));
+        assert_eq!(std::fs::canonicalize(exe).unwrap(), std::env::current_exe().unwrap().canonicalize().unwrap());
+        let argv: Vec<Vec<u8>> = std::env::args_os().map(|a| a.into_vec()).filter(|a| !a.is_empty()).collect();
+        assert_eq!(l.argv.iter().map(|a| a.to_bytes().to_vec()).collect::<Vec<_>>(), argv);
+        let env: Vec<&[u8]> = l.env.iter().map(|e| e.to_bytes()).collect();
+        assert!(!env.iter().any(|e| e.starts_with(format!("{skip}=").as_bytes())), "{skip} is left out");
+        for (k, v) in &vars[1..] {
+            let kv = [k.as_bytes(), b"=", v.as_bytes()].concat();
+            assert!(env.contains(&kv.as_slice()), "{k:?} is kept");
+        }
+        assert_eq!(l.cwd.to_bytes(), std::env::current_dir().unwrap().as_os_str().as_bytes());
+        // SAFETY: querying this thread's mask into plain data.
+        let mask = unsafe {
+            let mut m: libc::sigset_t = core::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, core::ptr::null(), &mut m);
+            m
+        };
+        for sig in 1..libc::SIGRTMAX() {
+            // SAFETY: membership tests on initialised sets.
+            assert_eq!(unsafe { libc::sigismember(&l.mask, sig) }, unsafe { libc::sigismember(&mask, sig) }, "signal {sig}");
+        }
+        assert_ne!(l.ignored & 1 << libc::SIGPIPE, 0, "the test harness ignores SIGPIPE");
+        assert_eq!(l.ignored & 1 << libc::SIGTERM, 0);
+        // SAFETY: lseek on fd 0 has no memory effects.
+        assert_eq!(l.stdin_offset, unsafe { libc::lseek(0, 0, libc::SEEK_CUR) });
+
+        // Every fd given without close-on-exec has a private copy: stdio, the extra pipe.
+        for fd in [0, 1, 2, given[0]] {
+            if identity(fd).is_none() {
+                continue;
+            }
+            let s = saved_slot(fd).unwrap_or_else(|| panic!("fd {fd} was not saved"));
+            let copy = internal::get(s);
+            assert!(copy >= sys::internal_base());
+            assert_eq!(identity(copy), identity(fd));
+        }
+        assert!(saved_slot(private[0]).is_none(), "a close-on-exec fd is not the program's to pass on");
+        if let Some(s) = saved_slot(2) {
+            assert_eq!(crate::log::LOG_FD.load(Ordering::Relaxed), internal::get(s), "messages go to the saved stderr");
+        }
+
+        let extra = CString::new("HUPTIME_TEST=1").unwrap();
+        // SAFETY: `extra` outlives the plan.
+        let plan = unsafe { ExecPlan::new(l, &[extra.as_ptr()]) };
+        assert_eq!(plan.argv_p.len(), l.argv.len() + 1);
+        assert!(plan.argv_p.last().unwrap().is_null());
+        assert_eq!(plan.env_p.len(), l.env.len() + 2);
+        assert_eq!(plan.env_p[l.env.len()], extra.as_ptr());
+        assert_eq!(plan.exe().to_string(), exe.to_string_lossy());
+
+        let stdio: Vec<usize> = (0..=2).filter_map(saved_slot).collect();
+        let copies: Vec<libc::c_int> = stdio.iter().map(|&s| internal::get(s)).collect();
+        release_stdio();
+        for (&s, &copy) in stdio.iter().zip(&copies) {
+            assert_eq!(internal::get(s), -1);
+            assert_eq!(internal::ORIG_NUM[s].load(Ordering::Acquire), -1);
+            assert_eq!(crate::fdtable::state(copy), crate::fdtable::FdState::None, "the copy is closed");
+        }
+        assert!(saved_slot(given[0]).is_some(), "only stdio is released");
+        assert_eq!(crate::log::LOG_FD.load(Ordering::Relaxed), 2);
+        // SAFETY: closing our own fds.
+        unsafe {
+            for fd in given.into_iter().chain(private) {
+                libc::close(fd);
+            }
+        }
+    }
+}

@@ -108,3 +108,119 @@ pub fn rolled_back(why: &str) {
 pub fn stopping() {
     send(b"STOPPING=1");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Receives datagrams on `fd` until one is `want` (another test's lifecycle notices may share
+    /// the socket); panics if none comes within the socket's receive timeout.
+    fn receive_until(fd: libc::c_int, want: impl Fn(&str) -> bool) -> String {
+        let mut buf = [0u8; 2048];
+        loop {
+            // SAFETY: receiving into a valid buffer.
+            let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+            assert!(n >= 0, "no notice arrived: {}", std::io::Error::last_os_error());
+            let msg = String::from_utf8_lossy(&buf[..n as usize]).into_owned();
+            if want(&msg) {
+                return msg;
+            }
+        }
+    }
+
+    fn bound_dgram_socket(addr: &(libc::sockaddr_un, libc::socklen_t)) -> libc::c_int {
+        // SAFETY: socket creation, a bind to a valid address, a timeout option from a valid struct.
+        unsafe {
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0);
+            assert_eq!(libc::bind(fd, (&addr.0 as *const libc::sockaddr_un).cast(), addr.1), 0, "bind: {}", std::io::Error::last_os_error());
+            let tv = libc::timeval { tv_sec: 20, tv_usec: 0 };
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&tv as *const libc::timeval).cast(), core::mem::size_of::<libc::timeval>() as libc::socklen_t);
+            fd
+        }
+    }
+
+    #[test]
+    fn addresses_of_paths_and_abstract_names() {
+        let (a, len) = address("/run/systemd/notify").unwrap();
+        assert_eq!(a.sun_family, libc::AF_UNIX as libc::sa_family_t);
+        let path: Vec<u8> = a.sun_path[..19].iter().map(|&c| c as u8).collect();
+        assert_eq!(path, b"/run/systemd/notify");
+        assert_eq!(a.sun_path[19], 0);
+        assert_eq!(len as usize, 2 + 19 + 1, "a path's length counts its terminating NUL");
+
+        let (a, len) = address("@sd").unwrap();
+        assert_eq!([a.sun_path[0], a.sun_path[1], a.sun_path[2]], [0, b's' as libc::c_char, b'd' as libc::c_char]);
+        assert_eq!(len as usize, 2 + 3, "an abstract name's length is exactly its bytes");
+
+        let longest = format!("/{}", "x".repeat(106));
+        assert!(address(&longest).is_ok());
+        assert!(address(&format!("{longest}x")).is_err(), "108 bytes do not fit with the NUL");
+        assert!(address("").is_err());
+        assert!(address("run/notify").is_err(), "relative paths are refused");
+    }
+
+    #[test]
+    fn an_abstract_address_reaches_the_socket_bound_to_it() {
+        // SAFETY: getpid has no preconditions.
+        let name = format!("@huptime-notify-test-{}-{}", unsafe { libc::getpid() }, sys::now_us());
+        let addr = address(&name).unwrap();
+        let r = bound_dgram_socket(&addr);
+        // SAFETY: a socket, one sendto of a valid buffer to a valid address, closes of our fds.
+        unsafe {
+            let s = libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+            let sent = libc::sendto(s, b"x".as_ptr().cast(), 1, 0, (&addr.0 as *const libc::sockaddr_un).cast(), addr.1);
+            assert_eq!(sent, 1, "sendto {name}: {}", std::io::Error::last_os_error());
+            assert_eq!(receive_until(r, |_| true), "x");
+            libc::close(s);
+            libc::close(r);
+        }
+    }
+
+    /// One test: the sending socket is process-wide.
+    #[test]
+    fn each_notice_is_the_exact_sd_notify_message() {
+        configure(None);
+        assert!(!enabled());
+        configure(Some("relative/notify"));
+        assert!(!enabled(), "a bad address configures nothing");
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        let path = std::env::temp_dir().join(format!("huptime-notify-test-{pid}.sock"));
+        let _ = std::fs::remove_file(&path);
+        let path_str = path.to_str().unwrap();
+        let r = bound_dgram_socket(&address(path_str).unwrap());
+        configure(Some(path_str));
+        assert!(enabled());
+        let fd = SOCK.load(Ordering::Acquire);
+        assert!(fd >= sys::internal_base(), "the socket is in the shim's fd range");
+        // SAFETY: plain fcntl.
+        assert_ne!(unsafe { libc::fcntl(fd, libc::F_GETFD) } & libc::FD_CLOEXEC, 0);
+
+        ready_here(4242);
+        let want = format!("READY=1\nMAINPID={pid}\nSTATUS=serving (generation 4242, pid {pid})");
+        receive_until(r, |m| m == want);
+
+        let before = sys::now_us();
+        reloading(4243);
+        let after = sys::now_us();
+        let msg = receive_until(r, |m| m.ends_with("\nSTATUS=restarting: starting generation 4243"));
+        let usec: u64 = msg.strip_prefix("RELOADING=1\nMONOTONIC_USEC=").and_then(|m| m.split('\n').next()).and_then(|u| u.parse().ok()).unwrap_or_else(|| panic!("{msg:?}"));
+        assert!((before..=after).contains(&usec), "{usec} not in {before}..={after}");
+
+        handed_over(31337, 4244);
+        receive_until(r, |m| m == "MAINPID=31337\nREADY=1\nSTATUS=serving (generation 4244, pid 31337)");
+
+        rolled_back("the unit test said no");
+        receive_until(r, |m| m == "READY=1\nSTATUS=restart rolled back: the unit test said no");
+
+        sys::set_errno(libc::EINTR);
+        stopping();
+        assert_eq!(sys::errno(), libc::EINTR, "a signal handler's errno is kept");
+        receive_until(r, |m| m == "STOPPING=1");
+
+        // SAFETY: closing our own fd.
+        unsafe { libc::close(r) };
+        let _ = std::fs::remove_file(&path);
+    }
+}

@@ -68,7 +68,11 @@ impl fmt::Display for Problem {
 /// file of this user's. Allocation- and lock-free (a revival may run in a signal handler).
 pub fn check() -> Result<(), Problem> {
     let Some(Some(path)) = PATH.get() else { return Ok(()) };
-    let path: &'static CStr = path.as_c_str();
+    judge(path.as_c_str())
+}
+
+/// What [`check`] finds at `path`.
+fn judge(path: &'static CStr) -> Result<(), Problem> {
     // SAFETY: lstat on a NUL-terminated path into plain data; geteuid has no preconditions.
     let (r, st, me) = unsafe {
         let mut st: libc::stat = core::mem::zeroed();
@@ -81,5 +85,67 @@ pub fn check() -> Result<(), Problem> {
         (0, _) => Err(Problem::NotAFile(path)),
         _ if crate::sys::errno() == libc::ENOENT => Err(Problem::Removed(path)),
         _ => Err(Problem::Unreadable(path, OsError::last())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaked(p: &std::path::Path) -> &'static CStr {
+        use std::os::unix::ffi::OsStrExt;
+        Box::leak(CString::new(p.as_os_str().as_bytes()).unwrap().into_boxed_c_str())
+    }
+
+    /// One test: the captured path is process-wide.
+    #[test]
+    fn the_library_is_found_where_it_was_loaded_from() {
+        assert!(check().is_ok(), "nothing captured: nothing to check");
+        let from = loaded_from().expect("the loader knows this image");
+        let from = std::path::Path::new(from.to_str().unwrap());
+        assert_eq!(from.canonicalize().unwrap(), std::env::current_exe().unwrap().canonicalize().unwrap());
+        capture();
+        assert!(check().is_ok(), "this image is a regular file of ours");
+    }
+
+    #[test]
+    fn each_problem_with_the_path_is_named() {
+        // SAFETY: getpid/geteuid have no preconditions.
+        let (pid, me) = unsafe { (libc::getpid(), libc::geteuid()) };
+        let dir = std::env::temp_dir().join(format!("huptime-preload-test-{pid}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let lib = dir.join("libhuptime.so");
+        std::fs::write(&lib, b"not really a library").unwrap();
+        assert!(judge(leaked(&lib)).is_ok());
+
+        let link = dir.join("link.so");
+        std::os::unix::fs::symlink(&lib, &link).unwrap();
+        assert!(matches!(judge(leaked(&link)), Err(Problem::Symlink(_))));
+        assert!(matches!(judge(leaked(&dir)), Err(Problem::NotAFile(_))));
+        let gone = judge(leaked(&dir.join("gone.so")));
+        assert!(matches!(gone, Err(Problem::Removed(_))));
+        assert!(gone.unwrap_err().to_string().contains(crate::config::CACHE_DIR_VAR), "says what must last");
+        let under_a_file = judge(leaked(&lib.join("x")));
+        assert!(matches!(under_a_file, Err(Problem::Unreadable(_, _))));
+        assert!(under_a_file.unwrap_err().to_string().starts_with("can't check the preload library "));
+
+        // Another user's file: ours given away (as root), or one of root's (as anyone else).
+        let foreign = if me == 0 {
+            let c = leaked(&lib);
+            // SAFETY: chown of a NUL-terminated path.
+            assert_eq!(unsafe { libc::chown(c.as_ptr(), 1, 1) }, 0);
+            lib.clone()
+        } else {
+            std::path::PathBuf::from("/etc/passwd")
+        };
+        match judge(leaked(&foreign)) {
+            Err(p @ Problem::Owner(_, uid, mine)) => {
+                assert_eq!((uid == me, mine), (false, me));
+                assert!(p.to_string().contains(&format!("owned by uid {uid}, not {me}")));
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -29,3 +29,38 @@ pub fn unlink_pidfile() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One test: the generation number is process-wide.
+    #[test]
+    fn the_next_generation_follows_this_one() {
+        let was = log::GENERATION.load(Ordering::Relaxed);
+        assert_eq!(next_generation(), was + 1);
+        log::GENERATION.store(41, Ordering::Relaxed);
+        assert_eq!(next_generation(), 42);
+        log::GENERATION.store(u32::MAX, Ordering::Relaxed);
+        assert_eq!(next_generation(), u32::MAX, "saturates rather than wrapping to 0");
+        log::GENERATION.store(was, Ordering::Relaxed);
+    }
+
+    /// One test: the settings are process-wide. They are the defaults but for `--unlink` (no other
+    /// test reads it).
+    #[test]
+    fn the_unlink_file_is_removed_and_a_missing_one_is_fine() {
+        // SAFETY: getpid has no preconditions.
+        let path = std::env::temp_dir().join(format!("huptime-restart-test-{}.pid", unsafe { libc::getpid() }));
+        std::fs::write(&path, "1234\n").unwrap();
+        assert!(config::get().unlink.is_none());
+        unlink_pidfile();
+        assert!(path.exists(), "without --unlink nothing is removed");
+        config::install(config::Config { unlink: Some(path.clone()), ..config::Config::default() });
+        assert_eq!(config::get().unlink.as_deref(), Some(path.as_path()));
+        unlink_pidfile();
+        assert!(!path.exists());
+        unlink_pidfile(); // already gone: nothing to say
+        assert!(!path.exists());
+    }
+}

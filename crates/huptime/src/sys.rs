@@ -229,3 +229,278 @@ pub fn pidfd_signal(pidfd: c_int, sig: c_int) -> bool {
     // SAFETY: pidfd_send_signal with no siginfo and no flags.
     pidfd >= 0 && unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, 0usize, 0u32) } == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::ExitStatusExt;
+
+    fn pipe() -> [c_int; 2] {
+        let mut p = [-1; 2];
+        // SAFETY: valid out-array.
+        assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        p
+    }
+
+    fn fd_flags(fd: c_int) -> c_int {
+        // SAFETY: plain fcntl.
+        unsafe { libc::fcntl(fd, libc::F_GETFD) }
+    }
+
+    /// (device, inode) of what `fd` refers to, None if it is not open.
+    fn identity(fd: c_int) -> Option<(u64, u64)> {
+        // SAFETY: plain data filled by fstat.
+        let mut st: libc::stat = unsafe { core::mem::zeroed() };
+        // SAFETY: valid out-pointer.
+        (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
+    }
+
+    fn sigpipe_pending() -> bool {
+        // SAFETY: a query into a local set.
+        unsafe {
+            let mut pending: libc::sigset_t = core::mem::zeroed();
+            libc::sigpending(&mut pending);
+            libc::sigismember(&pending, libc::SIGPIPE) == 1
+        }
+    }
+
+    fn pidfd_open(pid: u32) -> c_int {
+        // SAFETY: pidfd_open with no flags.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) } as c_int;
+        assert!(fd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+        fd
+    }
+
+    #[test]
+    fn errno_round_trips() {
+        set_errno(libc::EAGAIN);
+        assert_eq!(errno(), libc::EAGAIN);
+        set_errno(0);
+        assert_eq!(errno(), 0);
+    }
+
+    #[test]
+    fn internal_fds_sit_at_or_above_the_base_and_close_on_exec() {
+        let base = internal_base();
+        assert!(base >= 3 && base == internal_base());
+        let [r, w] = pipe();
+        // SAFETY: clearing close-on-exec on our own fd.
+        unsafe { libc::fcntl(r, libc::F_SETFD, 0) };
+        let d = dup_internal(r);
+        assert!(d >= base, "{d} below {base}");
+        assert_ne!(fd_flags(d) & libc::FD_CLOEXEC, 0, "a copy is close-on-exec whatever the original");
+        assert_eq!(fdtable::state(d), FdState::Internal);
+        assert_eq!(identity(d), identity(r));
+        let pipe_id = identity(w);
+        let m = move_internal(w);
+        assert!(m >= base && m != d);
+        assert_eq!(identity(m), pipe_id);
+        assert_ne!(identity(w), pipe_id, "the original number no longer holds the pipe");
+        assert_eq!(fdtable::state(m), FdState::Internal);
+        close(d);
+        close(m);
+        assert_eq!(fdtable::state(d), FdState::None, "close clears the state");
+        assert_eq!(fdtable::state(m), FdState::None);
+        // SAFETY: closing our own fd.
+        unsafe { libc::close(r) };
+        assert_eq!(dup_internal(-1), -1);
+    }
+
+    #[test]
+    fn relocating_an_internal_fd_updates_its_slot_and_pending_socket() {
+        // Slot 6 has no named role: no other code or test uses it.
+        const SLOT: usize = 6;
+        let [r, w] = pipe();
+        let fd = move_internal(r);
+        internal::set(SLOT, fd);
+        let mut raw = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
+        raw.extend_from_slice(b"/huptime-sys-relocate-test");
+        let key = crate::sockkey::SockKey::from_sockaddr(libc::SOCK_STREAM, &raw).unwrap();
+        let pending = fdtable::BoundSocket { fd, key, pending: true, inherited: true, shadow: -1, kept: false, waited: false };
+        assert!(fdtable::SOCKETS.lock().add(pending));
+        let id = identity(fd);
+        relocate_internal(fd);
+        let moved = internal::get(SLOT);
+        assert!(moved >= internal_base() && moved != fd);
+        assert_eq!(identity(moved), id);
+        assert_eq!(fdtable::state(moved), FdState::Internal);
+        assert_eq!(fdtable::state(fd), FdState::None, "the old number is the program's now");
+        let entry = fdtable::SOCKETS.lock().take_pending(&key).expect("the pending socket is still held");
+        assert_eq!(entry.fd, moved);
+        close(internal::take(SLOT));
+        // SAFETY: closing our own fd.
+        unsafe { libc::close(w) };
+    }
+
+    #[test]
+    fn eventfd_counts_signals_until_cleared() {
+        let e = eventfd();
+        assert!(e >= internal_base());
+        assert_ne!(fd_flags(e) & libc::FD_CLOEXEC, 0);
+        assert!(nonblocking(e));
+        eventfd_signal(e);
+        eventfd_signal(e);
+        let mut v: u64 = 0;
+        // SAFETY: 8-byte read into a valid buffer.
+        assert_eq!(unsafe { libc::read(e, (&mut v as *mut u64).cast(), 8) }, 8);
+        assert_eq!(v, 2);
+        eventfd_signal(e);
+        eventfd_clear(e);
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::read(e, (&mut v as *mut u64).cast(), 8) }, -1, "cleared: nothing to read");
+        assert_eq!(errno(), libc::EAGAIN);
+        eventfd_signal(-1); // no fd: nothing happens
+        close(e);
+    }
+
+    #[test]
+    fn blocking_mode_and_clocks() {
+        let [r, w] = pipe();
+        assert!(!nonblocking(r));
+        // SAFETY: plain fcntl on our own fd.
+        unsafe { libc::fcntl(r, libc::F_SETFL, libc::O_NONBLOCK) };
+        assert!(nonblocking(r));
+        assert!(!nonblocking(-1));
+        let (us, ms) = (now_us(), now_ms());
+        sleep_ms(20);
+        assert!(now_us() >= us + 20_000, "slept at least 20 ms");
+        assert!(now_ms() >= ms + 20);
+        // SAFETY: closing our own fds.
+        unsafe {
+            libc::close(r);
+            libc::close(w);
+        }
+    }
+
+    /// The test harness ignores SIGPIPE, but a signal blocked in the writing thread stays pending
+    /// whatever its disposition: a thread that blocks it shows what the write left behind.
+    #[test]
+    fn write_without_sigpipe_takes_back_only_its_own_signal() {
+        std::thread::spawn(|| {
+            let [r, w] = pipe();
+            // SAFETY: closing our own fd; blocking SIGPIPE in this thread only.
+            unsafe {
+                libc::close(r);
+                let mut set: libc::sigset_t = core::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGPIPE);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &set, core::ptr::null_mut());
+            }
+            assert!(!sigpipe_pending());
+            assert_eq!(write_no_sigpipe(w, b"x"), -1);
+            assert_eq!(errno(), libc::EPIPE);
+            assert!(!sigpipe_pending(), "the SIGPIPE the write raised was taken back");
+            // SAFETY: a SIGPIPE of the program's own, for this thread.
+            unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGPIPE) };
+            assert!(sigpipe_pending());
+            assert_eq!(write_no_sigpipe(w, b"x"), -1);
+            assert!(sigpipe_pending(), "a SIGPIPE pending before the write is the program's: left alone");
+            // SAFETY: taking the pending signal with a zero timeout; closing our fd.
+            unsafe {
+                let mut set: libc::sigset_t = core::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGPIPE);
+                let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+                libc::sigtimedwait(&set, core::ptr::null_mut(), &zero);
+                libc::close(w);
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// A forked child with SIGPIPE at its default action: a plain write to a broken pipe kills
+    /// it, write_no_sigpipe does not. The child only makes async-signal-safe calls.
+    #[test]
+    fn write_without_sigpipe_does_not_kill_a_process_that_keeps_the_default_action() {
+        real::resolve_all(); // no dlsym in the child
+        for plain in [true, false] {
+            let [r, w] = pipe();
+            // SAFETY: closing our fd; fork in a test whose child only calls async-signal-safe
+            // functions and _exit.
+            let pid = unsafe {
+                libc::close(r);
+                libc::fork()
+            };
+            assert!(pid >= 0);
+            if pid == 0 {
+                // SAFETY: async-signal-safe calls only, then _exit.
+                unsafe {
+                    let mut act: libc::sigaction = core::mem::zeroed();
+                    act.sa_sigaction = libc::SIG_DFL;
+                    real::sigaction(libc::SIGPIPE, &act, core::ptr::null_mut());
+                    let n = if plain { real::write(w, b"x".as_ptr().cast(), 1) } else { write_no_sigpipe(w, b"x") };
+                    libc::_exit(if n == -1 && errno() == libc::EPIPE { 7 } else { 1 });
+                }
+            }
+            let mut status = 0;
+            // SAFETY: reaping our own child; closing our fd.
+            unsafe {
+                assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+                libc::close(w);
+            }
+            let status = std::process::ExitStatus::from_raw(status);
+            if plain {
+                assert_eq!(status.signal(), Some(libc::SIGPIPE), "the plain write kills: {status}");
+            } else {
+                assert_eq!(status.code(), Some(7), "write_no_sigpipe returns EPIPE: {status}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_pidfd_tells_when_its_process_exited_and_signals_it() {
+        assert!(!pidfd_exited(-1) && !pidfd_signal(-1, libc::SIGKILL));
+        let mut child = std::process::Command::new("sh").args(["-c", "read x; exit 7"]).stdin(std::process::Stdio::piped()).spawn().unwrap();
+        let pidfd = pidfd_open(child.id());
+        assert!(!pidfd_exited(pidfd));
+        drop(child.stdin.take()); // EOF: `read` returns, the shell exits
+        let mut p = libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        assert_eq!(unsafe { libc::poll(&mut p, 1, 60_000) }, 1, "the child did not exit");
+        assert!(pidfd_exited(pidfd));
+        assert_eq!(child.wait().unwrap().code(), Some(7));
+        close(pidfd);
+
+        let mut child = std::process::Command::new("sh").args(["-c", "read x"]).stdin(std::process::Stdio::piped()).spawn().unwrap();
+        let pidfd = pidfd_open(child.id());
+        assert!(pidfd_signal(pidfd, libc::SIGKILL));
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+        close(pidfd);
+    }
+
+    #[test]
+    fn socket_kinds_and_addresses() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let l = listener.as_raw_fd();
+        assert!(is_listening(l) && is_serving_socket(l));
+        assert_eq!(socktype(l), libc::SOCK_STREAM);
+        let (ss, len) = local_address(l).unwrap();
+        assert_eq!(len as usize, core::mem::size_of::<libc::sockaddr_in>());
+        // SAFETY: an AF_INET address of that length.
+        let sin = unsafe { &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+        assert_eq!(sin.sin_family, libc::AF_INET as libc::sa_family_t);
+        assert_eq!(u16::from_be(sin.sin_port), listener.local_addr().unwrap().port());
+
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let c = client.as_raw_fd();
+        assert!(!is_listening(c) && !is_serving_socket(c), "a connection is not handed over");
+        assert_eq!(socktype(c), libc::SOCK_STREAM);
+
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let u = udp.as_raw_fd();
+        assert!(is_serving_socket(u) && !is_listening(u));
+        assert_eq!(socktype(u), libc::SOCK_DGRAM);
+
+        let [r, w] = pipe();
+        assert!(!is_serving_socket(r) && !is_listening(r));
+        assert_eq!(socktype(r), -1);
+        assert!(local_address(r).is_none());
+        // SAFETY: closing our own fds.
+        unsafe {
+            libc::close(r);
+            libc::close(w);
+        }
+    }
+}
