@@ -129,8 +129,9 @@ pub fn ended() {
 mod tests {
     use super::*;
 
-    /// One test: the phase is process-wide. No status directory and no notify socket are
-    /// configured here, so the announcements are no-ops.
+    /// One test: the phase is process-wide. No status directory is configured here, so the
+    /// status file is not written (the notify tests may have configured a notify socket: what is
+    /// sent there is not asserted here).
     #[test]
     fn transitions_follow_the_table_and_the_work_in_between_sees_the_new_phase() {
         assert_eq!(phase(), Phase::Starting);
