@@ -64,11 +64,19 @@ function children(pid: number): number[] {
   }
 }
 
+/** `pid` and every process below it, parents before their children. */
+function tree(pid: number): number[] {
+  return [pid, ...children(pid).flatMap(tree)];
+}
+
+/** Kills `pid`'s whole tree, parents first: a master killed after its workers (nginx) would
+ * start new ones, which would outlive it. */
 function killTree(pid: number, sig: NodeJS.Signals): void {
-  for (const c of children(pid)) killTree(c, sig);
-  try {
-    process.kill(pid, sig);
-  } catch {}
+  for (const p of tree(pid)) {
+    try {
+      process.kill(p, sig);
+    } catch {}
+  }
 }
 
 /** Whether the server answers 2xx, on a connection that is closed at once (an idle keep-alive
