@@ -188,8 +188,7 @@ fn pidfd_exit_code(pidfd: c_int) -> Option<i32> {
 
 /// The exit_code field of /proc/PID/stat, while PID is a zombie.
 fn zombie_exit_code(pid: libc::pid_t) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
+    let rest = sys::proc_stat_fields(pid)?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // Field 3 is the state; field 52 (index 49 after the command) the exit code.
     if fields.first() != Some(&"Z") {

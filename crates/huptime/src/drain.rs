@@ -121,9 +121,8 @@ fn live_children() -> usize {
     for t in tasks.flatten() {
         let Ok(list) = std::fs::read_to_string(t.path().join("children")) else { continue };
         for pid in list.split_whitespace() {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let state = stat.rfind(')').and_then(|i| stat.get(i + 2..i + 3)).unwrap_or("Z");
-            if state != "Z" && state != "X" {
+            let state = pid.parse().ok().and_then(sys::proc_stat_fields).and_then(|f| f.chars().next()).unwrap_or('Z');
+            if state != 'Z' && state != 'X' {
                 n += 1;
             }
         }

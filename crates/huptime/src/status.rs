@@ -119,9 +119,8 @@ pub fn configure(cfg: &Config) {
 }
 
 fn start_time(pid: libc::pid_t) -> String {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rfind(')').map(|i| &stat[i + 2..]).unwrap_or("");
-    after.split(' ').nth(19).unwrap_or("0").to_string()
+    let fields = crate::sys::proc_stat_fields(pid).unwrap_or_default();
+    fields.split(' ').nth(19).unwrap_or("0").to_string()
 }
 
 /// Records that a restart failed and why (shown by the CLI).

@@ -146,6 +146,13 @@ pub fn now_us() -> u64 {
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }
 
+/// The fields of /proc/PID/stat after the command name (which may hold spaces and parentheses):
+/// the state first, then the rest in the order of proc(5), field 3 onward. None if PID is gone.
+pub fn proc_stat_fields(pid: libc::pid_t) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(stat.get(stat.rfind(')')? + 2..)?.to_string())
+}
+
 /// Milliseconds on the monotonic clock.
 pub fn now_ms() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
