@@ -195,7 +195,7 @@ pub fn mark_serving(fd: c_int) {
 /// now on). A generation that the previous one waits for is serving only once it waits for
 /// connections (`mark_serving`): a daemon may listen long before its workers accept.
 pub fn mark_listening(fd: c_int) {
-    if lifecycle::phase() != Phase::Starting || readiness::pending() {
+    if lifecycle::phase() != Phase::Starting || readiness::unsent() {
         return;
     }
     if fdtable::state(fd) == FdState::Bound {

@@ -162,7 +162,11 @@ extern "C" fn main(_: *mut libc::c_void) -> *mut libc::c_void {
         if r > 0 && fds[0].revents != 0 {
             sys::eventfd_clear(hup);
         }
-        readiness::send_if_due();
+        if readiness::send_if_due() {
+            // The previous generation has the message: this one serves (its program waited for
+            // connections on every inherited socket, see handover::mark_serving).
+            lifecycle::enter(lifecycle::Step::Listening { announce: false });
+        }
         if deferral.since.is_some() && !deferral.predecessor_running() {
             deferral.since = None;
             info!("the previous generation has ended; restarting as SIGHUP asked");

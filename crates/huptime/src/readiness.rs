@@ -47,13 +47,26 @@ pub fn report_ready() -> bool {
     true
 }
 
+/// Whether the previous generation has yet to be told that this one is ready (not reported, or
+/// reported and not sent yet). Until then this generation does not count as serving: the status
+/// file says `serving` only once the previous generation has the message.
+pub fn unsent() -> bool {
+    pending() || DUE.load(Ordering::Acquire)
+}
+
 /// Helper thread: sends the ready message if one is due, once no program thread is still
 /// copying stderr into the channel (so none writes to a closed, possibly reused, fd number), and
-/// closes the channel.
-pub fn send_if_due() {
-    if !DUE.swap(false, Ordering::AcqRel) {
-        return;
+/// closes the channel. Returns whether one was due.
+pub fn send_if_due() -> bool {
+    if DUE.load(Ordering::Acquire) {
+        send_due();
+        DUE.store(false, Ordering::Release);
+        return true;
     }
+    false
+}
+
+fn send_due() {
     while COPYING.load(Ordering::SeqCst) != 0 {
         sys::sleep_ms(1);
     }
@@ -163,8 +176,10 @@ mod tests {
         assert!(!r.ready, "the ready message comes from send_if_due, not report_ready");
         assert!(!pending() && awaited());
         copy_stderr(b"after ready: not copied\n");
-        send_if_due();
-        send_if_due(); // nothing more is due
+        assert!(unsent(), "reported, not sent yet");
+        assert!(send_if_due());
+        assert!(!unsent());
+        assert!(!send_if_due(), "nothing more is due");
         r.feed(&read_all(p[0]));
         assert!(r.ready && !r.garbled);
         assert_eq!(r.last_lines(1), ["last line"]);
