@@ -13,6 +13,17 @@ export interface Instance {
   argv: string[];
 }
 
+/** Children of `pid` (of this process by default), from every task's children list in /proc. */
+export function childPids(pid: number | "self" = "self"): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((t) =>
+      readFileSync(`/proc/${pid}/task/${t}/children`, "utf8").split(/\s+/).filter(Boolean).map(Number),
+    );
+  } catch {
+    return [];
+  }
+}
+
 /** Every pid in /proc (processes of any user and state, zombies included). */
 export function allPids(): number[] {
   return readdirSync("/proc")

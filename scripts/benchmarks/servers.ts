@@ -5,12 +5,12 @@
  */
 import { spawn } from "node:child_process";
 import { connect } from "node:net";
-import { mkdtempSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, openSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cacheDir } from "../../src/cachedir";
 import { STATUS_STATES } from "../../src/generated/protocol";
-import { allPids, readArgv } from "../../src/instances";
+import { allPids, childPids, readArgv } from "../../src/instances";
 import { readAllPublished } from "../../src/statusfile";
 import { writeNginxConf } from "../../test/helpers/nginx";
 import { killGroup } from "../../test/helpers/spawn";
@@ -54,19 +54,10 @@ function pidIn(file: string): number {
   }
 }
 
-function children(pid: number): number[] {
-  try {
-    return readdirSync(`/proc/${pid}/task`).flatMap((t) =>
-      readFileSync(`/proc/${pid}/task/${t}/children`, "utf8").split(/\s+/).filter(Boolean).map(Number),
-    );
-  } catch {
-    return [];
-  }
-}
 
 /** `pid` and every process below it, parents before their children. */
 function tree(pid: number): number[] {
-  return [pid, ...children(pid).flatMap(tree)];
+  return [pid, ...childPids(pid).flatMap(tree)];
 }
 
 /** Kills `pid`'s whole tree, parents first: a master killed after its workers (nginx) would

@@ -5,12 +5,12 @@
  * SIGTERM/SIGINT are passed on; huptime exits when every instance has ended, with the first
  * failing status.
  */
-import { readdirSync, readFileSync } from "node:fs";
 import { SHIM_VARS, STATUS_STATES } from "../generated/protocol";
 import { debug, info } from "../log";
 import { native } from "../native";
 import { awaitNextGeneration } from "../next-generation";
 import { Notifier } from "../notify";
+import { childPids } from "../instances";
 import { readAllPublished, readPublished } from "../statusfile";
 
 /** One instance: the pid of its current generation, and how it ended. */
@@ -20,17 +20,6 @@ interface Lineage {
   ended?: { code?: number | null; signal?: number | null };
 }
 
-/** Children of this process (every generation of every instance, draining or serving). */
-function children(): number[] {
-  const out: number[] = [];
-  try {
-    for (const tid of readdirSync("/proc/self/task")) {
-      const list = readFileSync(`/proc/self/task/${tid}/children`, "utf8");
-      out.push(...list.split(/\s+/).filter(Boolean).map(Number));
-    }
-  } catch {}
-  return out;
-}
 
 /** Runs the pool until every instance has ended; returns the exit status. */
 export async function multiCommand(n: number, file: string, argv: string[], env: string[], statusDir: string, notifySocket?: string): Promise<number> {
@@ -88,7 +77,7 @@ export async function multiCommand(n: number, file: string, argv: string[], env:
     if (!stopping) notifier.stopping();
     stopping = true;
     stopSignals.add(sig === "SIGTERM" ? 15 : 2);
-    for (const pid of children()) {
+    for (const pid of childPids()) {
       try {
         process.kill(pid, sig);
       } catch {}
@@ -120,7 +109,7 @@ export async function multiCommand(n: number, file: string, argv: string[], env:
     await Bun.sleep(25);
   }
   // Wait for draining old generations too, so none outlives huptime.
-  while (children().length > 0) {
+  while (childPids().length > 0) {
     while (nat.reapChild());
     await Bun.sleep(25);
   }
