@@ -8,7 +8,7 @@ import { HuptimeError } from "../errors";
 import { STATUS_MODES, STATUS_STATES } from "../generated/protocol";
 import { findMasters, isRunning } from "../instances";
 import { native } from "../native";
-import { awaitNextGeneration } from "../next-generation";
+import { awaitNextGeneration, restartLimitMs } from "../next-generation";
 import { Progress } from "../progress";
 import { readPublished } from "../statusfile";
 import { CONTROL_CATEGORY, HuptimeCommand } from "./base";
@@ -71,8 +71,11 @@ async function restartOne(dir: string, pid: number, live: boolean | undefined, e
         const next = result.next;
         progress.step(`ready in ${Date.now() - t0} ms`);
         if (next.pid !== pid) {
-          // Fork mode: the old generation now finishes its connections (or is already gone).
-          await waitUntil(() => readPublished(dir, pid)?.state === STATUS_STATES.draining || !isRunning(pid), 200);
+          // Fork mode: the old generation now stops accepting and finishes its connections (or
+          // is already gone). Wait for that, so that a request sent once huptime returns reaches
+          // the new code; within what is left of the restart's limit.
+          const left = Math.max(0, restartLimitMs(before) - (Date.now() - t0));
+          await waitUntil(() => readPublished(dir, pid)?.state === STATUS_STATES.draining || !isRunning(pid), left);
           if (isRunning(pid)) draining(`old generation ${before.generation}`);
           else progress.step(`old generation ${before.generation} done`);
         }
