@@ -16,3 +16,7 @@ export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
   if (home) return resolve(home, ".cache", "huptime");
   return join(tmpdir(), `huptime-${uid}`);
 }
+
+/** The directory, inside the library's, where served programs publish their state: --status
+ * finds a process's by the library it maps. */
+export const STATUS_SUBDIR = "status";

@@ -41,19 +41,26 @@ export function readArgv(pid: number): string[] | undefined {
   }
 }
 
-const SHIM_MAPPING = /\/huptime-[0-9a-f]{32}\.so( \(deleted\))?$/m;
+/** A line of /proc/PID/maps mapping huptime's library (its path has no spaces: see privatedir.ts). */
+const SHIM_MAPPING = /\s(\/\S*\/huptime-[0-9a-f]{32}\.so)( \(deleted\))?$/m;
 
 /**
- * Whether `pid` runs with huptime's library loaded. Read from /proc/PID/maps rather than the
- * environment: programs such as nginx overwrite their environment block with a process title.
- * A library file removed since (its directory cleaned) still counts: the process still runs it.
+ * The path of huptime's library mapped by `pid`, if it runs with it loaded. Read from
+ * /proc/PID/maps, not from the environment: the shim takes its variables out of the program's
+ * environment, and programs such as nginx overwrite theirs with a process title. A library file
+ * removed since (its directory cleaned) still counts: the process still runs it.
  */
-function isManaged(pid: number): boolean {
+export function shimLibrary(pid: number): string | undefined {
   try {
-    return SHIM_MAPPING.test(readFileSync(`/proc/${pid}/maps`, "latin1"));
+    return SHIM_MAPPING.exec(readFileSync(`/proc/${pid}/maps`, "latin1"))?.[1];
   } catch {
-    return false; // gone, or another user's
+    return undefined; // gone, or another user's
   }
+}
+
+/** Whether `pid` runs with huptime's library loaded (see [`shimLibrary`]). */
+function isManaged(pid: number): boolean {
+  return shimLibrary(pid) !== undefined;
 }
 
 /** Fields of /proc/PID/stat: state (R, S, Z...), parent pid, process group, start time (clock ticks after boot). */

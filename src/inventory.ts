@@ -4,8 +4,9 @@
  * no signal, no ptrace. A non-root user sees only their own processes; root sees everyone's.
  */
 import { readFileSync, readlinkSync } from "node:fs";
-import { SHIM_VARS } from "./generated/protocol";
-import { allPids, findAll, managedProcesses, matches, procStat, procUids, readArgv, type Instance } from "./instances";
+import { dirname, join } from "node:path";
+import { STATUS_SUBDIR } from "./cachedir";
+import { allPids, findAll, managedProcesses, matches, procStat, procUids, readArgv, shimLibrary, type Instance } from "./instances";
 import { native } from "./native";
 import { readPublished, type Published } from "./statusfile";
 
@@ -48,16 +49,12 @@ function uptimeOf(start: string): number {
   }
 }
 
-/** The status directory a process publishes into, from its environment (root looking at
- * another user's process), else `ownDir`. */
+/** The status directory a process publishes into: the `status` directory beside the library it
+ * maps (the CLI keeps both in one directory, see shim.ts), which for root looking at another
+ * user's process is that user's; else `ownDir`. */
 function statusDirOf(pid: number, ownDir: string): string {
-  try {
-    const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
-    const prefix = `${SHIM_VARS.statusDir}=`;
-    const v = env.find((e) => e.startsWith(prefix));
-    if (v) return v.slice(prefix.length);
-  } catch {}
-  return ownDir;
+  const library = shimLibrary(pid);
+  return library ? join(dirname(library), STATUS_SUBDIR) : ownDir;
 }
 
 /** huptime's own processes that stay around (--multi, --listen-fds supervisors), never this one. */

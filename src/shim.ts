@@ -12,7 +12,7 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, w
 import { join } from "node:path";
 // The native library, built by scripts/build before the executable is compiled.
 import embeddedPath from "../dist/huptime.node" with { type: "file" };
-import { cacheDir } from "./cachedir";
+import { cacheDir, STATUS_SUBDIR } from "./cachedir";
 import { errnoOf, HuptimeError } from "./errors";
 import { CACHE_DIR_VAR } from "./generated/protocol";
 import { info } from "./log";
@@ -49,7 +49,7 @@ function isIntact(path: string, hash: string): boolean {
  * The private directory where served programs publish their state (created 0700 if needed).
  */
 export function statusDir(env: NodeJS.ProcessEnv = process.env): string {
-  const dir = join(cacheDir(env), "status");
+  const dir = join(cacheDir(env), STATUS_SUBDIR);
   ensurePrivateDir(cacheDir(env), "library directory");
   ensurePrivateDir(dir, "state directory");
   return dir;

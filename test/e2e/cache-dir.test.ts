@@ -89,7 +89,10 @@ describe("the library directory", () => {
 
   test("a relative HUPTIME_CACHE_DIR is made absolute (every exec reads LD_PRELOAD again)", () => {
     const p = place();
-    const r = runCli(["sh", "-c", 'echo "$LD_PRELOAD"'], { env: { ...process.env, HUPTIME_CACHE_DIR: "huptime" }, cwd: p.root });
+    // The shell changes directory, then execs a program that prints the library it mapped (the
+    // launcher's exec carries the shim): found only through an absolute path.
+    const script = 'cd / && exec grep -m1 -o "/[^ ]*/huptime-[0-9a-f]*[.]so" /proc/self/maps';
+    const r = runCli(["sh", "-c", script], { env: { ...process.env, HUPTIME_CACHE_DIR: "huptime" }, cwd: p.root });
     expect(r.stdout.trim()).toBe(join(p.dir, libraryFile().name));
   });
 });

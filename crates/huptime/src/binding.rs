@@ -5,7 +5,7 @@
 
 use crate::fdtable::{self, BoundSocket, FdState, SOCKETS};
 use crate::sockkey::SockKey;
-use crate::{config, handover, helper, real, sockmode, sys};
+use crate::{config, handover, helper, lineage, real, sockmode, sys};
 use libc::c_int;
 
 /// What the program binds `fd` to, from the address it passes (`raw`: the sockaddr's bytes);
@@ -50,6 +50,7 @@ pub fn claim(fd: c_int, key: &SockKey) -> bool {
     sys::close(old);
     fdtable::set_state(fd, FdState::Bound);
     sockmode::refresh(fd);
+    lineage::note_bound();
     debug!("bind({fd}, {}) took over the inherited socket", s.key);
     if s.key.socktype == libc::SOCK_DGRAM {
         // A datagram server reads right after bind, with no accept or poll to watch for; its
@@ -80,6 +81,7 @@ pub fn bound(fd: c_int, key: SockKey) {
     } else {
         info!("too many bound sockets; {key} (fd {fd}) will not survive restarts");
     }
+    lineage::note_bound();
     helper::ensure();
 }
 

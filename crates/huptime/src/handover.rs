@@ -16,13 +16,12 @@ use std::ffi::CStr;
 /// Inherited sockets remain unclaimed; they are closed once the program serves.
 static HAS_PENDING: AtomicBool = AtomicBool::new(false);
 
-/// Reads the handover record (if any) from the environment, removes it from the environment so
-/// the program's own children never see it, and moves the inherited sockets into the shim's fd
+/// Reads the handover record (if any) from the environment (which it leaves to
+/// [`crate::childenv`], like every variable of huptime's), and moves the inherited sockets into the shim's fd
 /// range where the program cannot close them by accident. A malformed record is reported and
 /// ignored: the program starts fresh.
 pub fn adopt_from_env() {
     let Some(raw) = std::env::var_os(STATE_VAR) else { return };
-    std::env::remove_var(STATE_VAR);
     let raw = raw.to_string_lossy().into_owned();
     let h = match Handover::from_env(&raw) {
         Ok(h) => h,
@@ -45,6 +44,7 @@ pub fn adopt_from_env() {
             continue;
         }
         HAS_PENDING.store(true, Ordering::Release);
+        lineage::note_bound();
         debug!("inherited {} as fd {fd}", s.key);
     }
     drop(t);
@@ -100,6 +100,7 @@ pub fn adopt_listen_fds() {
             continue;
         }
         HAS_PENDING.store(true, Ordering::Release);
+        lineage::note_bound();
         info!("socket activation: {key} (fd {fd}) goes to the program's bind() of that address");
     }
 }

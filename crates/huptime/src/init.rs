@@ -1,9 +1,10 @@
 //! The constructor: runs in every process the library is loaded into, before `main`. It does
 //! nothing unless `HUPTIME_MODE` says the program runs under huptime (the CLI also loads this
-//! library, as its native module, and must stay untouched).
+//! library, as its native module, and must stay untouched). It reads huptime's variables and takes
+//! them out of the program's environment (see [`crate::childenv`]).
 
 use crate::config::{self, MODE_VAR, REVIVE_STREAK_VAR, STATE_VAR};
-use crate::{accept_gate, handover, helper, hooks, launch, lifecycle, lineage, readiness, real, revive, signals, stopsig};
+use crate::{accept_gate, childenv, handover, helper, hooks, launch, lifecycle, lineage, readiness, real, revive, signals, stopsig};
 use core::sync::atomic::Ordering;
 
 #[cfg_attr(test, allow(dead_code))]
@@ -28,6 +29,8 @@ extern "C" fn huptime_init() {
     if let Err(e) = launch::capture(&[STATE_VAR, REVIVE_STREAK_VAR]) {
         info!("restarts disabled: {e}");
     }
+    // The launch (what restarts start from) has huptime's variables; the program does not see them.
+    childenv::take_from_environ(crate::preload::loaded_from().as_deref().map_or(&[], |p| p.to_bytes()));
     for w in warnings {
         info!("{w}");
     }

@@ -38,6 +38,7 @@ pub mod sys;
 pub mod accept_gate;
 pub mod attempt;
 pub mod binding;
+pub mod childenv;
 pub mod drain;
 pub mod exec_restart;
 pub mod fdtrack;

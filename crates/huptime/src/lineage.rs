@@ -1,6 +1,8 @@
-//! Who this process is among the processes huptime runs: which generation, started by whom, and
-//! whether it is a forked copy of a generation (a worker) rather than the generation itself. Set
-//! once at start-up (the constructor, a fork() child); read everywhere, also from signal handlers.
+//! Who this process is among the processes huptime runs: which generation, started by whom,
+//! whether it is a forked copy of a generation (a worker) rather than the generation itself, and
+//! whether its generation has bound a socket yet (which decides what an exec carries, see
+//! [`crate::childenv`]). Set at start-up (the constructor, a fork() child) and at the first bind;
+//! read everywhere, also from signal handlers and vfork children.
 
 use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
@@ -10,6 +12,10 @@ static PREVIOUS_GENERATION_PID: AtomicI32 = AtomicI32::new(0);
 static STARTED_BY_GENERATION: AtomicBool = AtomicBool::new(false);
 /// Pid this process was forked from (0 when this image was exec'd).
 static FORK_PARENT: AtomicI32 = AtomicI32::new(0);
+/// This process, or the one it was forked from, has bound a socket or been handed one.
+static HAS_BOUND: AtomicBool = AtomicBool::new(false);
+/// This process was forked from one that had bound a socket by then.
+static FORKED_AFTER_BIND: AtomicBool = AtomicBool::new(false);
 
 /// Constructor time: this image received a valid handover record from the generation `pid`.
 pub fn set_previous_generation(pid: libc::pid_t) {
@@ -28,9 +34,28 @@ pub fn started_by_generation() -> bool {
     STARTED_BY_GENERATION.load(Ordering::Acquire)
 }
 
-/// fork() child: this process is a copy of the generation running in `parent`.
+/// fork() child: this process is a copy of the generation running in `parent` (made after the
+/// bind if that one had bound already).
 pub fn set_forked_from(parent: libc::pid_t) {
     FORK_PARENT.store(parent, Ordering::Release);
+    FORKED_AFTER_BIND.store(parent != 0 && has_bound(), Ordering::Release);
+}
+
+/// This process binds a socket, or is handed one (by the previous generation, socket activation).
+pub fn note_bound() {
+    HAS_BOUND.store(true, Ordering::Release);
+}
+
+/// Whether this process, or the one it was forked from, has bound a socket or been handed one:
+/// its generation serves or is about to. (Async-signal-safe.)
+pub fn has_bound() -> bool {
+    HAS_BOUND.load(Ordering::Acquire)
+}
+
+/// Whether this process was forked from one that had bound a socket by then (a worker, or a
+/// child about to exec something else). (Async-signal-safe.)
+pub fn forked_after_bind() -> bool {
+    FORKED_AFTER_BIND.load(Ordering::Acquire)
 }
 
 /// Whether this process is a forked copy (not an image exec'd by huptime or a restart).
@@ -61,6 +86,13 @@ mod tests {
         set_forked_from(parent + 1);
         assert!(is_forked_copy() && !is_worker(), "its master is gone: it is a master now");
         set_forked_from(0);
+        assert!(!forked_after_bind());
+        note_bound();
+        assert!(has_bound());
+        set_forked_from(parent);
+        assert!(forked_after_bind(), "forked once bound");
+        set_forked_from(0);
+        assert!(!forked_after_bind());
         set_previous_generation(1234);
         assert!(started_by_generation());
         assert_eq!(previous_generation_pid(), 1234);

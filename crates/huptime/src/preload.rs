@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 static PATH: OnceLock<Option<CString>> = OnceLock::new();
 
 /// The path this library was loaded from (as given in LD_PRELOAD), if the loader says.
-fn loaded_from() -> Option<CString> {
+pub fn loaded_from() -> Option<CString> {
     // SAFETY: dladdr fills `info` for an address inside this library; dli_fname then points to
     // the loader's NUL-terminated copy of the path, valid while the library stays loaded.
     unsafe {

@@ -1,7 +1,9 @@
 //! execve and the other ways to start a program (exec*, posix_spawn*, system, popen): each runs
 //! with SIGHUP blocked or not as the program sees it, so what it starts gets the mask it would get
-//! without huptime (see `signals::as_program`).
+//! without huptime (see `signals::as_program`), and with the environment that carries the shim
+//! where it must follow, and leaves it out everywhere else (see `childenv::prepared`).
 
+use crate::childenv::{environ_now, prepared, with_environ};
 use crate::{real, signals};
 use libc::{c_char, c_int};
 
@@ -10,36 +12,47 @@ type Argv = *const *const c_char;
 /// execve(): with the program's view of SIGHUP.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn execve(path: *const c_char, argv: Argv, envp: Argv) -> c_int {
-    // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
-    signals::as_program(|| unsafe { real::execve(path, argv, envp) })
+    // SAFETY: the program's arguments, handed on (the environment as `prepared` makes it, which
+    // points to the program's own entries and ours): its contract with libc holds.
+    signals::as_program(|| unsafe { prepared(envp, |e| real::execve(path, argv, e)) })
 }
 
 /// execv(): as execve().
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn execv(path: *const c_char, argv: Argv) -> c_int {
-    // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
-    signals::as_program(|| unsafe { real::execv(path, argv) })
+    // SAFETY: the program's arguments, handed on (the environment as `prepared` makes it, which
+    // points to the program's own entries and ours): its contract with libc holds.
+    signals::as_program(|| unsafe {
+        let env = environ_now();
+        prepared(env, |e| if e == env { real::execv(path, argv) } else { real::execve(path, argv, e) })
+    })
 }
 
 /// execvp(): as execve().
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn execvp(file: *const c_char, argv: Argv) -> c_int {
-    // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
-    signals::as_program(|| unsafe { real::execvp(file, argv) })
+    // SAFETY: the program's arguments, handed on (the environment as `prepared` makes it, which
+    // points to the program's own entries and ours): its contract with libc holds.
+    signals::as_program(|| unsafe {
+        let env = environ_now();
+        prepared(env, |e| if e == env { real::execvp(file, argv) } else { real::execvpe(file, argv, e) })
+    })
 }
 
 /// execvpe(): as execve().
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn execvpe(file: *const c_char, argv: Argv, envp: Argv) -> c_int {
-    // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
-    signals::as_program(|| unsafe { real::execvpe(file, argv, envp) })
+    // SAFETY: the program's arguments, handed on (the environment as `prepared` makes it, which
+    // points to the program's own entries and ours): its contract with libc holds.
+    signals::as_program(|| unsafe { prepared(envp, |e| real::execvpe(file, argv, e)) })
 }
 
 /// fexecve(): as execve().
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn fexecve(fd: c_int, argv: Argv, envp: Argv) -> c_int {
-    // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
-    signals::as_program(|| unsafe { real::fexecve(fd, argv, envp) })
+    // SAFETY: the program's arguments, handed on (the environment as `prepared` makes it, which
+    // points to the program's own entries and ours): its contract with libc holds.
+    signals::as_program(|| unsafe { prepared(envp, |e| real::fexecve(fd, argv, e)) })
 }
 
 /// posix_spawn(): the child starts with the caller's mask unless `attr` sets one: the program's
@@ -53,8 +66,9 @@ pub unsafe extern "C" fn posix_spawn(
     argv: *const *mut c_char,
     envp: *const *mut c_char,
 ) -> c_int {
-    // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
-    signals::as_program(|| unsafe { real::posix_spawn(pid, path, acts, attr, argv, envp) })
+    // SAFETY: the program's arguments, handed on (the environment as `prepared` makes it, which
+    // points to the program's own entries and ours): its contract with libc holds.
+    signals::as_program(|| unsafe { prepared(envp.cast(), |e| real::posix_spawn(pid, path, acts, attr, argv, e.cast())) })
 }
 
 /// posix_spawnp(): as posix_spawn().
@@ -67,22 +81,25 @@ pub unsafe extern "C" fn posix_spawnp(
     argv: *const *mut c_char,
     envp: *const *mut c_char,
 ) -> c_int {
-    // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
-    signals::as_program(|| unsafe { real::posix_spawnp(pid, file, acts, attr, argv, envp) })
+    // SAFETY: the program's arguments, handed on (the environment as `prepared` makes it, which
+    // points to the program's own entries and ours): its contract with libc holds.
+    signals::as_program(|| unsafe { prepared(envp.cast(), |e| real::posix_spawnp(pid, file, acts, attr, argv, e.cast())) })
 }
 
 /// system(): as posix_spawn() (glibc passes the caller's mask to the shell).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn system(cmd: *const c_char) -> c_int {
-    // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
-    signals::as_program(|| unsafe { real::system(cmd) })
+    // SAFETY: the program's arguments, handed on (the environment as `prepared` makes it, which
+    // points to the program's own entries and ours): its contract with libc holds.
+    signals::as_program(|| with_environ(|| unsafe { real::system(cmd) }))
 }
 
 /// popen(): as posix_spawn().
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut libc::FILE {
-    // SAFETY: the program's arguments, handed on unchanged: its contract with libc holds.
-    signals::as_program(|| unsafe { real::popen(cmd, mode) })
+    // SAFETY: the program's arguments, handed on (the environment as `prepared` makes it, which
+    // points to the program's own entries and ours): its contract with libc holds.
+    signals::as_program(|| with_environ(|| unsafe { real::popen(cmd, mode) }))
 }
 
 /// execl(), execlp(), execle() once their variadic arguments are laid out as an array (by the
