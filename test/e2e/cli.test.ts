@@ -3,6 +3,8 @@ import { describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { cacheDir, STATUS_SUBDIR } from "../../src/cachedir";
+import { STATUS_FIELDS, STATUS_SUFFIX } from "../../src/generated/protocol";
 import { runCli } from "../helpers/cli";
 
 describe("huptime CLI", () => {
@@ -101,10 +103,15 @@ describe("huptime CLI", () => {
   });
 
   test("--opt=value and --opt value are the same", () => {
-    for (const args of [["--unlink=/nonexistent/x.pid"], ["--unlink", "/nonexistent/x.pid"]]) {
-      const r = runCli([...args, "sh", "-c", 'printf %s "$HUPTIME_UNLINK"']);
-      expect(r.code).toBe(0);
-      expect(r.stdout).toBe("/nonexistent/x.pid");
+    // The program shows the setting the shim got as it publishes it (huptime's variables are
+    // not in the program's environment): its status file, once it serves.
+    const script = `import os, socket, sys
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+print(open(os.path.join(sys.argv[1], "%d${STATUS_SUFFIX}" % os.getpid())).read())`;
+    for (const args of [["--drain-timeout=7"], ["--drain-timeout", "7"]]) {
+      const r = runCli([...args, "python3", "-c", script, join(cacheDir(process.env), STATUS_SUBDIR)]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`\n${STATUS_FIELDS.drainTimeoutMs}=7000\n`);
     }
   });
 

@@ -113,17 +113,27 @@ fn same_file(a: &[u8], b: &[u8]) -> bool {
     matches!((meta(a), meta(b)), (Some(x), Some(y)) if x.dev() == y.dev() && x.ino() == y.ino())
 }
 
-/// Whether an exec made now carries the shim (see the module doc): before the generation has
-/// bound its first socket, always; after, only in the process that holds the sockets — not in a
-/// process forked from it after the bind, whether by fork() (which the shim sees) or by vfork()
-/// or a raw clone() (a pid the shim's state does not belong to). Async-signal-safe.
-pub fn carries() -> bool {
+/// What a call starts: the calling process's next image (exec), or a new process (spawn).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Start {
+    /// execve() and the like: this process goes on as the program it execs.
+    InPlace,
+    /// posix_spawn(), system(), popen(): a child of this process runs it.
+    Child,
+}
+
+/// Whether a program started now carries the shim (see the module doc): before the generation
+/// has bound its first socket, always; after, only an exec in the process that holds the
+/// sockets — not in a process started from it after the bind, whether by fork() (which the shim
+/// sees), by vfork() or a raw clone() (a pid the shim's state does not belong to), or by a
+/// spawn. Async-signal-safe.
+pub fn carries(start: Start) -> bool {
     if !lineage::has_bound() {
         return true;
     }
     // SAFETY: getpid has no preconditions.
     let other = unsafe { libc::getpid() } != guard::OWNER_PID.load(Ordering::Relaxed);
-    !other && !lineage::forked_after_bind()
+    start == Start::InPlace && !other && !lineage::forked_after_bind()
 }
 
 /// The entries of a NULL-terminated environment (none for a null one, as execve takes it).
@@ -249,16 +259,16 @@ const STACK_PTRS: usize = 512;
 /// Bytes of `LD_PRELOAD` text that fit on the stack of a hook.
 const STACK_TEXT: usize = 4096;
 
-/// Runs `f` (an exec or spawn) with `envp` as it must get it (see [`rebuild`]). When the shim is
+/// Runs `f` (an exec or spawn, as `start` says) with `envp` as it must get it (see [`rebuild`]). When the shim is
 /// off here, with `envp` unchanged. Allocation-free: the new array is on this stack, or in a
 /// private mapping unmapped afterwards (in a vfork child whose exec succeeds, the mapping stays
 /// in the parent: only for an environment of more than 500 variables).
 ///
 /// # Safety
 /// As for [`rebuild`]; `f` may use the array only until it returns.
-pub unsafe fn prepared<T>(envp: *const *const c_char, f: impl FnOnce(*const *const c_char) -> T) -> T {
+pub unsafe fn prepared<T>(envp: *const *const c_char, start: Start, f: impl FnOnce(*const *const c_char) -> T) -> T {
     let Some(c) = CARRIED.get().filter(|_| guard::ACTIVE.load(Ordering::Acquire)) else { return f(envp) };
-    let carry = carries();
+    let carry = carries(start);
     let mut ptrs = [core::ptr::null(); STACK_PTRS];
     let mut text = [0u8; STACK_TEXT];
     // SAFETY: the caller's contract; the room lives until `f` returns.
@@ -307,7 +317,7 @@ pub fn with_environ<T>(f: impl FnOnce() -> T) -> T {
     // SAFETY: `environ` is the program's NULL-terminated environment; the rebuilt one is
     // installed only while `f` runs, and the program's put back before it goes out of scope.
     unsafe {
-        prepared(env, |p| {
+        prepared(env, Start::Child, |p| {
             if p == env {
                 return f();
             }

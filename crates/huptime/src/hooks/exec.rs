@@ -3,7 +3,7 @@
 //! without huptime (see `signals::as_program`), and with the environment that carries the shim
 //! where it must follow, and leaves it out everywhere else (see `childenv::prepared`).
 
-use crate::childenv::{environ_now, prepared, with_environ};
+use crate::childenv::{environ_now, prepared, with_environ, Start};
 use crate::{real, signals};
 use libc::{c_char, c_int};
 
@@ -14,7 +14,7 @@ type Argv = *const *const c_char;
 pub unsafe extern "C" fn execve(path: *const c_char, argv: Argv, envp: Argv) -> c_int {
     // SAFETY: the program's arguments, handed on (the environment as `prepared` makes it, which
     // points to the program's own entries and ours): its contract with libc holds.
-    signals::as_program(|| unsafe { prepared(envp, |e| real::execve(path, argv, e)) })
+    signals::as_program(|| unsafe { prepared(envp, Start::InPlace, |e| real::execve(path, argv, e)) })
 }
 
 /// execv(): as execve().
@@ -24,7 +24,7 @@ pub unsafe extern "C" fn execv(path: *const c_char, argv: Argv) -> c_int {
     // points to the program's own entries and ours): its contract with libc holds.
     signals::as_program(|| unsafe {
         let env = environ_now();
-        prepared(env, |e| if e == env { real::execv(path, argv) } else { real::execve(path, argv, e) })
+        prepared(env, Start::InPlace, |e| if e == env { real::execv(path, argv) } else { real::execve(path, argv, e) })
     })
 }
 
@@ -35,7 +35,7 @@ pub unsafe extern "C" fn execvp(file: *const c_char, argv: Argv) -> c_int {
     // points to the program's own entries and ours): its contract with libc holds.
     signals::as_program(|| unsafe {
         let env = environ_now();
-        prepared(env, |e| if e == env { real::execvp(file, argv) } else { real::execvpe(file, argv, e) })
+        prepared(env, Start::InPlace, |e| if e == env { real::execvp(file, argv) } else { real::execvpe(file, argv, e) })
     })
 }
 
@@ -44,7 +44,7 @@ pub unsafe extern "C" fn execvp(file: *const c_char, argv: Argv) -> c_int {
 pub unsafe extern "C" fn execvpe(file: *const c_char, argv: Argv, envp: Argv) -> c_int {
     // SAFETY: the program's arguments, handed on (the environment as `prepared` makes it, which
     // points to the program's own entries and ours): its contract with libc holds.
-    signals::as_program(|| unsafe { prepared(envp, |e| real::execvpe(file, argv, e)) })
+    signals::as_program(|| unsafe { prepared(envp, Start::InPlace, |e| real::execvpe(file, argv, e)) })
 }
 
 /// fexecve(): as execve().
@@ -52,7 +52,7 @@ pub unsafe extern "C" fn execvpe(file: *const c_char, argv: Argv, envp: Argv) ->
 pub unsafe extern "C" fn fexecve(fd: c_int, argv: Argv, envp: Argv) -> c_int {
     // SAFETY: the program's arguments, handed on (the environment as `prepared` makes it, which
     // points to the program's own entries and ours): its contract with libc holds.
-    signals::as_program(|| unsafe { prepared(envp, |e| real::fexecve(fd, argv, e)) })
+    signals::as_program(|| unsafe { prepared(envp, Start::InPlace, |e| real::fexecve(fd, argv, e)) })
 }
 
 /// posix_spawn(): the child starts with the caller's mask unless `attr` sets one: the program's
@@ -68,7 +68,7 @@ pub unsafe extern "C" fn posix_spawn(
 ) -> c_int {
     // SAFETY: the program's arguments, handed on (the environment as `prepared` makes it, which
     // points to the program's own entries and ours): its contract with libc holds.
-    signals::as_program(|| unsafe { prepared(envp.cast(), |e| real::posix_spawn(pid, path, acts, attr, argv, e.cast())) })
+    signals::as_program(|| unsafe { prepared(envp.cast(), Start::Child, |e| real::posix_spawn(pid, path, acts, attr, argv, e.cast())) })
 }
 
 /// posix_spawnp(): as posix_spawn().
@@ -83,7 +83,7 @@ pub unsafe extern "C" fn posix_spawnp(
 ) -> c_int {
     // SAFETY: the program's arguments, handed on (the environment as `prepared` makes it, which
     // points to the program's own entries and ours): its contract with libc holds.
-    signals::as_program(|| unsafe { prepared(envp.cast(), |e| real::posix_spawnp(pid, file, acts, attr, argv, e.cast())) })
+    signals::as_program(|| unsafe { prepared(envp.cast(), Start::Child, |e| real::posix_spawnp(pid, file, acts, attr, argv, e.cast())) })
 }
 
 /// system(): as posix_spawn() (glibc passes the caller's mask to the shell).
