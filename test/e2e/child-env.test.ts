@@ -94,6 +94,24 @@ describe("what the program starts once it serves runs without huptime", () => {
     }
   }, 60_000);
 
+  test("a helper started by a program that ignores SIGHUP ignores it too, as without huptime", async () => {
+    const [port, helperPort] = [await freePort(), await freePort()];
+    const s = serve(["python3", join(FIXTURES, "popen_server.py"), String(port), String(helperPort), "ignore-hup"]);
+    try {
+      await waitFor(() => /child \d+/.test(s.stdout()), `the helper's pid (output: ${s.output()})`);
+      const helper = Number(/child (\d+)/.exec(s.stdout())![1]);
+      await waitFor(async () => (await request(helperPort, "/", 1000)).ok, "the helper server to answer");
+      expect(shimLibrary(helper)).toBeUndefined();
+      process.kill(helper, "SIGHUP");
+      // Its answer comes after the signal was delivered (on its way back to user mode).
+      expect((await request(helperPort, "/", 5000)).ok).toBe(true);
+      expect(alive(helper)).toBe(true);
+      expect(s.stdout()).not.toContain("child ended");
+    } finally {
+      s.killGroup();
+    }
+  }, 60_000);
+
   describe("every way of starting a program", () => {
     let spawner = "";
     let nothing = "";

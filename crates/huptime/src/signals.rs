@@ -234,6 +234,11 @@ pub fn set_pending() {
     HUP_PENDING.store(true, Ordering::Release);
 }
 
+/// Whether `handler` (a sigaction's) is huptime's SIGHUP handler.
+pub fn is_hup_handler(handler: libc::sighandler_t) -> bool {
+    handler == on_sighup as extern "C" fn(c_int) as usize
+}
+
 /// Installs the SIGHUP handler (with SA_RESTART: a user's SIGHUP that reaches a program thread,
 /// one that unblocked it with a raw system call, restarts its call as usual).
 pub fn install_handler() {

@@ -1,7 +1,9 @@
 //! The actions the program asks for huptime's own signals, SIGHUP and the wake signal (see
 //! [`crate::signals`]): recorded and reported back by sigaction()/signal(), never installed, and
 //! run when such a signal turns out to be the program's ([`deliver`]). Also how a recorded or
-//! wrapped action is run from a handler of the shim's ([`run_action`]).
+//! wrapped action is run from a handler of the shim's ([`run_action`]), and what an exec that
+//! leaves huptime behind, or a vfork child, sees of a recorded one ([`exec_leaving`],
+//! [`inherited_view`]).
 
 use crate::{real, signals};
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -41,6 +43,55 @@ pub unsafe fn swap(sig: c_int, new: *const libc::sigaction, old: *mut libc::siga
         PROGRAM_ACTION[i][1].store(new.sa_flags as usize, Ordering::Release);
     }
     true
+}
+
+/// Whether the program asked to ignore `sig`, one of huptime's signals (false for any other).
+/// (Async-signal-safe.)
+pub fn program_ignores(sig: c_int) -> bool {
+    ours(sig).is_some_and(|i| PROGRAM_ACTION[i][0].load(Ordering::Acquire) == libc::SIG_IGN)
+}
+
+/// Runs `f`, an exec that leaves huptime behind (see [`crate::childenv`]), with SIGHUP's action
+/// as the program set it where exec keeps it: ignored, when the program ignores it and the real
+/// action is still huptime's handler (which exec would reset to the default). Put back if `f`
+/// returns (the exec failed). Preserves `f`'s errno. Async-signal-safe (also in a vfork child,
+/// whose actions are its own).
+pub fn exec_leaving<T>(f: impl FnOnce() -> T) -> T {
+    if !program_ignores(libc::SIGHUP) {
+        return f();
+    }
+    let mut cur = signals::empty_action();
+    // SAFETY: reading SIGHUP's action into our own struct.
+    unsafe { real::sigaction(libc::SIGHUP, core::ptr::null(), &mut cur) };
+    if !signals::is_hup_handler(cur.sa_sigaction) {
+        return f();
+    }
+    let mut ign = signals::empty_action();
+    ign.sa_sigaction = libc::SIG_IGN;
+    // SAFETY: our own action: ignore.
+    unsafe { real::sigaction(libc::SIGHUP, &ign, core::ptr::null_mut()) };
+    let r = f();
+    let e = crate::sys::errno();
+    signals::install_handler();
+    crate::sys::set_errno(e);
+    r
+}
+
+/// After a real sigaction() of `sig` that reported `old`, in a process whose actions are its own
+/// but whose memory is the program's (a vfork child): where that is huptime's SIGHUP handler,
+/// which the child inherited, reports the action the program set instead, as it would see
+/// without huptime (Python's subprocess resets every handled signal before exec, and would
+/// otherwise turn a SIGHUP the program ignores into the default action).
+///
+/// # Safety
+/// `old` is null or valid (sigaction's contract).
+pub unsafe fn inherited_view(sig: c_int, old: *mut libc::sigaction) {
+    // SAFETY: `old` is null or valid for reads and writes (the contract above).
+    let Some(old) = (unsafe { old.as_mut() }) else { return };
+    if sig == libc::SIGHUP && signals::is_hup_handler(old.sa_sigaction) {
+        old.sa_sigaction = PROGRAM_ACTION[0][0].load(Ordering::Acquire);
+        old.sa_flags = PROGRAM_ACTION[0][1].load(Ordering::Acquire) as c_int;
+    }
 }
 
 /// Delivers to the program a signal of huptime's that was the program's own (not a wake): runs

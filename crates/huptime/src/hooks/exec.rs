@@ -9,12 +9,30 @@ use libc::{c_char, c_int};
 
 type Argv = *const *const c_char;
 
+/// Runs `f`, an exec of this process into another program, with the signal mask and SIGHUP's
+/// action the program would give it, and `envp` as it must get it (see `childenv::prepared`).
+///
+/// # Safety
+/// As for execve(): `envp` is null or a NULL-terminated array of NUL-terminated strings.
+unsafe fn in_place(envp: Argv, f: impl FnOnce(Argv) -> c_int) -> c_int {
+    let leaving = !crate::childenv::carries(Start::InPlace);
+    signals::as_program(|| {
+        // SAFETY: the caller's `envp` (the contract above).
+        let exec = || unsafe { prepared(envp, Start::InPlace, f) };
+        if leaving {
+            crate::sigrecord::exec_leaving(exec)
+        } else {
+            exec()
+        }
+    })
+}
+
 /// execve(): with the program's view of SIGHUP.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn execve(path: *const c_char, argv: Argv, envp: Argv) -> c_int {
     // SAFETY: the program's arguments, handed on (the environment as `prepared` makes it, which
     // points to the program's own entries and ours): its contract with libc holds.
-    signals::as_program(|| unsafe { prepared(envp, Start::InPlace, |e| real::execve(path, argv, e)) })
+    unsafe { in_place(envp, |e| real::execve(path, argv, e)) }
 }
 
 /// execv(): as execve().
@@ -22,10 +40,8 @@ pub unsafe extern "C" fn execve(path: *const c_char, argv: Argv, envp: Argv) -> 
 pub unsafe extern "C" fn execv(path: *const c_char, argv: Argv) -> c_int {
     // SAFETY: the program's arguments, handed on (the environment as `prepared` makes it, which
     // points to the program's own entries and ours): its contract with libc holds.
-    signals::as_program(|| unsafe {
-        let env = environ_now();
-        prepared(env, Start::InPlace, |e| if e == env { real::execv(path, argv) } else { real::execve(path, argv, e) })
-    })
+    let env = environ_now();
+    unsafe { in_place(env, |e| if e == env { real::execv(path, argv) } else { real::execve(path, argv, e) }) }
 }
 
 /// execvp(): as execve().
@@ -33,10 +49,8 @@ pub unsafe extern "C" fn execv(path: *const c_char, argv: Argv) -> c_int {
 pub unsafe extern "C" fn execvp(file: *const c_char, argv: Argv) -> c_int {
     // SAFETY: the program's arguments, handed on (the environment as `prepared` makes it, which
     // points to the program's own entries and ours): its contract with libc holds.
-    signals::as_program(|| unsafe {
-        let env = environ_now();
-        prepared(env, Start::InPlace, |e| if e == env { real::execvp(file, argv) } else { real::execvpe(file, argv, e) })
-    })
+    let env = environ_now();
+    unsafe { in_place(env, |e| if e == env { real::execvp(file, argv) } else { real::execvpe(file, argv, e) }) }
 }
 
 /// execvpe(): as execve().
@@ -44,7 +58,7 @@ pub unsafe extern "C" fn execvp(file: *const c_char, argv: Argv) -> c_int {
 pub unsafe extern "C" fn execvpe(file: *const c_char, argv: Argv, envp: Argv) -> c_int {
     // SAFETY: the program's arguments, handed on (the environment as `prepared` makes it, which
     // points to the program's own entries and ours): its contract with libc holds.
-    signals::as_program(|| unsafe { prepared(envp, Start::InPlace, |e| real::execvpe(file, argv, e)) })
+    unsafe { in_place(envp, |e| real::execvpe(file, argv, e)) }
 }
 
 /// fexecve(): as execve().
@@ -52,7 +66,7 @@ pub unsafe extern "C" fn execvpe(file: *const c_char, argv: Argv, envp: Argv) ->
 pub unsafe extern "C" fn fexecve(fd: c_int, argv: Argv, envp: Argv) -> c_int {
     // SAFETY: the program's arguments, handed on (the environment as `prepared` makes it, which
     // points to the program's own entries and ours): its contract with libc holds.
-    signals::as_program(|| unsafe { prepared(envp, Start::InPlace, |e| real::fexecve(fd, argv, e)) })
+    unsafe { in_place(envp, |e| real::fexecve(fd, argv, e)) }
 }
 
 /// posix_spawn(): the child starts with the caller's mask unless `attr` sets one: the program's

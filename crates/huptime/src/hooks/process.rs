@@ -128,14 +128,23 @@ unsafe fn program_action(sig: c_int, act: *const libc::sigaction, old: *mut libc
 
 /// sigaction(): SIGHUP and the wake signal stay huptime's; the program's choice is recorded and
 /// reported back (and a wake signal that is not a wake goes to it, see `accept_gate`). SIGINT
-/// and SIGTERM may be wrapped (see [`stopsig`]).
+/// and SIGTERM may be wrapped (see [`stopsig`]). In a vfork child the call is real (its actions
+/// are its own), and reports the program's SIGHUP action where huptime's handler is.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
     // SAFETY: the program's `act` and `old`, null or valid (sigaction's contract): what
     // `program_action` asks for, or handed on unchanged.
     unsafe {
-        let kept = if super::active_here() { program_action(sig, act, old) } else { None };
-        kept.unwrap_or_else(|| real::sigaction(sig, act, old))
+        if super::active_here() {
+            if let Some(r) = program_action(sig, act, old) {
+                return r;
+            }
+        }
+        let r = real::sigaction(sig, act, old);
+        if r == 0 && super::ACTIVE.load(Ordering::Relaxed) && !super::active_here() {
+            sigrecord::inherited_view(sig, old); // a vfork child
+        }
+        r
     }
 }
 
