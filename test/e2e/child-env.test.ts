@@ -83,7 +83,10 @@ describe("what the program starts once it serves runs without huptime", () => {
       expect(startedWith(helper)).toEqual([]);
       expect(statusRows().map((r) => r.pid)).toContain(parent);
       expect(statusRows().map((r) => r.pid)).not.toContain(helper);
-      expect(runCli(["--status", "--json", "python3", "-m", "http.server"]).code).toBe(1); // no instance
+      for (const command of ["--status", "--restart", "--stop"]) {
+        const r = runCli([command, "python3", "-m", "http.server"]);
+        expect({ command, code: r.code, stderr: r.stderr }).toEqual({ command, code: 1, stderr: "huptime: no running instance of 'python3 -m http.server' under huptime\n" });
+      }
       process.kill(helper, "SIGHUP");
       await waitFor(() => s.stdout().includes("child ended"), "the helper to end");
       expect(s.stdout()).toContain("child ended -1"); // killed by SIGHUP, as without huptime
@@ -211,6 +214,7 @@ describe("what keeps the shim", () => {
     ["nice python3 server.py", (p, c) => ["nice", "-n", "1", "python3", BLOCKING, String(p), c]],
     ["setpriv python3 server.py", (p, c) => ["setpriv", "--no-new-privs", "python3", BLOCKING, String(p), c]],
     ["a daemonizing launcher (setsid -f: fork, setsid, exec) before the server binds", (p, c) => ["setsid", "-f", "python3", BLOCKING, String(p), c]],
+    ["a launcher that runs the server with system() (Python's os.system)", (p, c) => ["python3", "-c", `import os; os.system("exec python3 ${BLOCKING} ${p} ${c}")`]],
   ];
   for (const [name, argv] of launchers) {
     test(name, async () => {
