@@ -3,7 +3,7 @@
  * process in the status directory, its keys and values those of generated/protocol.ts. A file whose process is gone, or whose pid was reused (start
  * time differs), is ignored.
  *
- * Root's --status reads other users' directories (named by their processes' environment), so a
+ * Root's --status reads other users' directories (found beside the library their processes map), so a
  * file is believed only if another user cannot have planted it: the directory is writable by its
  * owner only, that owner is root or the process's (real or effective) uid, and the file is a
  * regular file (no symbolic link, no FIFO to block on) of that same owner.

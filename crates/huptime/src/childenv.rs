@@ -3,7 +3,10 @@
 //! shell that forks the server, `env`, `nice`, pyenv-style shims); after that only the process
 //! holding the sockets (its own re-exec: same pid) and its fork-only children do (prefork
 //! workers, a daemon's master). Anything else it starts (fork+exec, vfork+exec, clone+exec,
-//! posix_spawn, system, popen) runs as it would without huptime.
+//! posix_spawn, system, popen) runs as it would without huptime. Each process judges by what it
+//! knows: whether it, or the process it was forked from, has bound (or been handed) a socket
+//! ([`lineage::has_bound`]); a launcher that never binds (a shell whose child serves) passes the
+//! shim on to whatever it starts.
 //!
 //! What carries the shim is its environment: `LD_PRELOAD` (our entry in it) and the `HUPTIME_*`
 //! variables. The constructor takes them out of the program's own environment ([`take_from_environ`]),
