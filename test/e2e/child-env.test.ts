@@ -83,9 +83,12 @@ describe("what the program starts once it serves runs without huptime", () => {
       expect(startedWith(helper)).toEqual([]);
       expect(statusRows().map((r) => r.pid)).toContain(parent);
       expect(statusRows().map((r) => r.pid)).not.toContain(helper);
+      // Its own command line (other tests may run an http.server of their own under huptime).
+      const itself = ["python3", "-m", "http.server", "--bind", "127.0.0.1", String(helperPort)];
       for (const command of ["--status", "--restart", "--stop"]) {
-        const r = runCli([command, "python3", "-m", "http.server"]);
-        expect({ command, code: r.code, stderr: r.stderr }).toEqual({ command, code: 1, stderr: "huptime: no running instance of 'python3 -m http.server' under huptime\n" });
+        const r = runCli([command, ...itself]);
+        const none = `huptime: no running instance of '${itself.join(" ")}' under huptime\n`;
+        expect({ command, code: r.code, stderr: r.stderr }).toEqual({ command, code: 1, stderr: none });
       }
       process.kill(helper, "SIGHUP");
       await waitFor(() => s.stdout().includes("child ended"), "the helper to end");
