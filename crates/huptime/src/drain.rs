@@ -10,6 +10,7 @@ use crate::attempt::Attempt;
 use crate::epollreg::REGISTRATIONS;
 use crate::fdtable::{self, internal, FdState, MAX_SOCKETS, SOCKETS};
 use crate::lifecycle::{self, Step};
+use crate::keepalive::IdleCloser;
 use crate::{accept_gate, config, lineage, log, real, sys};
 use core::sync::atomic::Ordering;
 use libc::c_int;
@@ -146,6 +147,13 @@ pub fn wait_idle(mut successor: Option<&mut Attempt>) -> Drained {
     let cfg = config::get();
     let limit = cfg.drain_timeout_ms;
     let start = sys::now_ms();
+    let mut idle = IdleCloser::new(cfg.drain_idle_ms);
+    let done = |idle: &IdleCloser| {
+        if idle.closed > 0 {
+            info!("closed {} idle connection(s) while draining", idle.closed);
+        }
+        Drained::Done
+    };
     loop {
         if let Some(a) = successor.as_deref_mut() {
             if a.has_ended() {
@@ -168,6 +176,9 @@ pub fn wait_idle(mut successor: Option<&mut Attempt>) -> Drained {
             }
         }
         let accepting = accept_gate::interrupt_all();
+        if fdtable::CONNS.load(Ordering::SeqCst) > 0 {
+            idle.tick(sys::now_ms());
+        }
         let open = fdtable::CONNS.load(Ordering::SeqCst);
         let waited = sys::now_ms().saturating_sub(start);
         if waited / 1000 != waited.saturating_sub(5) / 1000 {
@@ -177,12 +188,12 @@ pub fn wait_idle(mut successor: Option<&mut Attempt>) -> Drained {
             // Looks idle: close the door, then look again for a thread that got in meanwhile.
             lifecycle::enter(Step::Idle);
             if accept_gate::interrupt_all() == 0 && fdtable::CONNS.load(Ordering::SeqCst) == 0 {
-                return Drained::Done;
+                return done(&idle);
             }
         }
         if limit > 0 && sys::now_ms().saturating_sub(start) >= limit {
             info!("drain deadline ({} s) passed with {open} connection(s) still open; cutting them", limit as f64 / 1000.0);
-            return Drained::Done;
+            return done(&idle);
         }
         sys::sleep_ms(5);
     }

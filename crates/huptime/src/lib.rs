@@ -50,6 +50,7 @@ pub mod guard;
 pub mod handover;
 pub mod helper;
 pub mod hooks;
+pub mod keepalive;
 mod init;
 pub mod launch;
 pub mod lifecycle;
