@@ -2,11 +2,13 @@
  * Persistent connections of a draining generation (crates/huptime/src/keepalive.rs): one that is
  * idle (answered, nothing unread or unacknowledged, no data moved for --drain-idle) is closed with
  * a FIN, never a reset, and not before the grace; one with a request in progress is answered
- * whole first. The old generation then ends without waiting for --drain-timeout.
+ * whole first. The old generation then ends without waiting for --drain-timeout. A SIGHUP to the
+ * next generation while the old one still drains is passed on to it: it closes its idle
+ * connections at once, ends, and the restart follows (never more than two generations).
  */
 import { describe, expect, test } from "bun:test";
 import { appSource, serveApp, waitForVersion } from "../helpers/app";
-import { persistent } from "../helpers/net";
+import { persistent, request } from "../helpers/net";
 import { alive, waitFor } from "../helpers/procs";
 
 describe("idle persistent connections while draining", () => {
@@ -50,6 +52,37 @@ describe("idle persistent connections while draining", () => {
       s.killGroup();
     }
   }, 60_000);
+
+  test("a SIGHUP while the old generation drains keep-alive connections is not held back by them", async () => {
+    // A grace far longer than the test: without the hurry the old generation would keep the
+    // connection (and hold the next restart back) for a minute.
+    const { app, port, s } = await serveApp("v1", ["--drain-idle=60"]);
+    try {
+      const c = await persistent(port);
+      await c.ask();
+      app.write(appSource("v2"));
+      process.kill(s.pid, "SIGHUP");
+      await waitForVersion(port, "v2", 30_000);
+      await waitFor(() => s.output().includes("draining"), "the old generation to drain", 30_000, 10);
+      const r = await request(port);
+      const second = Number(r.ok && r.body.split(" ")[1]);
+      expect(second).toBeGreaterThan(0);
+      expect(alive(s.pid)).toBe(true);
+      app.write(appSource("v3"));
+      process.kill(second, "SIGHUP");
+      const end = await c.ended;
+      expect(end.how).toBe("end");
+      await waitForVersion(port, "v3", 30_000);
+      // The old generation had ended before the third started.
+      expect(s.output()).toMatch(/SIGHUP: generation 1 \(pid \d+\) is draining 1 keep-alive connection\(s\); closing the idle ones/);
+      const out = s.output();
+      expect(out.indexOf("the previous generation has ended; restarting as SIGHUP asked")).toBeGreaterThan(-1);
+      expect(out.indexOf("restarting: generation 3")).toBeGreaterThan(out.indexOf("the previous generation has ended"));
+      expect(alive(s.pid)).toBe(false);
+    } finally {
+      s.killGroup();
+    }
+  }, 90_000);
 
   test("bad --drain-idle values are usage errors", async () => {
     const { runCli } = await import("../helpers/cli");

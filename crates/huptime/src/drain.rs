@@ -11,7 +11,7 @@ use crate::epollreg::REGISTRATIONS;
 use crate::fdtable::{self, internal, FdState, MAX_SOCKETS, SOCKETS};
 use crate::lifecycle::{self, Step};
 use crate::keepalive::IdleCloser;
-use crate::{accept_gate, config, lineage, log, real, sys};
+use crate::{accept_gate, config, lineage, log, real, signals, sys};
 use core::sync::atomic::Ordering;
 use libc::c_int;
 
@@ -141,7 +141,8 @@ pub enum Drained {
 }
 
 /// Waits until the process has no open client connections (and, with `--wait` or before an exec,
-/// no running children), or the drain deadline passes. With `successor`, also watches the
+/// no running children), or the drain deadline passes. Idle connections are closed on the way
+/// (see [`crate::keepalive`]); a SIGHUP meanwhile closes them at once, with no grace. With `successor`, also watches the
 /// generation that took over: if it fails before this one is done, the drain is called off.
 pub fn wait_idle(mut successor: Option<&mut Attempt>) -> Drained {
     let cfg = config::get();
@@ -174,6 +175,14 @@ pub fn wait_idle(mut successor: Option<&mut Attempt>) -> Drained {
                     continue;
                 }
             }
+        }
+        if signals::take_pending() && idle.grace_ms > 0 {
+            // SIGHUP while draining: the next generation wants to restart (or a user does).
+            let (generation, open) = (log::GENERATION.load(Ordering::Relaxed), fdtable::CONNS.load(Ordering::SeqCst));
+            // SAFETY: getpid has no preconditions.
+            let pid = unsafe { libc::getpid() };
+            info!("SIGHUP: generation {generation} (pid {pid}) is draining {open} keep-alive connection(s); closing the idle ones");
+            idle.hurry();
         }
         let accepting = accept_gate::interrupt_all();
         if fdtable::CONNS.load(Ordering::SeqCst) > 0 {
