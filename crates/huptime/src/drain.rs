@@ -4,14 +4,15 @@
 //!
 //! Stopping = bound fds are removed from the program's epoll sets and swapped for inert sockets
 //! (so poll and select loops stop seeing them while they keep serving their open connections),
-//! parked accept() calls wake (see [`crate::accept_gate`]).
+//! parked accept() calls wake (see [`crate::accept_gate`]), and the connections are watched: the
+//! next HTTP/1.x response on each says `Connection: close` (see [`crate::rewrite`]).
 
 use crate::attempt::Attempt;
 use crate::epollreg::REGISTRATIONS;
 use crate::fdtable::{self, internal, FdState, MAX_SOCKETS, SOCKETS};
 use crate::lifecycle::{self, Step};
 use crate::keepalive::IdleCloser;
-use crate::{accept_gate, config, lineage, log, real, signals, sys};
+use crate::{accept_gate, config, connio, lineage, log, real, signals, sys};
 use core::sync::atomic::Ordering;
 use libc::c_int;
 
@@ -44,6 +45,8 @@ pub fn begin_then(step: Step<'_>, then: impl FnOnce()) -> bool {
 /// Stops taking connections: tells forked workers, wakes parked accept() calls, removes bound
 /// sockets from the process's epoll sets and puts inert sockets at their fd numbers.
 fn stop_accepting() {
+    // From now on the next response on each connection says `Connection: close`.
+    connio::watch_all();
     if !lineage::is_worker() {
         let w = internal::get(internal::LINEAGE_W);
         if w >= 0 {
@@ -260,6 +263,7 @@ pub fn take_back(why: &str, failed_generation: u32) {
         sys::close(internal::take(slot));
     }
     open_notice_pipe();
+    connio::unwatch_all();
     let generation = failed_generation.saturating_sub(1);
     info!("{why}; generation {generation} takes its sockets back and serves again");
     lifecycle::enter(Step::TakenBack { why, generation });
