@@ -7,7 +7,7 @@ import { readFileSync, readlinkSync } from "node:fs";
 import { SHIM_VARS } from "./generated/protocol";
 import { allPids, findAll, managedProcesses, matches, procStat, procUids, readArgv, type Instance } from "./instances";
 import { native } from "./native";
-import { readPublished, type Published } from "./statusfile";
+import { readPublished, type DrainClosed, type Published } from "./statusfile";
 
 /** One row of `huptime --status` (these names are the stable `--json` fields). */
 export interface StatusRow {
@@ -26,6 +26,9 @@ export interface StatusRow {
   listening: string[];
   /** Open client connections (connected sockets on one of its listening addresses). */
   connections: number;
+  /** Connections its drain has closed (idle; past --drain-timeout at a request boundary, or
+   * reset); null when it publishes none. */
+  closed: DrainClosed | null;
   /** Seconds since the process started. */
   uptime: number;
   /** Its command line. */
@@ -105,6 +108,7 @@ function row(p: Instance, ownDir: string, managedPids: Set<number>, supervisor: 
     state,
     listening: sockets?.listening ?? [],
     connections: sockets?.connections ?? 0,
+    closed: pub?.closed ?? null,
     uptime: uptimeOf(st.start),
     command: p.argv.join(" "),
   };

@@ -58,6 +58,9 @@ export const STATUS_FIELDS = {
   rollbacks: "rollbacks",
   readyTimeoutMs: "ready_timeout_ms",
   drainTimeoutMs: "drain_timeout_ms",
+  closedIdle: "closed_idle",
+  closedAtBoundary: "closed_at_boundary",
+  closedReset: "closed_reset",
   lastError: "last_error",
 } as const;
 

@@ -10,6 +10,7 @@ import { describe, expect, test } from "bun:test";
 import { appSource, serveApp, waitForVersion } from "../helpers/app";
 import { persistent, request } from "../helpers/net";
 import { alive, waitFor } from "../helpers/procs";
+import { statusRows } from "../helpers/status";
 
 describe("idle persistent connections while draining", () => {
   test("an idle keep-alive connection gets a FIN once it has been quiet for --drain-idle", async () => {
@@ -48,6 +49,28 @@ describe("idle persistent connections while draining", () => {
       const end = await c.ended;
       expect(end.how).toBe("end");
       await waitFor(() => !alive(s.pid), "the old generation to end", 10_000);
+    } finally {
+      s.killGroup();
+    }
+  }, 60_000);
+
+  test("--status shows how many idle connections a draining generation has closed", async () => {
+    const { app, port, s } = await serveApp("v1", ["--drain-idle=0.2"]);
+    try {
+      const idle = await persistent(port);
+      const busy = await persistent(port);
+      await idle.ask();
+      await busy.ask();
+      app.write(appSource("v2"));
+      // The slow request keeps the old generation draining after the idle connection is closed.
+      const slow = busy.ask("/sleep=5");
+      process.kill(s.pid, "SIGHUP");
+      expect((await idle.ended).how).toBe("end");
+      await waitFor(() => statusRows().find((r) => r.pid === s.pid)?.closed?.idle === 1, "--status to count the idle connection closed", 10_000);
+      const row = statusRows().find((r) => r.pid === s.pid);
+      expect(row?.state).toBe("draining");
+      expect(row?.closed).toEqual({ idle: 1, atBoundary: 0, reset: 0 });
+      expect((await slow).body).toBe(`v1 ${s.pid}\n`);
     } finally {
       s.killGroup();
     }

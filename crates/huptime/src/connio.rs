@@ -183,6 +183,8 @@ impl Conn {
 /// written (or none moved), whether a patch is still under way, and whether the shim shut it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Quiet {
+    /// No data moved on it yet (its first request has not come).
+    pub fresh: bool,
     /// No request in progress as far as the program's reads and writes tell.
     pub answered: bool,
     /// Part of a changed response head is still to be written.
@@ -195,7 +197,7 @@ pub struct Quiet {
 pub fn quiet(fd: c_int) -> Quiet {
     let i = (fd as usize).min(MAX_FDS - 1);
     let b = ACT[i].load(Ordering::Acquire);
-    Quiet { answered: b & MOVED == 0 || b & WROTE != 0, patching: PATCH[i].load(Ordering::Acquire) != 0, shut: b & SHUT != 0 }
+    Quiet { fresh: b & MOVED == 0, answered: b & MOVED == 0 || b & WROTE != 0, patching: PATCH[i].load(Ordering::Acquire) != 0, shut: b & SHUT != 0 }
 }
 
 /// Records that the shim shut connection `fd` down (it is not shut twice).

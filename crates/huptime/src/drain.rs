@@ -11,8 +11,8 @@ use crate::attempt::Attempt;
 use crate::epollreg::REGISTRATIONS;
 use crate::fdtable::{self, internal, FdState, MAX_SOCKETS, SOCKETS};
 use crate::lifecycle::{self, Step};
-use crate::keepalive::IdleCloser;
-use crate::{accept_gate, config, connio, lineage, log, real, signals, sys};
+use crate::keepalive::{self, Cut, IdleCloser};
+use crate::{accept_gate, config, connio, lineage, log, real, signals, status, sys};
 use core::sync::atomic::Ordering;
 use libc::c_int;
 
@@ -158,6 +158,10 @@ pub fn wait_idle(mut successor: Option<&mut Attempt>) -> Drained {
         }
         Drained::Done
     };
+    let publish = |idle: usize, cut: Cut| {
+        status::record_closed(idle, cut.at_boundary, cut.reset);
+        lifecycle::republish();
+    };
     loop {
         if let Some(a) = successor.as_deref_mut() {
             if a.has_ended() {
@@ -188,8 +192,8 @@ pub fn wait_idle(mut successor: Option<&mut Attempt>) -> Drained {
             idle.hurry();
         }
         let accepting = accept_gate::interrupt_all();
-        if fdtable::CONNS.load(Ordering::SeqCst) > 0 {
-            idle.tick(sys::now_ms());
+        if fdtable::CONNS.load(Ordering::SeqCst) > 0 && idle.tick(sys::now_ms()) > 0 {
+            publish(idle.closed, Cut::default());
         }
         let open = fdtable::CONNS.load(Ordering::SeqCst);
         let waited = sys::now_ms().saturating_sub(start);
@@ -205,6 +209,8 @@ pub fn wait_idle(mut successor: Option<&mut Attempt>) -> Drained {
         }
         if limit > 0 && sys::now_ms().saturating_sub(start) >= limit {
             info!("drain deadline ({} s) passed with {open} connection(s) still open; cutting them", limit as f64 / 1000.0);
+            let cut = keepalive::cut_at_deadline(limit, |cut| publish(idle.closed, cut));
+            info!("drain deadline: {} closed at a request boundary, {} reset", cut.at_boundary, cut.reset);
             return done(&idle);
         }
         sys::sleep_ms(5);

@@ -1,7 +1,8 @@
 //! A draining process's persistent connections. One is *idle* when no request is in progress on
 //! it: the last data the program moved on it was written (or none moved), nothing waits unread,
 //! everything written is acknowledged, and (TCP) no data moved either way for a grace
-//! (`--drain-idle`). An idle connection is shut down (FIN, both ways: the program's read returns
+//! (`--drain-idle`; at least [`FRESH_GRACE_MS`] for one whose first request has not come yet).
+//! An idle connection is shut down (FIN, both ways: the program's read returns
 //! 0 and it closes the fd itself; the shim never closes the program's fds), the moment a
 //! keep-alive timeout would pick, which clients already retry. This holds for any protocol: the
 //! kernel tells (see [`crate::sockq`]).
@@ -10,17 +11,26 @@
 //! boundary; [`Deadline`] shuts them as they reach one, and resets (RST) the last ones still
 //! busy after a bounded extra time.
 
-use crate::connio::{self, Quiet};
+use crate::connio;
 use crate::fdtable::{self, FdState};
-use crate::{real, sockq};
+use crate::{real, sockq, sys};
+use core::sync::atomic::Ordering;
 use libc::c_int;
 
-/// Whether connection `fd` is idle: no request in progress, and no data moved for `grace_ms`.
-pub fn idle(fd: c_int, grace_ms: u64) -> bool {
+/// Least time a connection on which no data moved yet must have been open to count as idle,
+/// unless the drain is hurried or past its deadline (ms). A client that has just connected is
+/// about to send its first request, and a FIN before it fails that request (a client retries a
+/// request on a reused connection, not on a new one); Go's Server.Shutdown waits 5 s too.
+pub const FRESH_GRACE_MS: u64 = 5000;
+
+/// Whether connection `fd` is idle: no request in progress, and no data moved for `grace_ms`
+/// (`fresh_grace_ms` if none moved on it yet).
+pub fn idle(fd: c_int, grace_ms: u64, fresh_grace_ms: u64) -> bool {
     let q = connio::quiet(fd);
-    if q != (Quiet { answered: true, patching: false, shut: false }) {
+    if !q.answered || q.patching || q.shut {
         return false;
     }
+    let grace_ms = if q.fresh { fresh_grace_ms } else { grace_ms };
     if sockq::unread(fd) != Some(0) || sockq::unsent(fd) != Some(0) {
         return false;
     }
@@ -36,11 +46,11 @@ fn shut_down(fd: c_int) -> bool {
     real::shutdown(fd, libc::SHUT_RDWR) == 0
 }
 
-/// Shuts down every open connection that is idle for `grace_ms`; returns how many.
-pub fn close_idle(grace_ms: u64) -> usize {
+/// Shuts down every open connection that is idle (see [`idle`]); returns how many.
+pub fn close_idle(grace_ms: u64, fresh_grace_ms: u64) -> usize {
     let mut n = 0;
     fdtable::each_in_state(FdState::Conn, |fd| {
-        if idle(fd, grace_ms) && shut_down(fd) {
+        if idle(fd, grace_ms, fresh_grace_ms) && shut_down(fd) {
             debug!("fd {fd}: idle for {grace_ms} ms; shut down (FIN)");
             n += 1;
         }
@@ -67,12 +77,17 @@ impl IdleCloser {
         IdleCloser { grace_ms, closed: 0, next_at: 0 }
     }
 
-    /// Closes the idle connections if it is time (`now`, monotonic ms) to look.
-    pub fn tick(&mut self, now: u64) {
-        if now >= self.next_at {
-            self.closed += close_idle(self.grace_ms);
-            self.next_at = now + IDLE_CHECK_MS;
+    /// Closes the idle connections if it is time (`now`, monotonic ms) to look; returns how
+    /// many it closed.
+    pub fn tick(&mut self, now: u64) -> usize {
+        if now < self.next_at {
+            return 0;
         }
+        self.next_at = now + IDLE_CHECK_MS;
+        let fresh = if self.grace_ms == 0 { 0 } else { self.grace_ms.max(FRESH_GRACE_MS) };
+        let n = close_idle(self.grace_ms, fresh);
+        self.closed += n;
+        n
     }
 
     /// Looks at once from now on with no grace (a SIGHUP came during the drain).
@@ -98,6 +113,34 @@ pub struct Cut {
     pub reset: usize,
 }
 
+/// Longest extra time the busy connections get, once the drain deadline has passed, to reach a
+/// request boundary before they are reset (ms): `min(--drain-timeout, this)`.
+pub const DEADLINE_EXTRA_MS: u64 = 1000;
+
+/// Closes the connections still open when the drain deadline (`limit_ms`) passed: each as soon as
+/// it is at a request boundary, within `min(limit_ms, DEADLINE_EXTRA_MS)`; those still busy then
+/// are reset. `progress` hears the counts each time they change. Returns them.
+pub fn cut_at_deadline(limit_ms: u64, mut progress: impl FnMut(Cut)) -> Cut {
+    let mut d = Deadline::new(sys::now_ms());
+    let extra = limit_ms.min(DEADLINE_EXTRA_MS);
+    loop {
+        let before = d.cut;
+        let busy = d.step();
+        if d.cut != before {
+            progress(d.cut);
+        }
+        if busy == 0 || fdtable::CONNS.load(Ordering::SeqCst) == 0 {
+            return d.cut;
+        }
+        if sys::now_ms().saturating_sub(d.since) >= extra {
+            d.reset_the_rest();
+            progress(d.cut);
+            return d.cut;
+        }
+        sys::sleep_ms(5);
+    }
+}
+
 /// The drain deadline has passed: connections are shut as they reach a request boundary.
 pub struct Deadline {
     /// When the deadline passed (monotonic ms).
@@ -114,7 +157,7 @@ impl Deadline {
 
     /// Shuts the connections at a request boundary now; returns how many are still busy.
     pub fn step(&mut self) -> usize {
-        self.cut.at_boundary += close_idle(0);
+        self.cut.at_boundary += close_idle(0, 0);
         open_unshut()
     }
 
@@ -149,20 +192,20 @@ mod tests {
         let fd = server.as_raw_fd();
         connio::accepted(fd);
         fdtable::set_state(fd, FdState::Conn);
-        assert!(idle(fd, 0), "no data yet, nothing queued");
-        assert!(!idle(fd, 60_000), "not for a minute yet");
+        assert!(idle(fd, 0, 0), "no data yet, nothing queued");
+        assert!(!idle(fd, 0, 60_000), "not for a minute yet");
         client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
         let t0 = std::time::Instant::now();
         while sockq::unread(fd) == Some(0) {
             assert!(t0.elapsed().as_secs() < 60);
             std::thread::yield_now();
         }
-        assert!(!idle(fd, 0), "a request waits unread");
+        assert!(!idle(fd, 0, 0), "a request waits unread");
         let mut buf = [0u8; 64];
         let n = (&server).read(&mut buf).unwrap();
         connio::conn(fd).unwrap().moved(connio::Way::Read);
         assert_eq!(sockq::unread(fd), Some(0));
-        assert!(!idle(fd, 0), "read, not answered");
+        assert!(!idle(fd, 0, 0), "read, not answered");
         (&server).write_all(&buf[..n]).unwrap();
         connio::conn(fd).unwrap().moved(connio::Way::Write);
         let mut back = vec![0u8; n];
@@ -176,7 +219,7 @@ mod tests {
         assert_eq!(d.step(), 0, "answered and acknowledged: a request boundary");
         assert_eq!(d.cut, Cut { at_boundary: 1, reset: 0 });
         assert_eq!(client.read(&mut buf).unwrap(), 0, "the client sees a FIN");
-        assert!(!idle(fd, 0), "shut once");
+        assert!(!idle(fd, 0, 0), "shut once");
         fdtable::set_state(fd, FdState::None);
     }
 }
