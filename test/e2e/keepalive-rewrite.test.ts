@@ -6,7 +6,8 @@
  * `Expect: 100-continue` (the interim response is left alone), all on non-blocking sockets with
  * a 4 KiB send buffer (partial writes). Every response arrives whole, byte for byte; the client
  * closes, the program sees it, and the old generation ends long before any deadline. While the
- * generation serves, nothing is changed.
+ * generation serves, nothing is changed. Under load, 16 keep-alive clients of a node server reach
+ * the new code within a second after it is ready, restart after restart, and no request fails.
  */
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -16,7 +17,7 @@ import { join } from "node:path";
 import { serve } from "../helpers/cli";
 import { compileC } from "../helpers/gcc";
 import { SERVERS } from "../helpers/matrix";
-import { canConnect, freePort } from "../helpers/net";
+import { canConnect, freePort, persistent, type Persistent } from "../helpers/net";
 import { alive, waitFor } from "../helpers/procs";
 
 /** The fixture's body before its cookie and pid (keepalive_shapes.c). */
@@ -183,4 +184,75 @@ describe("Connection: close on the next response while draining", () => {
       s.killGroup();
     }
   }, 90_000);
+});
+
+/** `clients` loops, each asking on one persistent connection (a new one after a response that
+ * says `Connection: close`, as HTTP clients do) until `stop()`: every answer's body and time. */
+function keepAliveLoad(port: number, clients: number) {
+  const answers: { at: number; body: string }[] = [];
+  const failures: string[] = [];
+  let running = true;
+  const loop = async () => {
+    let c: Persistent | undefined;
+    while (running) {
+      try {
+        c ??= await persistent(port);
+        const conn = c;
+        const r = await Promise.race([conn.ask(), conn.ended.then((e) => Promise.reject(new Error(`closed before the answer: ${e.how}`)))]);
+        answers.push({ at: Date.now(), body: r.body.trim() });
+        if (closes(`\r\n${r.head}`)) {
+          conn.destroy();
+          c = undefined;
+        }
+      } catch (e) {
+        failures.push((e as Error).message);
+        c?.destroy();
+        c = undefined;
+      }
+    }
+    c?.destroy();
+  };
+  const loops = Array.from({ length: clients }, loop);
+  return {
+    answers,
+    failures,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
+describe("keep-alive clients under restarts", () => {
+  test("node, 16 keep-alive clients, 3 restarts: each time the new code serves every request within 1 s after it is ready", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "huptime-ka-node-"));
+    const cookie = join(dir, "cookie");
+    writeFileSync(cookie, "v1");
+    const port = await freePort();
+    const s = serve(["node", join(SERVERS, "node_keepalive.js"), String(port), cookie]);
+    try {
+      await waitFor(() => canConnect(port), "node to listen");
+      const load = keepAliveLoad(port, 16);
+      await waitFor(() => load.answers.length >= 100, "the clients to be served");
+      let serving = s.pid;
+      for (let gen = 2; gen <= 4; gen++) {
+        writeFileSync(cookie, `v${gen}`);
+        const ready = new RegExp(`generation ${gen} \\(pid \\d+\\) is ready after`);
+        process.kill(serving, "SIGHUP");
+        await waitFor(() => ready.test(s.output()), `generation ${gen} to be ready`, 30_000, 5);
+        const readyAt = Date.now();
+        await waitFor(() => load.answers.some((a) => a.at > readyAt + 1000), "answers a second after it is ready", 30_000);
+        const late = load.answers.filter((a) => a.at > readyAt + 1000);
+        expect(late.length).toBeGreaterThan(0);
+        const bodies = new Set(late.map((a) => a.body.split(" ")[0]));
+        expect([...bodies], `generation ${gen}, a second after it was ready`).toEqual([`v${gen}`]);
+        serving = Number(late.at(-1)!.body.split(" ")[1]);
+      }
+      await load.stop();
+      expect(load.failures).toEqual([]);
+      console.log(`16 keep-alive clients, 3 restarts: ${load.answers.length} answers, none failed`);
+    } finally {
+      s.killGroup();
+    }
+  }, 120_000);
 });
