@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { serve } from "../helpers/cli";
 import { compileC } from "../helpers/gcc";
 import { SERVERS } from "../helpers/matrix";
-import { canConnect, freePort, persistent, type Persistent } from "../helpers/net";
+import { canConnect, freePort, keepAliveLoad } from "../helpers/net";
 import { alive, waitFor } from "../helpers/procs";
 
 /** The fixture's body before its cookie and pid (keepalive_shapes.c). */
@@ -185,43 +185,6 @@ describe("Connection: close on the next response while draining", () => {
     }
   }, 90_000);
 });
-
-/** `clients` loops, each asking on one persistent connection (a new one after a response that
- * says `Connection: close`, as HTTP clients do) until `stop()`: every answer's body and time. */
-function keepAliveLoad(port: number, clients: number) {
-  const answers: { at: number; body: string }[] = [];
-  const failures: string[] = [];
-  let running = true;
-  const loop = async () => {
-    let c: Persistent | undefined;
-    while (running) {
-      try {
-        c ??= await persistent(port);
-        const conn = c;
-        const r = await Promise.race([conn.ask(), conn.ended.then((e) => Promise.reject(new Error(`closed before the answer: ${e.how}`)))]);
-        answers.push({ at: Date.now(), body: r.body.trim() });
-        if (closes(`\r\n${r.head}`)) {
-          conn.destroy();
-          c = undefined;
-        }
-      } catch (e) {
-        failures.push((e as Error).message);
-        c?.destroy();
-        c = undefined;
-      }
-    }
-    c?.destroy();
-  };
-  const loops = Array.from({ length: clients }, loop);
-  return {
-    answers,
-    failures,
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-    },
-  };
-}
 
 describe("keep-alive clients under restarts", () => {
   test("node, 16 keep-alive clients, 3 restarts: each time the new code serves every request within 1 s after it is ready", async () => {

@@ -8,8 +8,13 @@
  */
 import { describe, expect, test } from "bun:test";
 import { appSource, serveApp, waitForVersion } from "../helpers/app";
-import { persistent, request } from "../helpers/net";
-import { alive, waitFor } from "../helpers/procs";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { serve } from "../helpers/cli";
+import { SERVERS } from "../helpers/matrix";
+import { canConnect, freePort, keepAliveLoad, persistent, request } from "../helpers/net";
+import { alive, groupMembers, waitFor } from "../helpers/procs";
 import { statusRows } from "../helpers/status";
 
 describe("idle persistent connections while draining", () => {
@@ -106,6 +111,47 @@ describe("idle persistent connections while draining", () => {
       s.killGroup();
     }
   }, 90_000);
+
+  test("SIGHUPs to every generation right after each restart, under keep-alive load: none held back, never more than two generations, no failed request", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "huptime-ka-storm-"));
+    const cookie = join(dir, "cookie");
+    writeFileSync(cookie, "v1");
+    const port = await freePort();
+    // Idle connections are never closed by the grace here: only the rewrite and the hurry count.
+    const s = serve(["--drain-idle=600", "node", join(SERVERS, "node_keepalive.js"), String(port), cookie]);
+    try {
+      await waitFor(() => canConnect(port), "node to listen");
+      const load = keepAliveLoad(port, 16);
+      // A client that holds its connection idle between two requests.
+      const idle = await persistent(port);
+      await idle.ask();
+      await waitFor(() => load.answers.length >= 100, "the clients to be served");
+      let most = 0;
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          most = Math.max(most, groupMembers(s.pgid).length);
+          await Bun.sleep(2);
+        }
+      })();
+      for (let gen = 2; gen <= 5; gen++) {
+        writeFileSync(cookie, `v${gen}`);
+        process.kill(-s.pgid, "SIGHUP");
+        await waitFor(() => new RegExp(`generation ${gen} \\(pid \\d+\\) is ready after`).test(s.output()), `generation ${gen} to be ready`, 30_000, 5);
+      }
+      await waitFor(() => load.answers.at(-1)?.body.startsWith("v5 ") ?? false, "the last generation to answer", 30_000);
+      await waitFor(() => groupMembers(s.pgid).length === 1, "the old generations to end", 30_000);
+      sampling = false;
+      await sampler;
+      await load.stop();
+      expect(load.failures).toEqual([]);
+      expect(most).toBeLessThanOrEqual(2);
+      expect((await idle.ended).how).toBe("end");
+      expect(s.output()).toMatch(/is draining \d+ keep-alive connection\(s\); closing the idle ones/);
+    } finally {
+      s.killGroup();
+    }
+  }, 120_000);
 
   test("bad --drain-idle values are usage errors", async () => {
     const { runCli } = await import("../helpers/cli");

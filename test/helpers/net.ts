@@ -221,3 +221,40 @@ export async function persistent(port: number): Promise<Persistent> {
     destroy: () => sock.destroy(),
   };
 }
+
+/** `clients` loops, each asking on one persistent connection (a new one after a response that
+ * says `Connection: close`, as HTTP clients do) until `stop()`: every answer's body and time. */
+export function keepAliveLoad(port: number, clients: number) {
+  const answers: { at: number; body: string }[] = [];
+  const failures: string[] = [];
+  let running = true;
+  const loop = async () => {
+    let c: Persistent | undefined;
+    while (running) {
+      try {
+        c ??= await persistent(port);
+        const conn = c;
+        const r = await Promise.race([conn.ask(), conn.ended.then((e) => Promise.reject(new Error(`closed before the answer: ${e.how}`)))]);
+        answers.push({ at: Date.now(), body: r.body.trim() });
+        if (/\r\nconnection: *close *(\r\n|$)/i.test(`\r\n${r.head}`)) {
+          conn.destroy();
+          c = undefined;
+        }
+      } catch (e) {
+        failures.push((e as Error).message);
+        c?.destroy();
+        c = undefined;
+      }
+    }
+    c?.destroy();
+  };
+  const loops = Array.from({ length: clients }, loop);
+  return {
+    answers,
+    failures,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}

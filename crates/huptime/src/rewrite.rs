@@ -39,6 +39,12 @@ fn head_of(prog: &[iovec], buf: &mut [u8; HEAD_SEEN]) -> usize {
 /// Looks at a write that may start a final response, and chooses it to close the connection when
 /// it answers the last request read and nothing unread waits.
 fn choose(c: Conn, prog: &[iovec]) {
+    // Most writes (bodies, other protocols) are told apart by their first byte, before any copy.
+    let Some(first) = prog.iter().find(|v| v.iov_len > 0) else { return };
+    // SAFETY: the program's iovec describes at least one readable byte (its write's contract).
+    if unsafe { *(first.iov_base as *const u8) } != b'H' {
+        return;
+    }
     let mut buf = [0u8; HEAD_SEEN];
     let n = head_of(prog, &mut buf);
     let head = &buf[..n];

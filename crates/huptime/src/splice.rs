@@ -70,7 +70,7 @@ impl Patch {
 
     /// The patch [`Patch::pack`] gave `w`.
     pub fn unpack(w: u32) -> Option<Patch> {
-        (w & 1 << 31 != 0).then(|| Patch { at: (w >> 15 & 0xffff) as usize, replaced: (w >> 8 & 0x7f) as usize, done: (w & 0xff) as usize })
+        (w & 1 << 31 != 0).then_some(Patch { at: (w >> 15 & 0xffff) as usize, replaced: (w >> 8 & 0x7f) as usize, done: (w & 0xff) as usize })
     }
 }
 
