@@ -66,7 +66,7 @@ export class RunCommand extends HuptimeCommand {
   wait = Option.Boolean("--wait", false, { description: "before a generation ends, also wait for its child processes" });
   unlink = Option.String("--unlink", { description: "remove FILE (a pidfile) before each new generation starts" });
   readyTimeout = Option.String("--ready-timeout", { validator: positiveSeconds, description: `seconds a new generation has to become ready before it is killed and rolled back (default ${DEFAULT_READY_TIMEOUT_MS / 1000})` });
-  drainTimeout = Option.String("--drain-timeout", { validator: seconds, description: `seconds an old generation may take to finish its connections before it cuts them (default ${DEFAULT_DRAIN_TIMEOUT_MS / 1000}; 0: no limit)` });
+  drainTimeout = Option.String("--drain-timeout", { validator: seconds, description: `seconds an old generation may take to finish its connections before it cuts them, each between two requests, the busy ones reset min(S, 1) s later (default ${DEFAULT_DRAIN_TIMEOUT_MS / 1000}; 0: no limit)` });
   drainIdle = Option.String("--drain-idle", { validator: seconds, description: `seconds a connection of an old generation must have moved no data to count as idle; idle connections are closed (FIN) while it drains (default ${DEFAULT_DRAIN_IDLE_MS / 1000})` });
   notify = Option.Boolean("--notify", false, { description: "tell systemd about readiness, restarts and stops (sd_notify; automatic when NOTIFY_SOCKET is set)" });
   listen = Option.Array("--listen", { description: "with --listen-fds: a socket huptime binds, [NAME=]HOST:PORT, [IPV6]:PORT, PORT or /unix/path (repeatable)" });
