@@ -207,13 +207,17 @@ pub fn shut(fd: c_int) {
     }
 }
 
+/// Held by the tests that use these process-wide tables (they run in parallel threads).
+#[cfg(test)]
+pub static TEST_TABLES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// One test: the watch flag is process-wide.
     #[test]
     fn direction_counts_and_watching_follow_the_connection() {
+        let _t = TEST_TABLES.lock().unwrap_or_else(|e| e.into_inner());
         let fd = 3000;
         fdtable::set_state(fd, FdState::Conn);
         accepted(fd);

@@ -183,9 +183,9 @@ mod tests {
     use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
 
-    /// One test: the fd table and the connection table are process-wide.
     #[test]
     fn an_answered_quiet_connection_is_shut_with_a_fin_and_a_busy_one_is_not() {
+        let _t = connio::TEST_TABLES.lock().unwrap_or_else(|e| e.into_inner());
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (server, _) = l.accept().unwrap();

@@ -130,3 +130,72 @@ pub fn before_sendfile(c: Conn, dontwait: bool, mut send: impl FnMut(&[u8]) -> i
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connio;
+    use crate::fdtable::{self, FdState};
+    use std::os::fd::AsRawFd;
+
+    const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+    const CLOSING: &[u8] = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello";
+
+    /// Writes RESPONSE as a program would (calling again with what is left, and again after
+    /// EAGAIN) on a connection that read one request, through a kernel that takes at most
+    /// `rooms` bytes call after call; returns the bytes sent and the count of EAGAINs.
+    fn write_through(dontwait: bool, rooms: &[usize]) -> (Vec<u8>, usize) {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        connio::accepted(fd);
+        fdtable::set_state(fd, FdState::Conn);
+        let c = connio::conn(fd).unwrap();
+        c.read(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        let (mut wire, mut eagain, mut pos, mut call) = (Vec::new(), 0, 0, 0);
+        while pos < RESPONSE.len() {
+            let rest = &RESPONSE[pos..];
+            let prog = [iovec { iov_base: rest.as_ptr() as *mut libc::c_void, iov_len: rest.len() }];
+            let r = write(c, &prog, dontwait, |out| {
+                let room = rooms.get(call).copied().unwrap_or(usize::MAX);
+                call += 1;
+                let mut took = 0;
+                for v in out {
+                    // SAFETY: the iovecs point into RESPONSE or the patch's static text.
+                    let bytes = unsafe { core::slice::from_raw_parts(v.iov_base as *const u8, v.iov_len) };
+                    let k = bytes.len().min(room - took);
+                    wire.extend_from_slice(&bytes[..k]);
+                    took += k;
+                }
+                took as isize
+            });
+            if r < 0 {
+                assert_eq!(sys::errno(), libc::EAGAIN);
+                eagain += 1;
+                continue;
+            }
+            assert!(r as usize <= rest.len(), "returned {r} for {} bytes", rest.len());
+            pos += r as usize;
+        }
+        fdtable::set_state(fd, FdState::None);
+        (wire, eagain)
+    }
+
+    #[test]
+    fn a_non_blocking_write_that_sent_only_inserted_bytes_fails_with_eagain() {
+        let _t = connio::TEST_TABLES.lock().unwrap_or_else(|e| e.into_inner());
+        // The status line, then 5 bytes of the inserted header only, then the rest.
+        assert_eq!(write_through(true, &[17, 5]), (CLOSING.to_vec(), 1));
+        assert_eq!(write_through(true, &[17, 19]), (CLOSING.to_vec(), 1), "exactly the header");
+        assert_eq!(write_through(true, &[]), (CLOSING.to_vec(), 0));
+        for room in 1..CLOSING.len() {
+            let rooms = vec![room; CLOSING.len()];
+            assert_eq!(write_through(true, &rooms).0, CLOSING.to_vec(), "{room} bytes a call");
+        }
+    }
+
+    #[test]
+    fn a_blocking_write_goes_on_until_a_byte_of_the_program_s_is_sent() {
+        let _t = connio::TEST_TABLES.lock().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(write_through(false, &[17, 5, 3]), (CLOSING.to_vec(), 0));
+    }
+}
