@@ -15,6 +15,7 @@ const VALUE_NAMES: Record<string, string> = {
   "--unlink": "FILE",
   "--ready-timeout": "S",
   "--drain-timeout": "S",
+  "--drain-idle": "S",
   "--listen": "ADDR",
   "--ready-delay": "S",
   "--timeout": "S",

@@ -21,6 +21,8 @@ export interface ShimSettings {
   readyTimeout?: number;
   /** Seconds an old generation may drain before it cuts its connections (0: no limit). */
   drainTimeout?: number;
+  /** Seconds a draining generation's connection must have moved no data to be closed as idle. */
+  drainIdle?: number;
   /** systemd's notify socket, when the shim speaks sd_notify for the program. NOTIFY_SOCKET is
    * never passed to the program itself. */
   notifySocket?: string;
@@ -51,6 +53,7 @@ export function programEnv(base: NodeJS.ProcessEnv, shim: string, s: ShimSetting
   if (s.unlink) env[SHIM_VARS.unlink] = s.unlink;
   if (s.readyTimeout !== undefined) env[SHIM_VARS.readyTimeout] = String(s.readyTimeout);
   if (s.drainTimeout !== undefined) env[SHIM_VARS.drainTimeout] = String(s.drainTimeout);
+  if (s.drainIdle !== undefined) env[SHIM_VARS.drainIdle] = String(s.drainIdle);
   // huptime is the one that talks to systemd: the program (and each generation of it) is not
   // the main process systemd knows, and would report readiness at the wrong moments.
   delete env.NOTIFY_SOCKET;

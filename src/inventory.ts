@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { STATUS_SUBDIR } from "./cachedir";
 import { allPids, findAll, managedProcesses, matches, procStat, procUids, readArgv, shimLibrary, type Instance } from "./instances";
 import { native } from "./native";
-import { readPublished, type Published } from "./statusfile";
+import { readPublished, type DrainClosed, type Published } from "./statusfile";
 
 /** One row of `huptime --status` (these names are the stable `--json` fields). */
 export interface StatusRow {
@@ -27,6 +27,9 @@ export interface StatusRow {
   listening: string[];
   /** Open client connections (connected sockets on one of its listening addresses). */
   connections: number;
+  /** Connections its drain has closed (idle; past --drain-timeout at a request boundary, or
+   * reset); null when it publishes none. */
+  closed: DrainClosed | null;
   /** Seconds since the process started. */
   uptime: number;
   /** Its command line. */
@@ -80,7 +83,7 @@ function supervisedCommand(argv: string[]): string[] {
   for (let i = 0; i < rest.length; i++) {
     if (rest[i] === "--") return rest.slice(i + 1);
     if (!rest[i].startsWith("-")) return rest.slice(i);
-    if (/^--(multi|listen|ready-delay|ready-timeout|drain-timeout|unlink)$/.test(rest[i])) i++; // value follows
+    if (/^--(multi|listen|ready-delay|ready-timeout|drain-timeout|drain-idle|unlink)$/.test(rest[i])) i++; // value follows
   }
   return [];
 }
@@ -102,6 +105,7 @@ function row(p: Instance, ownDir: string, managedPids: Set<number>, supervisor: 
     state,
     listening: sockets?.listening ?? [],
     connections: sockets?.connections ?? 0,
+    closed: pub?.closed ?? null,
     uptime: uptimeOf(st.start),
     command: p.argv.join(" "),
   };

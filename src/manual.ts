@@ -147,7 +147,7 @@ ${opts}
 .SH SIGNALS
 .TP
 .B SIGHUP
-Restart with zero downtime: a new generation takes over the listening sockets; the old one finishes its connections.
+Restart with zero downtime: a new generation takes over the listening sockets; the old one finishes its connections. One that comes while the previous generation still drains is passed on to it, which closes its idle connections at once; the restart follows as soon as it has ended.
 .TP
 .BR SIGTERM ", " SIGINT
 Reach the program as usual (huptime passes them on to every instance with \\fB\\-\\-multi\\fR and \\fB\\-\\-listen\\-fds\\fR).

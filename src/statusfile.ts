@@ -27,6 +27,16 @@ export interface Published {
   readyTimeoutMs?: number;
   /** Its --drain-timeout in ms (0: no limit; undefined when the file does not say). */
   drainTimeoutMs?: number;
+  /** Connections its drain has closed so far (undefined when the file does not say). */
+  closed?: DrainClosed;
+}
+
+/** Connections a draining process has closed: idle ones (FIN), and once its --drain-timeout
+ * passed, those closed at a request boundary (FIN) and those reset (RST) as the last resort. */
+export interface DrainClosed {
+  idle: number;
+  atBoundary: number;
+  reset: number;
 }
 
 function parse(text: string): Record<string, string> {
@@ -38,9 +48,15 @@ function parse(text: string): Record<string, string> {
   return out;
 }
 
-/** A published duration in ms: a whole number, else undefined. */
+/** A published duration in ms or count: a whole number, else undefined. */
 function millis(field: string | undefined): number | undefined {
   return field !== undefined && /^\d+$/.test(field) ? Number(field) : undefined;
+}
+
+/** The drain's counts of closed connections, if the file has all three. */
+function closedCounts(f: Record<string, string>): DrainClosed | undefined {
+  const [idle, atBoundary, reset] = [f[F.closedIdle], f[F.closedAtBoundary], f[F.closedReset]].map(millis);
+  return idle === undefined || atBoundary === undefined || reset === undefined ? undefined : { idle, atBoundary, reset };
 }
 
 /** The text of `dir/PID.status` if it passes the checks above (at most 4 KiB of it). */
@@ -80,6 +96,7 @@ export function readPublished(dir: string, pid: number): Published | undefined {
     lastError: f[F.lastError] ?? "",
     readyTimeoutMs: millis(f[F.readyTimeoutMs]),
     drainTimeoutMs: millis(f[F.drainTimeoutMs]),
+    closed: closedCounts(f),
   };
 }
 

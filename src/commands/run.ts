@@ -6,7 +6,7 @@ import { Command, Option, UsageError } from "clipanion";
 import * as t from "typanion";
 import { programEnv } from "../environment";
 import { EXIT_NOT_EXECUTABLE, HuptimeError } from "../errors";
-import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_READY_TIMEOUT_MS, RESTART_MODES } from "../generated/protocol";
+import { DEFAULT_DRAIN_IDLE_MS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_READY_TIMEOUT_MS, RESTART_MODES } from "../generated/protocol";
 import { debug } from "../log";
 import { native } from "../native";
 import { assertPreloadReaches } from "../reach";
@@ -42,7 +42,9 @@ export class RunCommand extends HuptimeCommand {
       A new copy counts as ready once it waits for connections on the sockets it took over. If
       it exits, crashes or is not ready within --ready-timeout, it is killed and the old copy goes
       on serving (a rollback, logged with its exit status and last stderr lines). An old copy
-      still holding connections after --drain-timeout closes them and ends.
+      closes its idle persistent connections (no data moved for --drain-idle) with a FIN, makes
+      the next HTTP/1.x response on each busy one say \`Connection: close\`, and closes what is
+      still open after --drain-timeout at a request boundary (a reset only as the last resort).
 
       Options end at the first word that is not an option: the program's own flags are never read
       by huptime. Use \`--\` if the program's name starts with a dash.
@@ -64,7 +66,8 @@ export class RunCommand extends HuptimeCommand {
   wait = Option.Boolean("--wait", false, { description: "before a generation ends, also wait for its child processes" });
   unlink = Option.String("--unlink", { description: "remove FILE (a pidfile) before each new generation starts" });
   readyTimeout = Option.String("--ready-timeout", { validator: positiveSeconds, description: `seconds a new generation has to become ready before it is killed and rolled back (default ${DEFAULT_READY_TIMEOUT_MS / 1000})` });
-  drainTimeout = Option.String("--drain-timeout", { validator: seconds, description: `seconds an old generation may take to finish its connections before it cuts them (default ${DEFAULT_DRAIN_TIMEOUT_MS / 1000}; 0: no limit)` });
+  drainTimeout = Option.String("--drain-timeout", { validator: seconds, description: `seconds an old generation may take to finish its connections before it cuts them, each between two requests, the busy ones reset min(S, 1) s later (default ${DEFAULT_DRAIN_TIMEOUT_MS / 1000}; 0: no limit)` });
+  drainIdle = Option.String("--drain-idle", { validator: seconds, description: `seconds a connection of an old generation must have moved no data to count as idle; idle connections are closed (FIN) while it drains (default ${DEFAULT_DRAIN_IDLE_MS / 1000})` });
   notify = Option.Boolean("--notify", false, { description: "tell systemd about readiness, restarts and stops (sd_notify; automatic when NOTIFY_SOCKET is set)" });
   listen = Option.Array("--listen", { description: "with --listen-fds: a socket huptime binds, [NAME=]HOST:PORT, [IPV6]:PORT, PORT or /unix/path (repeatable)" });
   listenFds = Option.Boolean("--listen-fds", false, { description: "hand the --listen sockets to the program by socket activation (LISTEN_FDS), for programs the preload cannot reach" });
@@ -94,6 +97,7 @@ export class RunCommand extends HuptimeCommand {
       unlink: this.unlink,
       readyTimeout: this.readyTimeout,
       drainTimeout: this.drainTimeout,
+      drainIdle: this.drainIdle,
       notifySocket: this.multi === undefined ? notifySocket : undefined,
       rootPid: process.pid,
     });
@@ -125,7 +129,7 @@ export class RunCommand extends HuptimeCommand {
     if (this.socketActivation()) {
       if (!this.listenFds) throw new UsageError("--listen and --ready-delay need --listen-fds");
       if (!this.listen?.length) throw new UsageError("--listen-fds needs at least one --listen ADDRESS");
-      const other = [this.exec && "--exec", this.multi !== undefined && "--multi", this.revive && "--revive", this.wait && "--wait", this.unlink !== undefined && "--unlink"].filter(Boolean);
+      const other = [this.exec && "--exec", this.multi !== undefined && "--multi", this.revive && "--revive", this.wait && "--wait", this.unlink !== undefined && "--unlink", this.drainIdle !== undefined && "--drain-idle"].filter(Boolean);
       if (other.length > 0) throw new UsageError(`${other.join(", ")} cannot be used with --listen-fds`);
     }
     if (this.multi !== undefined) {

@@ -11,6 +11,7 @@ export const SHIM_VARS = {
   debug: "HUPTIME_DEBUG",
   readyTimeout: "HUPTIME_READY_TIMEOUT",
   drainTimeout: "HUPTIME_DRAIN_TIMEOUT",
+  drainIdle: "HUPTIME_DRAIN_IDLE",
   statusDir: "HUPTIME_STATUS_DIR",
   multi: "HUPTIME_MULTI",
   revive: "HUPTIME_REVIVE",
@@ -40,6 +41,9 @@ export const DEFAULT_READY_TIMEOUT_MS = 60000;
 /** How long a draining generation waits for its connections unless told (ms). */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 30000;
 
+/** How long a draining generation's connection must have moved no data to be closed as idle unless told (ms). */
+export const DEFAULT_DRAIN_IDLE_MS = 500;
+
 /** Ending of a status file's name, after the pid (crates/huptime/src/status.rs). */
 export const STATUS_SUFFIX = ".status";
 
@@ -54,6 +58,9 @@ export const STATUS_FIELDS = {
   rollbacks: "rollbacks",
   readyTimeoutMs: "ready_timeout_ms",
   drainTimeoutMs: "drain_timeout_ms",
+  closedIdle: "closed_idle",
+  closedAtBoundary: "closed_at_boundary",
+  closedReset: "closed_reset",
   lastError: "last_error",
 } as const;
 

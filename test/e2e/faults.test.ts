@@ -27,7 +27,8 @@ function newPid(output: string, gen: number): number {
 }
 
 test("the old generation SIGKILLed while draining: the new one serves on", async () => {
-  const { app, port, s } = await serveApp("v1");
+  // --drain-idle: the held connection below carries no data and must not be closed as idle.
+  const { app, port, s } = await serveApp("v1", ["--drain-idle=600"]);
   try {
     // A connection generation 1 has accepted and whose request never comes: it keeps it draining.
     const held = await hold(port, 60_000);
@@ -67,7 +68,8 @@ describe("the new generation SIGKILLed right after it is ready: the draining one
       const dir = mkdtempSync(join(tmpdir(), "huptime-faults-"));
       const cookie = join(dir, "cookie");
       writeFileSync(cookie, "v1");
-      const s = serve(style.argv(port, cookie), { cwd: dir });
+      // --drain-idle: the held connection below carries no data and must not be closed as idle.
+      const s = serve(["--drain-idle=600", ...style.argv(port, cookie)], { cwd: dir });
       try {
         await waitFor(async () => (await request(port, "/", 1000)).ok, "the server to answer");
         // A connection generation 1 has accepted, whose request the test sends only once generation

@@ -51,7 +51,7 @@ test("the man page covers every option and renders without warnings", () => {
 test("bash completion: options after huptime, commands for the program, files after it", () => {
   const complete = (words: string[]) =>
     sh(`source dist/huptime.bash; COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length - 1}; _huptime; printf '%s\\n' "\${COMPREPLY[@]}"`).stdout.trim().split("\n");
-  expect(complete(["huptime", "--dra"])).toEqual(["--drain-timeout"]);
+  expect(complete(["huptime", "--dra"])).toEqual(["--drain-timeout", "--drain-idle"]);
   expect(complete(["huptime", "--ex"])).toEqual(["--exec"]);
   expect(complete(["huptime", "--multi", "2", "pytho"])).toContain("python3");
   expect(complete(["huptime", "--exec", "bash", "scripts/bui"])).toEqual(["scripts/build"]);

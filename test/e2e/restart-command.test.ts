@@ -79,7 +79,8 @@ describe("huptime --restart progress", () => {
   };
 
   test("fork mode, plain lines: signal, new pid, ready, old generation draining its connection; summary", async () => {
-    const { app, port, s } = await serveApp("v1");
+    // --drain-idle: the held connection below carries no data and must not be closed as idle.
+    const { app, port, s } = await serveApp("v1", ["--drain-idle=600"]);
     try {
       const held = await hold(port);
       await waitFor(() => connectionsOf(s.pid) === 1, "the held connection");
@@ -101,7 +102,8 @@ describe("huptime --restart progress", () => {
   }, 30_000);
 
   test("exec mode: the drain comes first, then the new generation in the same pid", async () => {
-    const { app, port, s } = await serveApp("v1", ["--exec"]);
+    // --drain-idle: the held connection below carries no data and must not be closed as idle.
+    const { app, port, s } = await serveApp("v1", ["--exec", "--drain-idle=600"]);
     try {
       const held = await hold(port);
       await waitFor(() => connectionsOf(s.pid) === 1, "the held connection");

@@ -22,7 +22,8 @@ for (const mode of ["fork", "exec"] as const) {
         const port = await freePort();
         const cookie = join(mkdtempSync(join(tmpdir(), "huptime-matrix-")), "cookie");
         writeFileSync(cookie, "gen1");
-        const s = serve([`--${mode}`, ...style.argv(port, cookie)]);
+        // --drain-idle: the held connection below carries no data and must not be closed as idle.
+        const s = serve([`--${mode}`, "--drain-idle=600", ...style.argv(port, cookie)]);
         try {
           await waitFor(async () => (await request(port, "/", 1000)).ok, `${style.name} to answer`);
           const load = loadLoop(port, { concurrency: 4, intervalMs: 2 });

@@ -16,7 +16,8 @@ for (const wait of [true, false]) {
     const port = await freePort();
     const cookie = join(mkdtempSync(join(tmpdir(), "huptime-wait-")), "cookie");
     writeFileSync(cookie, "x");
-    const s = serve([...(wait ? ["--wait"] : []), "python3", join(SERVERS, "fork_per_conn.py"), String(port), cookie]);
+    // --drain-idle: the held connection below carries no data and must not be closed as idle.
+    const s = serve([...(wait ? ["--wait"] : []), "--drain-idle=600", "python3", join(SERVERS, "fork_per_conn.py"), String(port), cookie]);
     try {
       await waitFor(async () => (await request(port, "/", 1000)).ok, "the server to answer");
       await waitFor(() => groupMembers(s.pgid).length === 1, "the children of the first request to exit");

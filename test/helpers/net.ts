@@ -161,3 +161,100 @@ export function exchange(port: number, payload: string, until: RegExp, timeoutMs
     until.test(raw) ? { ok: true, body: raw } : ended ? { ok: false, error: `closed: ${JSON.stringify(raw.slice(0, 40))}` } : undefined,
   );
 }
+
+/** One whole HTTP response read from a persistent connection. */
+export interface Response {
+  head: string;
+  body: string;
+}
+
+/** A persistent (keep-alive) HTTP/1.1 connection, asked one request at a time. */
+export interface Persistent {
+  /** Sends `GET path` (HTTP/1.1) and resolves with the next whole response (Content-Length framed). */
+  ask(path?: string): Promise<Response>;
+  /** Resolves when the server closes the connection: `end` for a FIN, else the error (a reset). */
+  ended: Promise<{ how: string; at: number }>;
+  /** When data last arrived (ms since the epoch). */
+  lastDataAt(): number;
+  destroy(): void;
+}
+
+/** Opens a persistent connection to 127.0.0.1:`port` and waits until it is established. */
+export async function persistent(port: number): Promise<Persistent> {
+  const sock: Socket = connect({ port, host: "127.0.0.1" });
+  sock.setEncoding("latin1");
+  let buf = "";
+  let lastData = Date.now();
+  let waiting: ((r: Response) => void) | undefined;
+  const take = () => {
+    const i = buf.indexOf("\r\n\r\n");
+    if (i < 0 || !waiting) return;
+    const head = buf.slice(0, i);
+    const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
+    if (buf.length < i + 4 + len) return;
+    const w = waiting;
+    waiting = undefined;
+    w({ head, body: buf.slice(i + 4, i + 4 + len) });
+    buf = buf.slice(i + 4 + len);
+  };
+  const ended = new Promise<{ how: string; at: number }>((resolve) => {
+    sock.on("end", () => resolve({ how: "end", at: Date.now() }));
+    sock.on("error", (e) => resolve({ how: (e as NodeJS.ErrnoException).code ?? e.message, at: Date.now() }));
+  });
+  sock.on("data", (d) => {
+    buf += d;
+    lastData = Date.now();
+    take();
+  });
+  await new Promise<void>((resolve, reject) => {
+    sock.once("connect", () => resolve());
+    sock.once("error", reject);
+  });
+  return {
+    ask(path = "/") {
+      const r = new Promise<Response>((resolve) => (waiting = resolve));
+      sock.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+      return r;
+    },
+    ended,
+    lastDataAt: () => lastData,
+    destroy: () => sock.destroy(),
+  };
+}
+
+/** `clients` loops, each asking on one persistent connection (a new one after a response that
+ * says `Connection: close`, as HTTP clients do) until `stop()`: every answer's body and time. */
+export function keepAliveLoad(port: number, clients: number) {
+  const answers: { at: number; body: string }[] = [];
+  const failures: string[] = [];
+  let running = true;
+  const loop = async () => {
+    let c: Persistent | undefined;
+    while (running) {
+      try {
+        c ??= await persistent(port);
+        const conn = c;
+        const r = await Promise.race([conn.ask(), conn.ended.then((e) => Promise.reject(new Error(`closed before the answer: ${e.how}`)))]);
+        answers.push({ at: Date.now(), body: r.body.trim() });
+        if (/\r\nconnection: *close *(\r\n|$)/i.test(`\r\n${r.head}`)) {
+          conn.destroy();
+          c = undefined;
+        }
+      } catch (e) {
+        failures.push((e as Error).message);
+        c?.destroy();
+        c = undefined;
+      }
+    }
+    c?.destroy();
+  };
+  const loops = Array.from({ length: clients }, loop);
+  return {
+    answers,
+    failures,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}

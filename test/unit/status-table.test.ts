@@ -9,7 +9,7 @@ test("uptimes read at a glance", () => {
 test("the table aligns columns and cuts only the command to the width", () => {
   const row = (pid: number, command: string): StatusRow => ({
     pid, ppid: 1, uid: 0, generation: pid === 7 ? null : 2, mode: "fork", state: "serving",
-    listening: ["tcp 127.0.0.1:80", "tcp6 [::1]:80"], connections: 12, uptime: 65, command,
+    listening: ["tcp 127.0.0.1:80", "tcp6 [::1]:80"], connections: 12, closed: null, uptime: 65, command,
   });
   const out = formatTable([row(7, "nginx: worker process"), row(12345, "x".repeat(200))], 110).split("\n");
   expect(out[0]).toMatch(/^PID +PPID +GEN +MODE +STATE +CONNS +UPTIME +LISTENING +COMMAND$/);

@@ -35,7 +35,7 @@
 //! Until then the thread may take a connection: it is counted, served, and the drain waits for it.
 
 use crate::fdtable::{self, FdState, SOCKETS};
-use crate::{guard, handover, lifecycle, real, signals, sigrecord, sys};
+use crate::{connio, guard, handover, lifecycle, real, signals, sigrecord, sys};
 use core::cell::Cell;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use libc::c_int;
@@ -162,6 +162,7 @@ pub fn accept(fd: c_int, raw: &dyn Fn(c_int) -> c_int) -> c_int {
         let before = slot.taken();
         let r = signals::with_wake_unblocked(|| raw(fd));
         if r >= 0 {
+            connio::accepted(r);
             fdtable::set_state(r, FdState::Conn);
             ACCEPTED_ANY.store(true, Ordering::Relaxed);
             debug!("accepted fd {r} on fd {fd} ({} open)", fdtable::CONNS.load(Ordering::Relaxed));
@@ -300,6 +301,7 @@ fn accept_while_draining(fd: c_int, slot: Slot, accept: &dyn Fn(c_int) -> c_int)
         if unsafe { real::poll(&mut p, 1, 0) } == 1 && p.revents & libc::POLLIN != 0 {
             let r = accept(real_fd);
             if r >= 0 {
+                connio::accepted(r);
                 fdtable::set_state(r, FdState::Conn);
                 slot.leave();
                 return Some(r);

@@ -33,6 +33,9 @@ impl Mode {
 pub const DEFAULT_READY_TIMEOUT_MS: u64 = 60_000;
 /// How long a draining generation waits for its connections unless [`DRAIN_TIMEOUT_VAR`] says (ms).
 pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 30_000;
+/// How long a connection of a draining generation must have moved no data before it counts as
+/// idle and is closed, unless [`DRAIN_IDLE_VAR`] says (ms).
+pub const DEFAULT_DRAIN_IDLE_MS: u64 = 500;
 
 /// The shim's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +48,8 @@ pub struct Config {
     pub ready_timeout_ms: u64,
     /// How long a draining generation waits for its connections (ms, 0 = forever).
     pub drain_timeout_ms: u64,
+    /// How long a connection must have moved no data, while draining, to be closed as idle (ms).
+    pub drain_idle_ms: u64,
     /// File to remove before each new generation starts (`--unlink`, a pidfile).
     pub unlink: Option<PathBuf>,
     /// Before a generation ends or execs, also wait for its child processes (`--wait`).
@@ -72,6 +77,7 @@ impl Default for Config {
             debug: false,
             ready_timeout_ms: DEFAULT_READY_TIMEOUT_MS,
             drain_timeout_ms: DEFAULT_DRAIN_TIMEOUT_MS,
+            drain_idle_ms: DEFAULT_DRAIN_IDLE_MS,
             unlink: None,
             wait_children: false,
             revive: false,
@@ -113,6 +119,8 @@ pub const DEBUG_VAR: &str = "HUPTIME_DEBUG";
 pub const READY_TIMEOUT_VAR: &str = "HUPTIME_READY_TIMEOUT";
 /// Name of the variable holding `--drain-timeout` (seconds, 0: no limit).
 pub const DRAIN_TIMEOUT_VAR: &str = "HUPTIME_DRAIN_TIMEOUT";
+/// Name of the variable holding `--drain-idle` (seconds).
+pub const DRAIN_IDLE_VAR: &str = "HUPTIME_DRAIN_IDLE";
 /// Name of the variable naming the directory for state files.
 pub const STATUS_DIR_VAR: &str = "HUPTIME_STATUS_DIR";
 /// Name of the variable holding `--multi`'s number of instances (sockets share ports).
@@ -133,12 +141,13 @@ pub const SUPERVISOR_PID_VAR: &str = "HUPTIME_SUPERVISOR_PID";
 pub const NOTIFY_VAR: &str = "HUPTIME_NOTIFY_SOCKET";
 /// Every variable the shim reads (the CLI drops inherited ones, so a stale value never reaches a
 /// new run).
-pub const SHIM_VARS: [&str; 14] = [
+pub const SHIM_VARS: [&str; 15] = [
     STATE_VAR,
     MODE_VAR,
     DEBUG_VAR,
     READY_TIMEOUT_VAR,
     DRAIN_TIMEOUT_VAR,
+    DRAIN_IDLE_VAR,
     STATUS_DIR_VAR,
     MULTI_VAR,
     REVIVE_VAR,
@@ -245,6 +254,8 @@ pub fn parse(get: impl Fn(&str) -> Option<OsString>) -> (Config, Vec<String>) {
     c.ready_timeout_ms = v.parsed(READY_TIMEOUT_VAR, parse_seconds, "a number of seconds", &ready).unwrap_or(c.ready_timeout_ms);
     let drain = format!("using {}", c.drain_timeout_ms / 1000);
     c.drain_timeout_ms = v.parsed(DRAIN_TIMEOUT_VAR, parse_seconds, "a number of seconds", &drain).unwrap_or(c.drain_timeout_ms);
+    let idle = format!("using {}", c.drain_idle_ms as f64 / 1000.0);
+    c.drain_idle_ms = v.parsed(DRAIN_IDLE_VAR, parse_seconds, "a number of seconds", &idle).unwrap_or(c.drain_idle_ms);
     c.status_dir = v.path(STATUS_DIR_VAR);
     if let Some(dir) = c.status_dir.take() {
         if dir.is_absolute() {
@@ -287,6 +298,7 @@ mod tests {
             ("HUPTIME_MODE", "exec"),
             ("HUPTIME_DEBUG", "1"),
             ("HUPTIME_DRAIN_TIMEOUT", "0.5"),
+            ("HUPTIME_DRAIN_IDLE", "0.25"),
             ("HUPTIME_UNLINK", "/run/x.pid"),
             ("HUPTIME_WAIT", "1"),
             ("HUPTIME_MULTI", "3"),
@@ -301,6 +313,7 @@ mod tests {
         assert!(c.reuseport);
         assert_eq!(c.unlink.as_deref(), Some(std::path::Path::new("/run/x.pid")));
         assert_eq!(c.drain_timeout_ms, 500);
+        assert_eq!(c.drain_idle_ms, 250);
         assert_eq!((c.root_pid, c.supervisor_pid), (42, 41));
         assert_eq!(c.status_dir.as_deref(), Some(std::path::Path::new("/run/huptime/status")));
         assert_eq!(c.notify_socket.as_deref(), Some("@sd"));
@@ -313,6 +326,7 @@ mod tests {
             ("HUPTIME_MODE", "spawn"),
             ("HUPTIME_READY_TIMEOUT", "-3"),
             ("HUPTIME_DRAIN_TIMEOUT", "NaN"),
+            ("HUPTIME_DRAIN_IDLE", "-1"),
             ("HUPTIME_REVIVE_STREAK", "99999999999999999999"),
             ("HUPTIME_ROOT_PID", "-1"),
             ("HUPTIME_SUPERVISOR_PID", "pid"),
@@ -320,8 +334,8 @@ mod tests {
             ("HUPTIME_STATUS_DIR", "relative/dir"),
         ]);
         assert_eq!(c, Config::default());
-        assert_eq!(w.len(), 8, "{w:?}");
-        for (line, name) in w.iter().zip(["MODE", "REVIVE_STREAK", "ROOT_PID", "SUPERVISOR_PID", "MULTI", "READY_TIMEOUT", "DRAIN_TIMEOUT", "STATUS_DIR"]) {
+        assert_eq!(w.len(), 9, "{w:?}");
+        for (line, name) in w.iter().zip(["MODE", "REVIVE_STREAK", "ROOT_PID", "SUPERVISOR_PID", "MULTI", "READY_TIMEOUT", "DRAIN_TIMEOUT", "DRAIN_IDLE", "STATUS_DIR"]) {
             assert!(line.starts_with(&format!("HUPTIME_{name}=")), "{line}");
         }
         assert!(w[0].contains("spawn"));

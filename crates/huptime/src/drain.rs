@@ -4,13 +4,15 @@
 //!
 //! Stopping = bound fds are removed from the program's epoll sets and swapped for inert sockets
 //! (so poll and select loops stop seeing them while they keep serving their open connections),
-//! parked accept() calls wake (see [`crate::accept_gate`]).
+//! parked accept() calls wake (see [`crate::accept_gate`]), and the connections are watched: the
+//! next HTTP/1.x response on each says `Connection: close` (see [`crate::rewrite`]).
 
 use crate::attempt::Attempt;
 use crate::epollreg::REGISTRATIONS;
 use crate::fdtable::{self, internal, FdState, MAX_SOCKETS, SOCKETS};
 use crate::lifecycle::{self, Step};
-use crate::{accept_gate, config, lineage, log, real, sys};
+use crate::keepalive::{self, Cut, IdleCloser};
+use crate::{accept_gate, config, connio, lineage, log, real, signals, status, sys};
 use core::sync::atomic::Ordering;
 use libc::c_int;
 
@@ -43,6 +45,8 @@ pub fn begin_then(step: Step<'_>, then: impl FnOnce()) -> bool {
 /// Stops taking connections: tells forked workers, wakes parked accept() calls, removes bound
 /// sockets from the process's epoll sets and puts inert sockets at their fd numbers.
 fn stop_accepting() {
+    // From now on the next response on each connection says `Connection: close`.
+    connio::watch_all();
     if !lineage::is_worker() {
         let w = internal::get(internal::LINEAGE_W);
         if w >= 0 {
@@ -140,12 +144,24 @@ pub enum Drained {
 }
 
 /// Waits until the process has no open client connections (and, with `--wait` or before an exec,
-/// no running children), or the drain deadline passes. With `successor`, also watches the
+/// no running children), or the drain deadline passes. Idle connections are closed on the way
+/// (see [`crate::keepalive`]); a SIGHUP meanwhile closes them at once, with no grace. With `successor`, also watches the
 /// generation that took over: if it fails before this one is done, the drain is called off.
 pub fn wait_idle(mut successor: Option<&mut Attempt>) -> Drained {
     let cfg = config::get();
     let limit = cfg.drain_timeout_ms;
     let start = sys::now_ms();
+    let mut idle = IdleCloser::new(cfg.drain_idle_ms);
+    let done = |idle: &IdleCloser| {
+        if idle.closed > 0 {
+            info!("closed {} idle connection(s) while draining", idle.closed);
+        }
+        Drained::Done
+    };
+    let publish = |idle: usize, cut: Cut| {
+        status::record_closed(idle, cut.at_boundary, cut.reset);
+        lifecycle::republish();
+    };
     loop {
         if let Some(a) = successor.as_deref_mut() {
             if a.has_ended() {
@@ -167,7 +183,18 @@ pub fn wait_idle(mut successor: Option<&mut Attempt>) -> Drained {
                 }
             }
         }
+        if signals::take_pending() && idle.grace_ms > 0 {
+            // SIGHUP while draining: the next generation wants to restart (or a user does).
+            let (generation, open) = (log::GENERATION.load(Ordering::Relaxed), fdtable::CONNS.load(Ordering::SeqCst));
+            // SAFETY: getpid has no preconditions.
+            let pid = unsafe { libc::getpid() };
+            info!("SIGHUP: generation {generation} (pid {pid}) is draining {open} keep-alive connection(s); closing the idle ones");
+            idle.hurry();
+        }
         let accepting = accept_gate::interrupt_all();
+        if fdtable::CONNS.load(Ordering::SeqCst) > 0 && idle.tick(sys::now_ms()) > 0 {
+            publish(idle.closed, Cut::default());
+        }
         let open = fdtable::CONNS.load(Ordering::SeqCst);
         let waited = sys::now_ms().saturating_sub(start);
         if waited / 1000 != waited.saturating_sub(5) / 1000 {
@@ -177,12 +204,14 @@ pub fn wait_idle(mut successor: Option<&mut Attempt>) -> Drained {
             // Looks idle: close the door, then look again for a thread that got in meanwhile.
             lifecycle::enter(Step::Idle);
             if accept_gate::interrupt_all() == 0 && fdtable::CONNS.load(Ordering::SeqCst) == 0 {
-                return Drained::Done;
+                return done(&idle);
             }
         }
         if limit > 0 && sys::now_ms().saturating_sub(start) >= limit {
             info!("drain deadline ({} s) passed with {open} connection(s) still open; cutting them", limit as f64 / 1000.0);
-            return Drained::Done;
+            let cut = keepalive::cut_at_deadline(limit, |cut| publish(idle.closed, cut));
+            info!("drain deadline: {} closed at a request boundary, {} reset", cut.at_boundary, cut.reset);
+            return done(&idle);
         }
         sys::sleep_ms(5);
     }
@@ -240,6 +269,7 @@ pub fn take_back(why: &str, failed_generation: u32) {
         sys::close(internal::take(slot));
     }
     open_notice_pipe();
+    connio::unwatch_all();
     let generation = failed_generation.saturating_sub(1);
     info!("{why}; generation {generation} takes its sockets back and serves again");
     lifecycle::enter(Step::TakenBack { why, generation });

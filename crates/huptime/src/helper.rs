@@ -4,7 +4,8 @@
 //!
 //! - a *master* (the process that bound the sockets, or one whose parent is gone) restarts the
 //!   configured way ([`crate::fork_restart`], [`crate::exec_restart`]); a SIGHUP that comes while the previous generation still drains is
-//!   deferred until that one has ended, so that never more than two generations run at once;
+//!   passed on to it (it hurries: closes its idle connections at once) and the restart deferred
+//!   until that one has ended, so that never more than two generations run at once;
 //! - a *worker* (a process the master forked: prefork pools, fork-per-connection) drains and exits
 //!   when its master restarts, so no old code keeps taking connections.
 
@@ -192,10 +193,16 @@ fn on_hup(deferral: &mut Deferral) {
         drain::drain_and_exit();
     }
     if config::get().mode == Mode::Fork && deferral.predecessor_running() {
+        // A draining generation that gets SIGHUP hurries: it closes its idle connections now and
+        // ends as soon as the requests in progress are answered (see drain::wait_idle).
+        sys::pidfd_signal(internal::get(internal::PREDECESSOR), libc::SIGHUP);
         if deferral.since.is_none() {
             deferral.since = Some(sys::now_ms());
             let pid = lineage::previous_generation_pid();
-            info!("SIGHUP: generation {} (pid {pid}) is still draining; restarting once it has ended", log::GENERATION.load(Ordering::Relaxed).saturating_sub(1));
+            info!(
+                "SIGHUP: generation {} (pid {pid}) is still draining; told it to close its idle connections now, restarting once it has ended",
+                log::GENERATION.load(Ordering::Relaxed).saturating_sub(1)
+            );
         }
         return;
     }

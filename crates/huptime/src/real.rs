@@ -137,6 +137,17 @@ real_fns! {
         write(fd: c_int, buf: *const c_void, n: usize) -> isize;
         writev(fd: c_int, iov: *const libc::iovec, n: c_int) -> isize;
         read(fd: c_int, buf: *mut c_void, n: usize) -> isize;
+        __read_chk(fd: c_int, buf: *mut c_void, n: usize, size: usize) -> isize;
+        readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> isize;
+        recv(fd: c_int, buf: *mut c_void, n: usize, flags: c_int) -> isize;
+        __recv_chk(fd: c_int, buf: *mut c_void, n: usize, size: usize, flags: c_int) -> isize;
+        recvfrom(fd: c_int, buf: *mut c_void, n: usize, flags: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> isize;
+        recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize;
+        send(fd: c_int, buf: *const c_void, n: usize, flags: c_int) -> isize;
+        sendto(fd: c_int, buf: *const c_void, n: usize, flags: c_int, addr: *const sockaddr, len: socklen_t) -> isize;
+        sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize;
+        sendfile(out: c_int, input: c_int, off: *mut libc::off_t, n: usize) -> isize;
+        sendfile64(out: c_int, input: c_int, off: *mut libc::off64_t, n: usize) -> isize;
         fcntl(fd: c_int, cmd: c_int, arg: c_long) -> c_int;
         fcntl64(fd: c_int, cmd: c_int, arg: c_long) -> c_int;
         ioctl(fd: c_int, req: libc::c_ulong, arg: c_long) -> c_int;

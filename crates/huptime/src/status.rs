@@ -9,7 +9,7 @@
 use crate::config::{self, Config, STATUS_DIR_VAR};
 use crate::log;
 use crate::phase::Phase;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::io::Write;
 use std::path::PathBuf;
 use crate::spinlock::SpinLock;
@@ -35,10 +35,17 @@ pub mod field {
     pub const READY_TIMEOUT_MS: &str = "ready_timeout_ms";
     /// Its --drain-timeout (ms, 0: no limit), which bounds it too.
     pub const DRAIN_TIMEOUT_MS: &str = "drain_timeout_ms";
+    /// While draining: idle connections closed (FIN) so far.
+    pub const CLOSED_IDLE: &str = "closed_idle";
+    /// While draining, past the deadline: connections closed (FIN) at a request boundary.
+    pub const CLOSED_AT_BOUNDARY: &str = "closed_at_boundary";
+    /// While draining, past the deadline: connections reset (RST), still busy at the end.
+    pub const CLOSED_RESET: &str = "closed_reset";
     /// Why the last restart failed (last: it may be long).
     pub const LAST_ERROR: &str = "last_error";
     /// Every key.
-    pub const ALL: [&str; 10] = [PID, START, GENERATION, MODE, STATE, PREVIOUS, ROLLBACKS, READY_TIMEOUT_MS, DRAIN_TIMEOUT_MS, LAST_ERROR];
+    pub const ALL: [&str; 13] =
+        [PID, START, GENERATION, MODE, STATE, PREVIOUS, ROLLBACKS, READY_TIMEOUT_MS, DRAIN_TIMEOUT_MS, CLOSED_IDLE, CLOSED_AT_BOUNDARY, CLOSED_RESET, LAST_ERROR];
 }
 
 /// The values of the `mode` key: how the program runs.
@@ -60,6 +67,8 @@ pub const SUFFIX: &str = ".status";
 
 static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
 static ROLLBACKS: AtomicU32 = AtomicU32::new(0);
+/// Connections the drain closed: idle, at a request boundary past the deadline, reset.
+static CLOSED: [AtomicUsize; 3] = [const { AtomicUsize::new(0) }; 3];
 /// Why the last restart failed, as shown in the status file (fixed size: set from hooks' paths
 /// without allocating; a longer reason is cut).
 pub static LAST_ERROR: SpinLock<LastError> = SpinLock::new(LastError { text: [0; LAST_ERROR_MAX], len: 0 });
@@ -129,6 +138,14 @@ pub fn record_rollback(why: &str) {
     LAST_ERROR.lock().set(why);
 }
 
+/// Records how many connections the drain has closed so far (published with the next
+/// [`publish`]): idle ones, and past the deadline, at a request boundary and reset.
+pub fn record_closed(idle: usize, at_boundary: usize, reset: usize) {
+    for (c, n) in CLOSED.iter().zip([idle, at_boundary, reset]) {
+        c.store(n, Ordering::Release);
+    }
+}
+
 /// Publishes this process's state (only [`crate::lifecycle`] calls this: a phase change).
 pub fn publish(state: &str) {
     let Some(Some(dir)) = DIR.get() else { return };
@@ -148,6 +165,9 @@ pub fn publish(state: &str) {
         (field::ROLLBACKS, ROLLBACKS.load(Ordering::Acquire).to_string()),
         (field::READY_TIMEOUT_MS, ready_ms.to_string()),
         (field::DRAIN_TIMEOUT_MS, drain_ms.to_string()),
+        (field::CLOSED_IDLE, CLOSED[0].load(Ordering::Acquire).to_string()),
+        (field::CLOSED_AT_BOUNDARY, CLOSED[1].load(Ordering::Acquire).to_string()),
+        (field::CLOSED_RESET, CLOSED[2].load(Ordering::Acquire).to_string()),
         (field::LAST_ERROR, last_error.as_str().to_string()),
     ];
     let body: String = fields.iter().map(|(k, v)| format!("{k}={v}\n")).collect();

@@ -81,6 +81,8 @@ pub fn module() -> String {
     constant(&mut out, doc, "DEFAULT_READY_TIMEOUT_MS", config::DEFAULT_READY_TIMEOUT_MS.to_string());
     let doc = "How long a draining generation waits for its connections unless told (ms).";
     constant(&mut out, doc, "DEFAULT_DRAIN_TIMEOUT_MS", config::DEFAULT_DRAIN_TIMEOUT_MS.to_string());
+    let doc = "How long a draining generation's connection must have moved no data to be closed as idle unless told (ms).";
+    constant(&mut out, doc, "DEFAULT_DRAIN_IDLE_MS", config::DEFAULT_DRAIN_IDLE_MS.to_string());
     let doc = "Ending of a status file's name, after the pid (crates/huptime/src/status.rs).";
     constant(&mut out, doc, "STATUS_SUFFIX", quoted(status::SUFFIX));
     object(&mut out, "The keys of a status file, in the order they are written.", "STATUS_FIELDS", names(status::field::ALL));

@@ -6,8 +6,8 @@ pub use crate::guard::{active_here, enter, enter_if, keep_errno, ACTIVE, OWNER_P
 
 pub mod exec;
 pub mod fd;
+pub mod io;
 pub mod mode;
 pub mod process;
 pub mod sigmask;
 pub mod socket;
-pub mod stderr;
