@@ -9,7 +9,11 @@
 //!
 //! At the drain deadline the same test with no grace finds the connections at a request
 //! boundary; [`Deadline`] shuts them as they reach one, and resets (RST) the last ones still
-//! busy after a bounded extra time.
+//! busy after a bounded extra time. There a response counts as through once the kernel has sent
+//! it, acknowledged or not: a client that paces its requests acknowledges a response only with
+//! its next request (delayed ACK), so "acknowledged and nothing unread" almost never holds
+//! between two of them, while the FIN queues behind the response and reaches the client after
+//! all of it.
 
 use crate::connio;
 use crate::fdtable::{self, FdState};
@@ -23,15 +27,28 @@ use libc::c_int;
 /// request on a reused connection, not on a new one); Go's Server.Shutdown waits 5 s too.
 pub const FRESH_GRACE_MS: u64 = 5000;
 
-/// Whether connection `fd` is idle: no request in progress, and no data moved for `grace_ms`
-/// (`fresh_grace_ms` if none moved on it yet).
-pub fn idle(fd: c_int, grace_ms: u64, fresh_grace_ms: u64) -> bool {
+/// When what the program wrote counts as through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Through {
+    /// The peer acknowledged all of it (an idle connection during the drain).
+    Acknowledged,
+    /// The kernel sent all of it (a request boundary at the drain deadline).
+    Sent,
+}
+
+/// Whether connection `fd` is idle: no request in progress, what was written is `through`, and
+/// no data moved for `grace_ms` (`fresh_grace_ms` if none moved on it yet).
+pub fn idle(fd: c_int, through: Through, grace_ms: u64, fresh_grace_ms: u64) -> bool {
     let q = connio::quiet(fd);
     if !q.answered || q.patching || q.shut {
         return false;
     }
     let grace_ms = if q.fresh { fresh_grace_ms } else { grace_ms };
-    if sockq::unread(fd) != Some(0) || sockq::unsent(fd) != Some(0) {
+    let pending = match through {
+        Through::Acknowledged => sockq::unsent(fd),
+        Through::Sent => sockq::not_yet_sent(fd),
+    };
+    if sockq::unread(fd) != Some(0) || pending != Some(0) {
         return false;
     }
     match sockq::last_data_ms(fd) {
@@ -47,10 +64,10 @@ fn shut_down(fd: c_int) -> bool {
 }
 
 /// Shuts down every open connection that is idle (see [`idle`]); returns how many.
-pub fn close_idle(grace_ms: u64, fresh_grace_ms: u64) -> usize {
+pub fn close_idle(through: Through, grace_ms: u64, fresh_grace_ms: u64) -> usize {
     let mut n = 0;
     fdtable::each_in_state(FdState::Conn, |fd| {
-        if idle(fd, grace_ms, fresh_grace_ms) && shut_down(fd) {
+        if idle(fd, through, grace_ms, fresh_grace_ms) && shut_down(fd) {
             debug!("fd {fd}: idle for {grace_ms} ms; shut down (FIN)");
             n += 1;
         }
@@ -85,7 +102,7 @@ impl IdleCloser {
         }
         self.next_at = now + IDLE_CHECK_MS;
         let fresh = if self.grace_ms == 0 { 0 } else { self.grace_ms.max(FRESH_GRACE_MS) };
-        let n = close_idle(self.grace_ms, fresh);
+        let n = close_idle(Through::Acknowledged, self.grace_ms, fresh);
         self.closed += n;
         n
     }
@@ -157,7 +174,7 @@ impl Deadline {
 
     /// Shuts the connections at a request boundary now; returns how many are still busy.
     pub fn step(&mut self) -> usize {
-        self.cut.at_boundary += close_idle(0, 0);
+        self.cut.at_boundary += close_idle(Through::Sent, 0, 0);
         open_unshut()
     }
 
@@ -192,20 +209,20 @@ mod tests {
         let fd = server.as_raw_fd();
         connio::accepted(fd);
         fdtable::set_state(fd, FdState::Conn);
-        assert!(idle(fd, 0, 0), "no data yet, nothing queued");
-        assert!(!idle(fd, 0, 60_000), "not for a minute yet");
+        assert!(idle(fd, Through::Acknowledged, 0, 0), "no data yet, nothing queued");
+        assert!(!idle(fd, Through::Acknowledged, 0, 60_000), "not for a minute yet");
         client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
         let t0 = std::time::Instant::now();
         while sockq::unread(fd) == Some(0) {
             assert!(t0.elapsed().as_secs() < 60);
             std::thread::yield_now();
         }
-        assert!(!idle(fd, 0, 0), "a request waits unread");
+        assert!(!idle(fd, Through::Acknowledged, 0, 0), "a request waits unread");
         let mut buf = [0u8; 64];
         let n = (&server).read(&mut buf).unwrap();
         connio::conn(fd).unwrap().moved(connio::Way::Read);
         assert_eq!(sockq::unread(fd), Some(0));
-        assert!(!idle(fd, 0, 0), "read, not answered");
+        assert!(!idle(fd, Through::Acknowledged, 0, 0), "read, not answered");
         (&server).write_all(&buf[..n]).unwrap();
         connio::conn(fd).unwrap().moved(connio::Way::Write);
         let mut back = vec![0u8; n];
@@ -219,7 +236,7 @@ mod tests {
         assert_eq!(d.step(), 0, "answered and acknowledged: a request boundary");
         assert_eq!(d.cut, Cut { at_boundary: 1, reset: 0 });
         assert_eq!(client.read(&mut buf).unwrap(), 0, "the client sees a FIN");
-        assert!(!idle(fd, 0, 0), "shut once");
+        assert!(!idle(fd, Through::Acknowledged, 0, 0), "shut once");
         fdtable::set_state(fd, FdState::None);
     }
 }

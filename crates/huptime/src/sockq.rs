@@ -1,14 +1,16 @@
 //! What the kernel holds for a connection, asked without touching it: bytes received and not yet
-//! read (SIOCINQ), bytes written and not yet acknowledged (SIOCOUTQ), and for TCP how long ago
+//! read (SIOCINQ), bytes written and not yet acknowledged (SIOCOUTQ) or not yet sent (SIOCOUTQNSD,
+//! TCP only), and for TCP how long ago
 //! data last moved each way (TCP_INFO). The drain uses them to tell an idle connection from one
 //! with a request in progress, for any protocol.
 
 use crate::real;
 use libc::c_int;
 
-/// SIOCINQ and SIOCOUTQ (linux/sockios.h: FIONREAD and TIOCOUTQ).
+/// SIOCINQ and SIOCOUTQ (linux/sockios.h: FIONREAD and TIOCOUTQ), SIOCOUTQNSD (linux/sockios.h).
 const SIOCINQ: libc::c_ulong = libc::FIONREAD;
 const SIOCOUTQ: libc::c_ulong = libc::TIOCOUTQ;
+const SIOCOUTQNSD: libc::c_ulong = 0x894B;
 
 fn queued(fd: c_int, req: libc::c_ulong) -> Option<usize> {
     let mut n: c_int = 0;
@@ -26,6 +28,12 @@ pub fn unread(fd: c_int) -> Option<usize> {
 /// what the peer has not read yet (AF_UNIX): 0 when everything written is through.
 pub fn unsent(fd: c_int) -> Option<usize> {
     queued(fd, SIOCOUTQ)
+}
+
+/// Bytes written on `fd` that the kernel has not sent yet (TCP); for another kind of socket, as
+/// [`unsent`].
+pub fn not_yet_sent(fd: c_int) -> Option<usize> {
+    queued(fd, SIOCOUTQNSD).or_else(|| queued(fd, SIOCOUTQ))
 }
 
 /// For a TCP socket: milliseconds since data was last received and last sent on it (None for
