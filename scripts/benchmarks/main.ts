@@ -4,10 +4,13 @@
  * assertions) and writes report.md, report.json and latency.svg into --out (default bench/).
  *
  * Options: --out DIR; --restarts N (scenario 1, default 100 per server and mode); --quick (20
- * restarts, 3 repeats: a smoke run).
+ * restarts, 3 repeats: a smoke run); --scenario keep-alive (run scenario 6 alone and put its
+ * figures into the report already in --out).
  */
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { writeReport, latencySvg, restartRows, table, f1, f2, type Check } from "./report";
+import { keepAlivePart } from "./keepalive";
+import { mergeScenario, writeReport, latencySvg, restartRows, table, targetsTable, f1, f2, type Check } from "./report";
 import { cliCost, median, overhead, restartsUnderLoad, shimCost, type RestartRun } from "./scenarios";
 import { ROOT, type Kind } from "./servers";
 
@@ -24,6 +27,26 @@ const interval = 300;
 
 function say(s: string): void {
   process.stderr.write(`bench: ${s}\n`);
+}
+
+/** Seconds of SIGHUPs in scenario 6 (issue 15's 15 s; --quick: 6). */
+const keepAliveSeconds = quick ? 6 : 15;
+const today = new Date().toISOString().slice(0, 10);
+
+const only = arg("--scenario");
+if (only !== undefined) {
+  if (only !== "keep-alive") {
+    say(`can't run scenario '${only}' alone: the one that runs alone is keep-alive`);
+    process.exit(2);
+  }
+  if (!existsSync(join(out, "report.json")) || !existsSync(join(out, "report.md"))) {
+    say(`can't run scenario '${only}' alone into ${out}: it has no report.md and report.json to add it to (run scripts/bench once)`);
+    process.exit(2);
+  }
+  const part = await keepAlivePart(keepAliveSeconds, today, say);
+  mergeScenario(out, part);
+  process.stdout.write(`\n${targetsTable(part.checks)}\n\nreport: ${join(out, "report.md")}\n`);
+  process.exit(0);
 }
 
 const checks: Check[] = [];
@@ -85,16 +108,20 @@ check("4 extra peak RSS with the shim", s4.extraRssKiB, "≤ 2048 KiB", s4.extra
 say("scenario 5: the CLI and the cost of a restart");
 const s5 = await cliCost(repeats);
 
+// 6. Keep-alive takeover.
+const s6 = await keepAlivePart(keepAliveSeconds, today, say);
+checks.push(...s6.checks);
+
 const head = ["run", "phase", "requests", "failed", "req/s", "p50 ms", "p99 ms", "max ms"];
 const md = `# huptime benchmark
 
-Measured by \`scripts/bench${quick ? " --quick" : ""}\` on ${new Date().toISOString().slice(0, 10)} (${navigator.hardwareConcurrency} CPUs; every figure
+Measured by \`scripts/bench${quick ? " --quick" : ""}\` on ${today} (${navigator.hardwareConcurrency} CPUs; every figure
 of one table comes from the same run). wrk with 2 threads; "failed" counts connect, read, write
 errors, timeouts and non-2xx responses.
 
 ## Targets
 
-${table(["target", "measured", "goal", ""], checks.map((c) => [c.what, c.value, c.target, c.pass ? "PASS" : "FAIL"]))}
+${targetsTable(checks)}
 
 ## 1. Restarts under load (Connection: close, 16 connections, SIGHUP every ${interval} ms)
 
@@ -134,7 +161,8 @@ ${table(["what", "ms"], [
   ["python server: SIGHUP until the new generation serves", f1(s5.restartReadyMs)],
   ["restart cost beyond the program's own start-up", f1(s5.restartOverheadMs)],
 ])}
-`;
+
+${s6.section}`;
 
 const json = {
   date: new Date().toISOString(),
@@ -145,7 +173,8 @@ const json = {
   scenario3: s3,
   scenario4: s4,
   scenario5: s5,
+  [s6.key]: s6.data,
 };
 writeReport(out, md, json, latencySvg(`node, fork mode: latency of a probe request every 25 ms during ${nodeFork.restartsCompleted} restarts`, nodeFork.samples, nodeFork.marks));
 
-process.stdout.write(`\n${table(["target", "measured", "goal", ""], checks.map((c) => [c.what, c.value, c.target, c.pass ? "PASS" : "FAIL"]))}\n\nreport: ${join(out, "report.md")}\n`);
+process.stdout.write(`\n${targetsTable(checks)}\n\nreport: ${join(out, "report.md")}\n`);

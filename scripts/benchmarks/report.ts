@@ -1,5 +1,5 @@
 /** The benchmark report: targets checked (PASS/FAIL), report.md, report.json, latency.svg. */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Sample } from "./probe";
 import type { RestartRun } from "./scenarios";
@@ -18,6 +18,11 @@ const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : "-");
 /** A markdown table. */
 export function table(head: string[], rows: (string | number)[][]): string {
   return [`| ${head.join(" | ")} |`, `| ${head.map(() => "---").join(" | ")} |`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+}
+
+/** The targets table: each check with PASS or FAIL. */
+export function targetsTable(checks: Check[]): string {
+  return table(["target", "measured", "goal", ""], checks.map((c) => [c.what, c.value, c.target, c.pass ? "PASS" : "FAIL"]));
 }
 
 /** Rows for scenario 1/2 runs. */
@@ -64,6 +69,45 @@ export function writeReport(dir: string, md: string, json: unknown, svg: string)
   writeFileSync(join(dir, "report.md"), md);
   writeFileSync(join(dir, "report.json"), JSON.stringify(json, null, 2) + "\n");
   writeFileSync(join(dir, "latency.svg"), svg);
+}
+
+/** One scenario's part of the report, for a run of that scenario alone. */
+export interface ScenarioPart {
+  /** Its section in report.md, starting with its "## N. " heading. */
+  section: string;
+  /** Its key in report.json and its figures. */
+  key: string;
+  data: unknown;
+  /** Its checks; they replace those whose name starts with `checkPrefix`. */
+  checks: Check[];
+  checkPrefix: string;
+}
+
+/**
+ * Puts one scenario's section, figures and checks into the report already in `dir` (written by a
+ * whole run), replacing the scenario's previous ones, and rewrites the targets table; the other
+ * scenarios' figures stay as they were measured.
+ */
+export function mergeScenario(dir: string, part: ScenarioPart): void {
+  const mdPath = join(dir, "report.md");
+  const jsonPath = join(dir, "report.json");
+  const json = JSON.parse(readFileSync(jsonPath, "utf8"));
+  json.checks = [...(json.checks as Check[]).filter((c) => !c.what.startsWith(part.checkPrefix)), ...part.checks];
+  json[part.key] = part.data;
+  let md = readFileSync(mdPath, "utf8");
+  const heading = part.section.slice(0, part.section.indexOf(".") + 1); // "## 6."
+  const at = md.indexOf(`\n${heading}`);
+  if (at >= 0) {
+    const next = md.indexOf("\n## ", at + 1);
+    md = md.slice(0, at + 1) + part.section + (next >= 0 ? md.slice(next) : "");
+  } else {
+    md = `${md.trimEnd()}\n\n${part.section}`;
+  }
+  const t = md.indexOf("\n## Targets\n");
+  const tEnd = md.indexOf("\n## ", t + 1);
+  md = `${md.slice(0, t)}\n## Targets\n\n${targetsTable(json.checks)}\n${md.slice(tEnd)}`;
+  writeFileSync(mdPath, md);
+  writeFileSync(jsonPath, JSON.stringify(json, null, 2) + "\n");
 }
 
 export { f1, f2 };

@@ -9,7 +9,7 @@ import { createServer } from "node:net";
 import { shimPathForBench } from "./shim";
 import { probe, type Sample } from "./probe";
 import { HUPTIME, startServer, type Kind, type Mode } from "./servers";
-import { wrk, type WrkResult } from "./wrk";
+import { startWrk, wrk, type WrkResult } from "../../test/helpers/wrk";
 
 /** A free TCP port on 127.0.0.1. */
 export function freePort(): Promise<number> {
@@ -27,19 +27,6 @@ const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN;
 };
-
-/** wrk started in the background (for runs beside restarts). */
-function wrkAsync(url: string, opts: { connections: number; seconds: number; close: boolean }): Promise<WrkResult> {
-  return new Promise((resolve, reject) => {
-    // wrk() is synchronous; run it in a child bun so the restart loop keeps going here.
-    const child = spawn(process.execPath, [import.meta.dir + "/wrk-cli.ts", url, String(opts.connections), String(opts.seconds), opts.close ? "close" : "keep-alive"], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.on("exit", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`wrk run failed (${code})`))));
-  });
-}
 
 /** Scenario 1/2 result for one server and mode. */
 export interface RestartRun {
@@ -77,7 +64,7 @@ export async function restartsUnderLoad(kind: Kind, mode: Exclude<Mode, "bare">,
   const previous: number[] = [];
   let oldAliveMax = 0;
   try {
-    const load = wrkAsync(server.url, { connections, seconds, close });
+    const load = startWrk(server.url, { connections, seconds, close }).done;
     await Bun.sleep(500);
     for (let i = 0; i < restarts; i++) {
       const t = performance.now();
@@ -97,7 +84,7 @@ export async function restartsUnderLoad(kind: Kind, mode: Exclude<Mode, "bare">,
     await server.stop();
     const basePort = await freePort();
     const base = await startServer(kind, mode, basePort);
-    const baseline = await wrkAsync(base.url, { connections, seconds, close });
+    const baseline = await startWrk(base.url, { connections, seconds, close }).done;
     await base.stop();
     return { kind, mode, close, restarts, restartsCompleted: readyMs.length, intervalMs, load: result, baseline, readyMs, handoverMs, oldAliveMax, samples, marks };
   } finally {

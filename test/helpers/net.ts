@@ -162,6 +162,24 @@ export function exchange(port: number, payload: string, until: RegExp, timeoutMs
   );
 }
 
+/** A client loop: `step` runs again and again until `stop()`, which waits for the step in
+ * progress, runs `end` (close the client's socket) and returns `stats`. */
+export function repeatUntilStopped<T>(stats: T, step: () => Promise<void>, end: () => void): { stats: T; stop(): Promise<T> } {
+  let running = true;
+  const loop = (async () => {
+    while (running) await step();
+    end();
+  })();
+  return {
+    stats,
+    async stop() {
+      running = false;
+      await loop;
+      return stats;
+    },
+  };
+}
+
 /** One whole HTTP response read from a persistent connection. */
 export interface Response {
   head: string;
