@@ -25,6 +25,9 @@ export const SHIM_VARS = {
 /** The variable choosing where the CLI writes the preload library and state files (read by the CLI only). */
 export const CACHE_DIR_VAR = "HUPTIME_CACHE_DIR";
 
+/** Set in the re-executed huptime that is to be the program's init (crates/huptime/src/pid1.rs). */
+export const INIT_VAR = "HUPTIME_INIT";
+
 /** HUPTIME_MODE's values: how a restart is carried out. */
 export const RESTART_MODES = {
   fork: "fork",

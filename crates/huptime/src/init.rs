@@ -8,6 +8,7 @@ use core::sync::atomic::Ordering;
 
 #[cfg_attr(test, allow(dead_code))]
 extern "C" fn huptime_init() {
+    crate::pid1::run_if_asked();
     if std::env::var_os(MODE_VAR).is_none() {
         return;
     }

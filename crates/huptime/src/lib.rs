@@ -52,6 +52,7 @@ pub mod launch;
 pub mod lifecycle;
 pub mod lineage;
 pub mod notify;
+pub mod pid1;
 pub mod preload;
 pub mod readiness;
 pub mod restart;
