@@ -30,7 +30,9 @@ export async function multiCommand(n: number, file: string, argv: string[], env:
   const notifier = new Notifier(notifySocket);
   let announced = false;
   nat.setChildSubreaper();
-  const envWithParent = [...env, `${SHIM_VARS.supervisorPid}=${process.pid}`];
+  // As an init, a stop signal the instances leave at its default action drains them.
+  const asInit = stopTimeoutMs === undefined ? [] : [`${SHIM_VARS.stopDrains}=1`];
+  const envWithParent = [...env, `${SHIM_VARS.supervisorPid}=${process.pid}`, ...asInit];
   const lineages: Lineage[] = [];
   for (let i = 0; i < n; i++) {
     lineages.push({ index: i, pid: nat.spawnProgram(file, argv, envWithParent) });

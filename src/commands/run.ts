@@ -154,7 +154,7 @@ export class RunCommand extends HuptimeCommand {
       const other = [this.exec && "--exec", this.multi !== undefined && "--multi", this.revive && "--revive", this.wait && "--wait", this.unlink !== undefined && "--unlink"].filter(Boolean);
       if (other.length > 0) throw new UsageError(`${other.join(", ")} cannot be used with --listen-fds`);
     }
-    if (this.timeout !== undefined && !this.asInit()) throw new UsageError("--timeout needs --init (or huptime running as PID 1)");
+    if (this.timeout !== undefined && !this.asInit()) throw new UsageError("--timeout only goes with --stop or --init (or huptime as PID 1)");
     if (this.multi !== undefined) {
       if (this.revive) throw new UsageError("--revive cannot be used with --multi");
       if (this.context.env.LISTEN_FDS) throw new UsageError("--multi cannot be used with socket activation (LISTEN_FDS): let each instance bind with SO_REUSEPORT instead");

@@ -20,6 +20,7 @@ export const SHIM_VARS = {
   rootPid: "HUPTIME_ROOT_PID",
   supervisorPid: "HUPTIME_SUPERVISOR_PID",
   notifySocket: "HUPTIME_NOTIFY_SOCKET",
+  stopDrains: "HUPTIME_STOP_DRAINS",
 } as const;
 
 /** The variable choosing where the CLI writes the preload library and state files (read by the CLI only). */

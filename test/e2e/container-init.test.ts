@@ -89,22 +89,25 @@ describe("huptime as PID 1 of a PID namespace", () => {
     }, 90_000);
   }
 
-  test("SIGTERM to PID 1: the program finishes its open request and the namespace ends with 0 within the drain deadline", async () => {
-    const c = await startContainer(["--drain-timeout=5"], "drain");
-    try {
-      const open = request(c.port, "/sleep=1", 10_000);
-      await waitFor(() => existsSync(`${c.versionFile}.busy`), "the request to be in the program's hands");
-      const t0 = Date.now();
-      process.kill(c.init, "SIGTERM");
-      const reply = await open;
-      expect(reply.ok, reply.ok ? "" : reply.error).toBe(true);
-      const end = await ending(c, t0);
-      expect(end.code, c.ns.output()).toBe(0);
-      expect(end.ms).toBeLessThan(5000);
-    } finally {
-      c.ns.killGroup();
-    }
-  }, 60_000);
+  // default: the shim drains a program that leaves SIGTERM alone; drain: the program's own handler.
+  for (const onTerm of ["default", "drain"]) {
+    test(`SIGTERM to PID 1 (program's SIGTERM action: ${onTerm}): the open request finishes and the namespace ends with 0 within the drain deadline`, async () => {
+      const c = await startContainer(["--drain-timeout=5"], onTerm);
+      try {
+        const open = request(c.port, "/sleep=1", 10_000);
+        await waitFor(() => existsSync(`${c.versionFile}.busy`), "the request to be in the program's hands");
+        const t0 = Date.now();
+        process.kill(c.init, "SIGTERM");
+        const reply = await open;
+        expect(reply.ok, reply.ok ? "" : reply.error).toBe(true);
+        const end = await ending(c, t0);
+        expect(end.code, c.ns.output()).toBe(0);
+        expect(end.ms).toBeLessThan(5000);
+      } finally {
+        c.ns.killGroup();
+      }
+    }, 60_000);
+  }
 
   test("a program that ignores SIGTERM is killed (SIGKILL) --timeout after it; the namespace ends with 137", async () => {
     const c = await startContainer(["--timeout=1"], "ignore");
@@ -159,3 +162,25 @@ describe("huptime as PID 1 of a PID namespace", () => {
     }
   }, 60_000);
 });
+
+describe("--init outside a namespace", () => {
+  test("huptime stays the parent and a child subreaper: SIGHUP to it restarts, the orphans are its own and reaped, SIGTERM drains and ends it with 0", async () => {
+    const port = await freePort();
+    const versionFile = join(mkdtempSync(join(tmpdir(), "huptime-init-")), "version");
+    writeFileSync(versionFile, "v1");
+    const s = spawnGroup([HUPTIME, "--init", "python3", APP, String(port), versionFile, "default"]);
+    try {
+      await waitFor(async () => (await version(port)) === "v1", `v1 to answer (output: ${s.output()})`);
+      writeFileSync(versionFile, "v2");
+      process.kill(s.pid, "SIGHUP");
+      await waitFor(async () => (await version(port)) === "v2", `v2 to answer (output: ${s.output()})`);
+      // Both starts' orphans were reparented to huptime (not to the system's init) and reaped.
+      await waitFor(() => descendantPids(s.pid).length === 1, "only the program's current generation to be left under huptime");
+      process.kill(s.pid, "SIGTERM");
+      expect((await s.exited).code, s.output()).toBe(0);
+    } finally {
+      s.killGroup();
+    }
+  }, 60_000);
+});
+

@@ -39,6 +39,7 @@ extern "C" fn huptime_init() {
     signals::install_handler();
     accept_gate::install_wake_handler();
     stopsig::watch_for_notify();
+    stopsig::drain_on_stop();
     revive::mark_started();
     die_with_supervisor(supervisor);
     // SAFETY: getpid has no preconditions.

@@ -7,7 +7,10 @@
 //! - SIGHUP restarts: it goes to the newest generation, whose shim restarts the configured way
 //!   (fork mode's new generation is a sibling, so a child of this init too);
 //! - SIGTERM, SIGINT and SIGQUIT stop: passed on to the program's generations (not to one that
-//!   is already draining); what is left when the stop timeout passes is killed (SIGKILL);
+//!   is already draining); a program that leaves SIGTERM or SIGINT at its default action is
+//!   drained by its shim (as a restart's old generation: stop accepting, finish the open
+//!   connections within --drain-timeout, exit 0); what is left when the stop timeout passes is
+//!   killed (SIGKILL);
 //! - every other signal (SIGUSR1, SIGUSR2, SIGWINCH, ...) goes to the newest generation;
 //! - it exits with the program's status once the program has ended (0 when the stop signal it
 //!   passed on ended it; 128 + the signal's number when another signal did).
@@ -22,7 +25,7 @@
 //! the library's constructor runs [`main`] before the Bun runtime starts (see README,
 //! "Containers", for the figures).
 
-use crate::config::{ROOT_PID_VAR, STATUS_DIR_VAR, SUPERVISOR_PID_VAR};
+use crate::config::{ROOT_PID_VAR, STATUS_DIR_VAR, STOP_DRAINS_VAR, SUPERVISOR_PID_VAR};
 use crate::{real, status};
 use libc::{c_int, pid_t};
 use std::ffi::CString;
@@ -40,6 +43,7 @@ pub struct Plan {
     file: CString,
     argv: Vec<CString>,
     /// `KEY=VALUE` entries; the one at `root_slot` has room for any pid (written in the child).
+    /// A stop signal the program leaves at its default action drains it (`STOP_DRAINS_VAR`).
     env: Vec<Vec<u8>>,
     root_slot: usize,
     /// Where the generations publish their state (follows fork mode's new pids).
@@ -61,7 +65,7 @@ impl Plan {
         let named = |e: &[u8], k: &str| e.len() > k.len() && e.starts_with(k.as_bytes()) && e[k.len()] == b'=';
         let mut kept: Vec<Vec<u8>> = env
             .iter()
-            .filter(|e| ![ROOT_PID_VAR, SUPERVISOR_PID_VAR, INIT_VAR].iter().any(|k| named(e, k)))
+            .filter(|e| ![ROOT_PID_VAR, SUPERVISOR_PID_VAR, STOP_DRAINS_VAR, INIT_VAR].iter().any(|k| named(e, k)))
             .map(|e| {
                 c("an environment entry", e)?;
                 Ok(e.clone())
@@ -70,6 +74,7 @@ impl Plan {
         let status_dir = kept.iter().find(|e| named(e, STATUS_DIR_VAR)).map(|e| PathBuf::from(String::from_utf8_lossy(&e[STATUS_DIR_VAR.len() + 1..]).into_owned()));
         // SAFETY: getpid has no preconditions.
         kept.push(format!("{SUPERVISOR_PID_VAR}={}\0", unsafe { libc::getpid() }).into_bytes());
+        kept.push(format!("{STOP_DRAINS_VAR}=1\0").into_bytes());
         let root_slot = kept.len();
         kept.push(format!("{ROOT_PID_VAR}={}\0", "0".repeat(PID_DIGITS)).into_bytes());
         for e in &mut kept {
@@ -124,13 +129,14 @@ pub fn run_if_asked() {
 }
 
 /// The signals the init waits for (blocked, taken by sigtimedwait): all but those the kernel
-/// never lets a process catch and the ones a fault raises in the faulting thread.
+/// never lets a process catch, the ones a fault raises in the faulting thread, and SIGPIPE (a
+/// write of its own to a closed log pipe: ignored, never passed on).
 fn waited_set() -> libc::sigset_t {
     // SAFETY: plain sigset manipulation on a local.
     unsafe {
         let mut set: libc::sigset_t = core::mem::zeroed();
         libc::sigfillset(&mut set);
-        for s in [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP, libc::SIGSYS, libc::SIGABRT] {
+        for s in [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP, libc::SIGSYS, libc::SIGABRT, libc::SIGPIPE] {
             libc::sigdelset(&mut set, s);
         }
         set
@@ -150,8 +156,13 @@ pub fn main(plan: Plan) -> ! {
         info!("can't become a child subreaper: {}; orphans will not be reaped here", crate::log::OsError::last());
     }
     let set = waited_set();
-    // SAFETY: a valid set; blocks in the only thread this process runs.
-    unsafe { real::pthread_sigmask(libc::SIG_SETMASK, &set, core::ptr::null_mut()) };
+    let mut ignore = crate::signals::empty_action();
+    ignore.sa_sigaction = libc::SIG_IGN;
+    // SAFETY: a valid set, blocked in the only thread this process runs; SIG_IGN for SIGPIPE.
+    unsafe {
+        real::pthread_sigmask(libc::SIG_SETMASK, &set, core::ptr::null_mut());
+        real::sigaction(libc::SIGPIPE, &ignore, core::ptr::null_mut());
+    }
     let mut plan = plan;
     let first = spawn(&mut plan);
     if first < 0 {
