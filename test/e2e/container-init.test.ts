@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { childPids, descendantPids, procStat, readArgv } from "../../src/instances";
 import { HUPTIME, ROOT } from "../helpers/cli";
 import { freePort, loadLoop, request } from "../helpers/net";
-import { waitFor } from "../helpers/procs";
+import { fdCount, waitFor } from "../helpers/procs";
+import { SERVERS } from "../helpers/matrix";
 import { spawnGroup, type Group } from "../helpers/spawn";
 
 const APP = join(ROOT, "test", "fixtures", "container", "app.py");
@@ -28,11 +29,14 @@ interface Container {
   command: string[];
 }
 
-async function startContainer(opts: string[], onTerm = "default", version = "v1"): Promise<Container> {
+/** The program: app.py with its SIGTERM action `onTerm`. */
+const pythonApp = (onTerm: string) => (port: number, versionFile: string) => ["python3", APP, String(port), versionFile, onTerm];
+
+async function startContainer(opts: string[], onTerm = "default", program = pythonApp(onTerm)): Promise<Container> {
   const port = await freePort();
   const versionFile = join(mkdtempSync(join(tmpdir(), "huptime-container-")), "version");
-  writeFileSync(versionFile, version);
-  const command = ["python3", APP, String(port), versionFile, onTerm];
+  writeFileSync(versionFile, "v1");
+  const command = program(port, versionFile);
   const ns = spawnGroup(["unshare", "--pid", "--fork", "--mount-proc", HUPTIME, ...opts, ...command]);
   let init = 0;
   await waitFor(() => (init = childPids(ns.pid)[0] ?? 0) > 0, "the namespace's PID 1");
@@ -108,6 +112,25 @@ describe("huptime as PID 1 of a PID namespace", () => {
       }
     }, 60_000);
   }
+
+  test("node (whose SIGTERM handler resets itself and raises it again) drains too: its slow request finishes, the namespace ends with 0", async () => {
+    const c = await startContainer(["--drain-timeout=5"], "default", (port, file) => ["node", join(SERVERS, "node_http.js"), String(port), file]);
+    try {
+      const node = childPids(c.init)[0];
+      const fds = fdCount(node);
+      const open = request(c.port, "/slow", 10_000);
+      await waitFor(() => fdCount(node) > fds, "node to accept the request");
+      const t0 = Date.now();
+      process.kill(c.init, "SIGTERM");
+      const reply = await open;
+      expect(reply.ok, reply.ok ? "" : reply.error).toBe(true);
+      const end = await ending(c, t0);
+      expect(end.code, c.ns.output()).toBe(0);
+      expect(end.ms).toBeLessThan(5000);
+    } finally {
+      c.ns.killGroup();
+    }
+  }, 60_000);
 
   test("a program that ignores SIGTERM is killed (SIGKILL) --timeout after it; the namespace ends with 137", async () => {
     const c = await startContainer(["--timeout=1"], "ignore");

@@ -96,6 +96,12 @@ extern "C" fn trampoline(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc:
         sys::eventfd_signal(internal::get(internal::WAKE));
         return;
     }
+    if flags & libc::SA_RESETHAND != 0 {
+        // A one-shot handler (the trampoline itself never is): the action goes back to the
+        // default now, as the kernel would have done. Node's exit handler re-raises the signal,
+        // which must then meet the default action, not this handler again (an endless loop).
+        HANDLER[i].store(libc::SIG_DFL, Ordering::Release);
+    }
     // SAFETY: in a handler, with the kernel's arguments; the action is the one the program gave
     // for `sig` (recorded by `set_action`), or SIG_DFL.
     unsafe { sigrecord::run_action(sig, handler, flags, info, ctx) };
