@@ -75,6 +75,23 @@ async function ending(c: Container, since: number): Promise<{ code: number | nul
   return { code: e.code, ms: Date.now() - since };
 }
 
+/**
+ * SIGTERM to PID 1 (started with --drain-timeout=5) while a slow request to `path` is open
+ * (`taken` says when the program has it): the request finishes, and the namespace ends with 0
+ * within the drain deadline.
+ */
+async function stopsWithOpenRequest(c: Container, path: string, taken: () => boolean): Promise<void> {
+  const open = request(c.port, path, 10_000);
+  await waitFor(taken, "the request to be in the program's hands");
+  const t0 = Date.now();
+  process.kill(c.init, "SIGTERM");
+  const reply = await open;
+  expect(reply.ok, reply.ok ? "" : reply.error).toBe(true);
+  const end = await ending(c, t0);
+  expect(end.code, c.ns.output()).toBe(0);
+  expect(end.ms).toBeLessThan(5000);
+}
+
 describe("huptime as PID 1 of a PID namespace", () => {
   for (const mode of ["--fork", "--exec"]) {
     test(`${mode}: PID 1 stays huptime; 3 SIGHUPs to it under load: 0 failures, new code each time; every orphan reaped`, async () => {
@@ -98,15 +115,7 @@ describe("huptime as PID 1 of a PID namespace", () => {
     test(`SIGTERM to PID 1 (program's SIGTERM action: ${onTerm}): the open request finishes and the namespace ends with 0 within the drain deadline`, async () => {
       const c = await startContainer(["--drain-timeout=5"], onTerm);
       try {
-        const open = request(c.port, "/sleep=1", 10_000);
-        await waitFor(() => existsSync(`${c.versionFile}.busy`), "the request to be in the program's hands");
-        const t0 = Date.now();
-        process.kill(c.init, "SIGTERM");
-        const reply = await open;
-        expect(reply.ok, reply.ok ? "" : reply.error).toBe(true);
-        const end = await ending(c, t0);
-        expect(end.code, c.ns.output()).toBe(0);
-        expect(end.ms).toBeLessThan(5000);
+        await stopsWithOpenRequest(c, "/sleep=1", () => existsSync(`${c.versionFile}.busy`));
       } finally {
         c.ns.killGroup();
       }
@@ -118,15 +127,7 @@ describe("huptime as PID 1 of a PID namespace", () => {
     try {
       const node = childPids(c.init)[0];
       const fds = fdCount(node);
-      const open = request(c.port, "/slow", 10_000);
-      await waitFor(() => fdCount(node) > fds, "node to accept the request");
-      const t0 = Date.now();
-      process.kill(c.init, "SIGTERM");
-      const reply = await open;
-      expect(reply.ok, reply.ok ? "" : reply.error).toBe(true);
-      const end = await ending(c, t0);
-      expect(end.code, c.ns.output()).toBe(0);
-      expect(end.ms).toBeLessThan(5000);
+      await stopsWithOpenRequest(c, "/slow", () => fdCount(node) > fds);
     } finally {
       c.ns.killGroup();
     }
