@@ -44,6 +44,12 @@ export class RunCommand extends HuptimeCommand {
       on serving (a rollback, logged with its exit status and last stderr lines). An old copy
       still holding connections after --drain-timeout closes them and ends.
 
+      As PID 1 of a PID namespace (a container's entrypoint), or with --init, huptime does not
+      become the program: it starts it as its child and stays its init. It reaps orphans, passes
+      SIGHUP on as a restart and other signals to the program, stops on SIGTERM, SIGINT or
+      SIGQUIT (a program that leaves SIGTERM at its default action is drained; SIGKILL after
+      --timeout), and exits with the program's status.
+
       Options end at the first word that is not an option: the program's own flags are never read
       by huptime. Use \`--\` if the program's name starts with a dash.
     `,
@@ -54,6 +60,7 @@ export class RunCommand extends HuptimeCommand {
       ["Give a slow starter 5 minutes; cut connections still open after 10 s", "$0 --ready-timeout=300 --drain-timeout=10 /usr/bin/myservice &"],
       ["Four instances sharing the port", "$0 --multi=4 /usr/bin/myservice &"],
       ["Start the program again whenever it exits", "$0 --revive nc -l 9000 < message.txt &"],
+      ["A container's entrypoint (PID 1: stays the init; kill -HUP 1 restarts)", "$0 -- node server.js"],
     ],
   });
 
