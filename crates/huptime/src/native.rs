@@ -208,6 +208,6 @@ pub fn preload_obstacle(path: String) -> Option<PreloadObstacle> {
 /// signal (0: never). Returns only on failure.
 #[napi]
 pub fn exec_init(file: String, argv: Vec<String>, env: Vec<String>, stop_timeout_ms: i64) -> Result<()> {
-    let why = crate::pid1::exec_init(&file, &argv, &env, stop_timeout_ms.max(0) as u64);
+    let why = crate::pid1_plan::exec_init(&file, &argv, &env, stop_timeout_ms.max(0) as u64);
     Err(Error::new(Status::GenericFailure, why))
 }
