@@ -24,6 +24,17 @@ export function childPids(pid: number | "self" = "self"): number[] {
   }
 }
 
+/** Every process under `pid` (this process by default), each one's children after it. */
+export function descendantPids(pid: number | "self" = "self"): number[] {
+  const out: number[] = [];
+  for (const todo = childPids(pid); todo.length > 0; ) {
+    const p = todo.shift()!;
+    out.push(p);
+    todo.push(...childPids(p));
+  }
+  return out;
+}
+
 /** Every pid in /proc (processes of any user and state, zombies included). */
 export function allPids(): number[] {
   return readdirSync("/proc")

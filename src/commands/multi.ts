@@ -3,14 +3,17 @@
  * (the shim sets SO_REUSEPORT before every bind). huptime stays their parent and a child
  * subreaper; SIGHUP restarts the instances one after another (rolling: the others keep serving),
  * SIGTERM/SIGINT are passed on; huptime exits when every instance has ended, with the first
- * failing status.
+ * failing status. As a container's init (PID 1, or --init: `stopTimeoutMs` given) SIGQUIT stops
+ * too, SIGUSR1, SIGUSR2 and SIGWINCH go to the instances, and what is left `stopTimeoutMs` after a
+ * stop signal is killed.
  */
+import { constants } from "node:os";
 import { SHIM_VARS, STATUS_STATES } from "../generated/protocol";
 import { debug, info } from "../log";
 import { native } from "../native";
 import { awaitNextGeneration } from "../next-generation";
 import { Notifier } from "../notify";
-import { childPids } from "../instances";
+import { childPids, descendantPids } from "../instances";
 import { readAllPublished, readPublished } from "../statusfile";
 
 /** One instance: the pid of its current generation, and how it ended. */
@@ -22,12 +25,14 @@ interface Lineage {
 
 
 /** Runs the pool until every instance has ended; returns the exit status. */
-export async function multiCommand(n: number, file: string, argv: string[], env: string[], statusDir: string, notifySocket?: string): Promise<number> {
+export async function multiCommand(n: number, file: string, argv: string[], env: string[], statusDir: string, notifySocket?: string, stopTimeoutMs?: number): Promise<number> {
   const nat = native();
   const notifier = new Notifier(notifySocket);
   let announced = false;
   nat.setChildSubreaper();
-  const envWithParent = [...env, `${SHIM_VARS.supervisorPid}=${process.pid}`];
+  // As an init, a stop signal the instances leave at its default action drains them.
+  const asInit = stopTimeoutMs === undefined ? [] : [`${SHIM_VARS.stopDrains}=1`];
+  const envWithParent = [...env, `${SHIM_VARS.supervisorPid}=${process.pid}`, ...asInit];
   const lineages: Lineage[] = [];
   for (let i = 0; i < n; i++) {
     lineages.push({ index: i, pid: nat.spawnProgram(file, argv, envWithParent) });
@@ -73,19 +78,38 @@ export async function multiCommand(n: number, file: string, argv: string[], env:
     if (!stopping) notifier.ready(`serving: ${lineages.filter((l) => !l.ended).map((l) => l.pid).join(", ")}`);
   };
 
-  const stop = (sig: NodeJS.Signals) => {
-    if (!stopping) notifier.stopping();
-    stopping = true;
-    stopSignals.add(sig === "SIGTERM" ? 15 : 2);
+  const signalAll = (sig: NodeJS.Signals) => {
     for (const pid of childPids()) {
       try {
         process.kill(pid, sig);
       } catch {}
     }
   };
+  let killAt: number | undefined;
+  const stop = (sig: NodeJS.Signals) => {
+    if (!stopping) notifier.stopping();
+    if (!stopping && stopTimeoutMs) killAt = Date.now() + stopTimeoutMs;
+    stopping = true;
+    stopSignals.add(constants.signals[sig]);
+    signalAll(sig);
+  };
   process.on("SIGHUP", () => void rollingRestart());
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  if (stopTimeoutMs !== undefined) {
+    process.on("SIGQUIT", () => stop("SIGQUIT"));
+    for (const sig of ["SIGUSR1", "SIGUSR2", "SIGWINCH"] as const) process.on(sig, () => signalAll(sig));
+  }
+  const killIfDue = () => {
+    if (killAt === undefined || Date.now() < killAt) return;
+    killAt = undefined;
+    info(`still running ${stopTimeoutMs! / 1000} s after the stop signal; killing what is left (SIGKILL)`);
+    for (const pid of descendantPids()) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {}
+    }
+  };
 
   while (lineages.some((l) => !l.ended)) {
     if (!announced && notifier.enabled && lineages.every((l) => readPublished(statusDir, l.pid)?.state === STATUS_STATES.serving)) {
@@ -106,11 +130,13 @@ export async function multiCommand(n: number, file: string, argv: string[], env:
       const how = e.signal ? `signal ${e.signal}` : `status ${e.code}`;
       info(`instance ${l.index} (pid ${e.pid}) ended with ${how}`);
     }
+    killIfDue();
     await Bun.sleep(25);
   }
   // Wait for draining old generations too, so none outlives huptime.
   while (childPids().length > 0) {
     while (nat.reapChild());
+    killIfDue();
     await Bun.sleep(25);
   }
   // An instance ended by the signal huptime passed on (a requested stop) did not fail.

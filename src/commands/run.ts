@@ -6,7 +6,7 @@ import { Command, Option, UsageError } from "clipanion";
 import * as t from "typanion";
 import { programEnv } from "../environment";
 import { EXIT_NOT_EXECUTABLE, HuptimeError } from "../errors";
-import { DEFAULT_DRAIN_IDLE_MS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_READY_TIMEOUT_MS, RESTART_MODES } from "../generated/protocol";
+import { DEFAULT_DRAIN_IDLE_MS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_READY_TIMEOUT_MS, INIT_VAR, RESTART_MODES } from "../generated/protocol";
 import { debug } from "../log";
 import { native } from "../native";
 import { assertPreloadReaches } from "../reach";
@@ -46,6 +46,12 @@ export class RunCommand extends HuptimeCommand {
       the next HTTP/1.x response on each busy one say \`Connection: close\`, and closes what is
       still open after --drain-timeout at a request boundary (a reset only as the last resort).
 
+      As PID 1 of a PID namespace (a container's entrypoint), or with --init, huptime does not
+      become the program: it starts it as its child and stays its init. It reaps orphans, passes
+      SIGHUP on as a restart and other signals to the program, stops on SIGTERM, SIGINT or
+      SIGQUIT (a program that leaves SIGTERM at its default action is drained; SIGKILL after
+      --timeout), and exits with the program's status.
+
       Options end at the first word that is not an option: the program's own flags are never read
       by huptime. Use \`--\` if the program's name starts with a dash.
     `,
@@ -56,6 +62,7 @@ export class RunCommand extends HuptimeCommand {
       ["Give a slow starter 5 minutes; cut connections still open after 10 s", "$0 --ready-timeout=300 --drain-timeout=10 /usr/bin/myservice &"],
       ["Four instances sharing the port", "$0 --multi=4 /usr/bin/myservice &"],
       ["Start the program again whenever it exits", "$0 --revive nc -l 9000 < message.txt &"],
+      ["A container's entrypoint (PID 1: stays the init; kill -HUP 1 restarts)", "$0 -- node server.js"],
     ],
   });
 
@@ -72,6 +79,8 @@ export class RunCommand extends HuptimeCommand {
   listen = Option.Array("--listen", { description: "with --listen-fds: a socket huptime binds, [NAME=]HOST:PORT, [IPV6]:PORT, PORT or /unix/path (repeatable)" });
   listenFds = Option.Boolean("--listen-fds", false, { description: "hand the --listen sockets to the program by socket activation (LISTEN_FDS), for programs the preload cannot reach" });
   readyDelay = Option.String("--ready-delay", { validator: seconds, description: "with --listen-fds: a program that sends no READY=1 counts as ready after this many seconds" });
+  init = Option.Boolean("--init", false, { description: "stay the program's init (reap orphans, pass signals on) as when huptime is PID 1 of a container (automatic then)" });
+  timeout = Option.String("--timeout", { validator: seconds, description: "as an init: seconds after SIGTERM/SIGINT/SIGQUIT before what is left gets SIGKILL (default: --drain-timeout + 5; 0: never)" });
   command = Option.Proxy({ required: 1 });
 
   protected async perform(): Promise<number> {
@@ -102,7 +111,19 @@ export class RunCommand extends HuptimeCommand {
       rootPid: process.pid,
     });
     if (this.multi !== undefined) {
-      return await multiCommand(this.multi, file, [cmd, ...args], env, this.context.statusDir(), notifySocket);
+      return await multiCommand(this.multi, file, [cmd, ...args], env, this.context.statusDir(), notifySocket, this.asInit() ? this.stopTimeoutMs() : undefined);
+    }
+    if (this.asInit()) {
+      // Set: this is the re-executed init, whose preload library should have taken over before
+      // this runtime started; going on would execute it again and again.
+      if (this.context.env[INIT_VAR] !== undefined) throw new HuptimeError(`can't become the init: the preload library did not start it (${INIT_VAR} is set)`);
+      debug(`staying the init of ${file} (pid ${process.pid}), with ${shim} preloaded`);
+      try {
+        native().execInit(file, [cmd, ...args], env, this.stopTimeoutMs());
+      } catch (e) {
+        throw new HuptimeError((e as Error).message);
+      }
+      return 1; // execInit only returns by throwing
     }
     debug(`exec ${file} with ${shim} preloaded`);
     try {
@@ -112,6 +133,18 @@ export class RunCommand extends HuptimeCommand {
       throw new HuptimeError((e as Error).message, EXIT_NOT_EXECUTABLE);
     }
     return 1; // exec only returns by throwing
+  }
+
+  /** Whether huptime stays the program's init: asked, or PID 1 of a PID namespace (a container). */
+  private asInit(): boolean {
+    return this.init || process.pid === 1;
+  }
+
+  /** How long a stop may take before SIGKILL, in ms (0: no limit). */
+  private stopTimeoutMs(): number {
+    if (this.timeout !== undefined) return Math.round(this.timeout * 1000);
+    const drain = this.drainTimeout === undefined ? DEFAULT_DRAIN_TIMEOUT_MS : this.drainTimeout * 1000;
+    return drain === 0 ? 0 : drain + 5000;
   }
 
   /** Whether the program is run by socket activation (--listen-fds and its options). */
@@ -132,6 +165,7 @@ export class RunCommand extends HuptimeCommand {
       const other = [this.exec && "--exec", this.multi !== undefined && "--multi", this.revive && "--revive", this.wait && "--wait", this.unlink !== undefined && "--unlink", this.drainIdle !== undefined && "--drain-idle"].filter(Boolean);
       if (other.length > 0) throw new UsageError(`${other.join(", ")} cannot be used with --listen-fds`);
     }
+    if (this.timeout !== undefined && !this.asInit()) throw new UsageError("--timeout only goes with --stop or --init (or huptime as PID 1)");
     if (this.multi !== undefined) {
       if (this.revive) throw new UsageError("--revive cannot be used with --multi");
       if (this.context.env.LISTEN_FDS) throw new UsageError("--multi cannot be used with socket activation (LISTEN_FDS): let each instance bind with SO_REUSEPORT instead");

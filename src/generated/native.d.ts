@@ -22,6 +22,14 @@ export interface Ended {
 export declare function exec(file: string, argv: Array<string>, env: Array<string>): void
 
 /**
+ * Replaces the CLI with huptime's init (see `pid1.rs`): the huptime executable again, which the
+ * preload library (LD_PRELOAD in `env`) takes over before the Bun runtime starts; it starts
+ * `file` as its child and stays its init. SIGKILL to what is left `stop_timeout_ms` after a stop
+ * signal (0: never). Returns only on failure.
+ */
+export declare function execInit(file: string, argv: Array<string>, env: Array<string>, stopTimeoutMs: number): void
+
+/**
  * Opens a listening socket: `family` is "ipv4", "ipv6" or "unix"; `host` an IP address (or the
  * socket path for unix); `port` the TCP port. SO_REUSEADDR, close-on-exec, backlog 4096.
  * Returns the fd. `label` names the address in error messages.

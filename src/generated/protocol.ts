@@ -21,10 +21,14 @@ export const SHIM_VARS = {
   rootPid: "HUPTIME_ROOT_PID",
   supervisorPid: "HUPTIME_SUPERVISOR_PID",
   notifySocket: "HUPTIME_NOTIFY_SOCKET",
+  stopDrains: "HUPTIME_STOP_DRAINS",
 } as const;
 
 /** The variable choosing where the CLI writes the preload library and state files (read by the CLI only). */
 export const CACHE_DIR_VAR = "HUPTIME_CACHE_DIR";
+
+/** Set in the re-executed huptime that is to be the program's init (crates/huptime/src/pid1.rs). */
+export const INIT_VAR = "HUPTIME_INIT";
 
 /** HUPTIME_MODE's values: how a restart is carried out. */
 export const RESTART_MODES = {

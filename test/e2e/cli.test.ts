@@ -74,7 +74,7 @@ describe("huptime CLI", () => {
     [["--stop", "--restart", "--status", "true"], "--restart and --stop and --status cannot be used together"],
     [["--json", "true"], "--json only goes with --status"],
     [["--table", "true"], "--table only goes with --status"],
-    [["--timeout=5", "true"], "--timeout only goes with --stop"],
+    [["--timeout=5", "true"], "--timeout only goes with --stop or --init (or huptime as PID 1)"],
     [["--fork", "--stop", "true"], "--fork cannot be used with --stop"],
     [["--restart", "--multi", "2", "--unlink=x", "true"], "--multi, --unlink cannot be used with --restart"],
     [["--status", "--timeout", "3"], "--timeout cannot be used with --status"],

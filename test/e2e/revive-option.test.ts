@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCli, serve } from "../helpers/cli";
 import { freePort } from "../helpers/net";
+import { SERVERS } from "../helpers/matrix";
 import { groupMembers, waitFor } from "../helpers/procs";
 
 describe("--revive", () => {
@@ -59,6 +60,20 @@ describe("--revive", () => {
       await waitFor(() => s.stdout().includes("up"), "the program to start");
       process.kill(s.pid, "SIGINT"); // Python's KeyboardInterrupt, then a normal exit
       await waitFor(() => groupMembers(s.pgid).length === 0, "the program to end", 10_000);
+    } finally {
+      s.killGroup();
+    }
+  }, 30_000);
+
+  test("SIGTERM to node (a one-shot handler that raises the signal again) ends it instead of looping in the handler", async () => {
+    const port = await freePort();
+    const cookie = join(mkdtempSync(join(tmpdir(), "huptime-revive-")), "cookie");
+    writeFileSync(cookie, "a");
+    const s = serve(["--revive", "node", join(SERVERS, "node_http.js"), String(port), cookie]);
+    try {
+      await waitFor(() => s.stdout().includes("listening"), "node to listen");
+      process.kill(s.pid, "SIGTERM");
+      expect((await s.exited).signal).toBe("SIGTERM");
     } finally {
       s.killGroup();
     }

@@ -68,6 +68,9 @@ pub struct Config {
     pub status_dir: Option<PathBuf>,
     /// systemd's notify socket (a path or `@abstract` name), if the shim speaks for the program.
     pub notify_socket: Option<String>,
+    /// SIGTERM or SIGINT left at its default action drains the program, then ends it (0), as a
+    /// restart's old generation does (set by huptime's init, see `pid1.rs`).
+    pub stop_drains: bool,
 }
 
 impl Default for Config {
@@ -87,6 +90,7 @@ impl Default for Config {
             supervisor_pid: 0,
             status_dir: None,
             notify_socket: None,
+            stop_drains: false,
         }
     }
 }
@@ -139,9 +143,12 @@ pub const ROOT_PID_VAR: &str = "HUPTIME_ROOT_PID";
 pub const SUPERVISOR_PID_VAR: &str = "HUPTIME_SUPERVISOR_PID";
 /// Name of the variable naming the systemd notify socket.
 pub const NOTIFY_VAR: &str = "HUPTIME_NOTIFY_SOCKET";
+/// Name of the flag that makes a stop signal at its default action drain the program (see
+/// [`Config::stop_drains`]).
+pub const STOP_DRAINS_VAR: &str = "HUPTIME_STOP_DRAINS";
 /// Every variable the shim reads (the CLI drops inherited ones, so a stale value never reaches a
 /// new run).
-pub const SHIM_VARS: [&str; 15] = [
+pub const SHIM_VARS: [&str; 16] = [
     STATE_VAR,
     MODE_VAR,
     DEBUG_VAR,
@@ -157,6 +164,7 @@ pub const SHIM_VARS: [&str; 15] = [
     ROOT_PID_VAR,
     SUPERVISOR_PID_VAR,
     NOTIFY_VAR,
+    STOP_DRAINS_VAR,
 ];
 /// Name of the variable choosing where the CLI writes the preload library and the state files.
 /// The shim never reads it (it only names it in a message); it is defined here so that every
@@ -244,6 +252,7 @@ pub fn parse(get: impl Fn(&str) -> Option<OsString>) -> (Config, Vec<String>) {
     c.debug = v.flag(DEBUG_VAR);
     c.wait_children = v.flag(WAIT_VAR);
     c.revive = v.flag(REVIVE_VAR);
+    c.stop_drains = v.flag(STOP_DRAINS_VAR);
     c.unlink = v.path(UNLINK_VAR);
     let count = |s: &str| s.trim().parse::<u32>().ok();
     c.revive_streak = v.parsed(REVIVE_STREAK_VAR, count, "a count", "using 0").unwrap_or(0).min(1000);

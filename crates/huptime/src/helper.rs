@@ -144,6 +144,10 @@ extern "C" fn main(_: *mut libc::c_void) -> *mut libc::c_void {
     debug!("restart thread started");
     let mut deferral = Deferral { since: None };
     loop {
+        if crate::stopsig::drain_requested() {
+            info!("stop signal: draining, then exiting");
+            drain::drain_and_exit();
+        }
         if signals::take_pending() {
             on_hup(&mut deferral);
             continue;

@@ -9,6 +9,7 @@ use core::sync::atomic::Ordering;
 
 #[cfg_attr(test, allow(dead_code))]
 extern "C" fn huptime_init() {
+    crate::pid1::run_if_asked();
     if std::env::var_os(MODE_VAR).is_none() {
         return;
     }
@@ -41,6 +42,7 @@ extern "C" fn huptime_init() {
     signals::install_handler();
     accept_gate::install_wake_handler();
     stopsig::watch_for_notify();
+    stopsig::drain_on_stop();
     revive::mark_started();
     die_with_supervisor(supervisor);
     // SAFETY: getpid has no preconditions.

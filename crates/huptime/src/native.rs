@@ -201,3 +201,13 @@ pub fn preload_obstacle(path: String) -> Option<PreloadObstacle> {
     };
     Some(PreloadObstacle { file: file.to_string_lossy().into_owned(), reason: reason.to_string(), id })
 }
+
+/// Replaces the CLI with huptime's init (see `pid1.rs`): the huptime executable again, which the
+/// preload library (LD_PRELOAD in `env`) takes over before the Bun runtime starts; it starts
+/// `file` as its child and stays its init. SIGKILL to what is left `stop_timeout_ms` after a stop
+/// signal (0: never). Returns only on failure.
+#[napi]
+pub fn exec_init(file: String, argv: Vec<String>, env: Vec<String>, stop_timeout_ms: i64) -> Result<()> {
+    let why = crate::pid1_plan::exec_init(&file, &argv, &env, stop_timeout_ms.max(0) as u64);
+    Err(Error::new(Status::GenericFailure, why))
+}

@@ -75,6 +75,8 @@ pub fn module() -> String {
     object(&mut out, "The variables the shim reads, by setting (crates/huptime/src/config.rs).", "SHIM_VARS", vars);
     let doc = "The variable choosing where the CLI writes the preload library and state files (read by the CLI only).";
     constant(&mut out, doc, "CACHE_DIR_VAR", quoted(config::CACHE_DIR_VAR));
+    let doc = "Set in the re-executed huptime that is to be the program's init (crates/huptime/src/pid1.rs).";
+    constant(&mut out, doc, "INIT_VAR", quoted(crate::pid1_plan::INIT_VAR));
     object(&mut out, "HUPTIME_MODE's values: how a restart is carried out.", "RESTART_MODES", names(Mode::ALL.map(Mode::name)));
     out.push_str("\n/** A restart mode (HUPTIME_MODE's value). */\nexport type RestartMode = (typeof RESTART_MODES)[keyof typeof RESTART_MODES];\n");
     let doc = "How long a new generation may take to become ready unless told (ms).";
