@@ -17,6 +17,7 @@ const VALUE_NAMES: Record<string, string> = {
   "--drain-timeout": "S",
   "--listen": "ADDR",
   "--ready-delay": "S",
+  "--stop-signal": "SIG",
   "--timeout": "S",
 };
 

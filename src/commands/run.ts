@@ -15,6 +15,7 @@ import { shimPath } from "../shim";
 import { HuptimeCommand } from "./base";
 import { multiCommand } from "./multi";
 import { listenFdsCommand } from "./listen-fds";
+import { parseStopSignal, seccompCommand } from "./seccomp";
 import { parseListens } from "../listen";
 
 const positiveInt = t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(1)]);
@@ -68,6 +69,7 @@ export class RunCommand extends HuptimeCommand {
   notify = Option.Boolean("--notify", false, { description: "tell systemd about readiness, restarts and stops (sd_notify; automatic when NOTIFY_SOCKET is set)" });
   listen = Option.Array("--listen", { description: "with --listen-fds: a socket huptime binds, [NAME=]HOST:PORT, [IPV6]:PORT, PORT or /unix/path (repeatable)" });
   listenFds = Option.Boolean("--listen-fds", false, { description: "hand the --listen sockets to the program by socket activation (LISTEN_FDS), for programs the preload cannot reach" });
+  stopSignal = Option.String("--stop-signal", { description: "for a static program (run under seccomp): the signal that tells an old generation to stop accepting and finish (default TERM)" });
   readyDelay = Option.String("--ready-delay", { validator: seconds, description: "with --listen-fds: a program that sends no READY=1 counts as ready after this many seconds" });
   command = Option.Proxy({ required: 1 });
 
@@ -82,6 +84,10 @@ export class RunCommand extends HuptimeCommand {
     if (this.socketActivation()) {
       return await this.runListenFds(file, [cmd, ...args], notifySocket);
     }
+    if (native().preloadObstacle(file)?.reason === "static") {
+      return await this.runStatic(file, [cmd, ...args], notifySocket);
+    }
+    if (this.stopSignal !== undefined) throw new UsageError("--stop-signal is for static programs (run under seccomp); a preloaded program is stopped by huptime's shim");
     assertPreloadReaches(file);
     const shim = shimPath();
     const env = programEnv(this.context.env, shim, {
@@ -132,6 +138,24 @@ export class RunCommand extends HuptimeCommand {
       if (this.revive) throw new UsageError("--revive cannot be used with --multi");
       if (this.context.env.LISTEN_FDS) throw new UsageError("--multi cannot be used with socket activation (LISTEN_FDS): let each instance bind with SO_REUSEPORT instead");
     }
+  }
+
+  /** A statically linked program: huptime stays the parent and hands sockets over by seccomp. */
+  private async runStatic(file: string, argv: string[], notifySocket: string | undefined): Promise<number> {
+    const why = native().seccompUnsupported();
+    if (why) assertPreloadReaches(file, `; huptime runs static programs by seccomp user notification, but ${why}`);
+    if (this.exec) {
+      throw new HuptimeError(`--exec cannot restart ${file}: it is statically linked, and a restart in place (same pid) needs huptime's code inside the program, which only LD_PRELOAD puts there; leave out --exec (fork mode: the new generation starts beside the old one)`);
+    }
+    const other = [this.multi !== undefined && "--multi", this.revive && "--revive", this.wait && "--wait", this.unlink !== undefined && "--unlink"].filter(Boolean);
+    if (other.length > 0) throw new HuptimeError(`${other.join(", ")} cannot be used with ${file}: it is statically linked, and huptime runs static programs in fork mode only`);
+    return await seccompCommand(file, argv, this.context.env, {
+      readyTimeoutMs: this.readyTimeout === undefined ? DEFAULT_READY_TIMEOUT_MS : this.readyTimeout * 1000,
+      drainTimeoutMs: this.drainTimeout === undefined ? DEFAULT_DRAIN_TIMEOUT_MS : this.drainTimeout * 1000,
+      stopSignal: parseStopSignal(this.stopSignal ?? "TERM"),
+      notifySocket,
+      statusDir: this.context.statusDir(),
+    });
   }
 
   /** `--listen ... --listen-fds`: huptime binds, stays the parent, hands the sockets over. */
