@@ -4,9 +4,10 @@
  * generation starts under a filter that sends its bind() and listen() calls to huptime, which
  * holds the listening sockets and hands them to the next generation's bind(). On SIGHUP a new
  * generation starts beside the old one; once it waits for connections on its sockets (a thread
- * in accept, or the socket registered with its epoll), the old one is sent --stop-signal (SIGTERM
- * by default: Go's http.Server.Shutdown, most servers' graceful stop), finishes and exits; after
- * --drain-timeout its process group is killed. A generation that exits or is not ready within
+ * in accept, or the socket registered with its epoll), the old one is refused new connections
+ * (its accept() calls go through huptime too), reads those it accepted, and is sent
+ * --stop-signal (SIGTERM by default: Go's http.Server.Shutdown, most servers' graceful stop); it
+ * finishes and exits; after --drain-timeout its process group is killed. A generation that exits or is not ready within
  * --ready-timeout is killed (process group) and the old one goes on serving.
  *
  * Each generation's state file (statusfile.ts) is written here on its behalf, so --status and
@@ -126,6 +127,25 @@ export async function seccompCommand(file: string, argv: string[], baseEnv: Node
     return `generation ${g.n} (pid ${g.pid}) is ready after ${Date.now() - g.startedAt} ms: listening on ${s.listening.join(", ")}${took}`;
   };
 
+  /**
+   * Stops `g` taking new connections, waits until it has read those it took (a graceful stop may
+   * drop one it has not: Go's http.Server.Shutdown does), within its --drain-timeout (10 s
+   * without one), then sends it the stop signal; SIGKILL to its group after --drain-timeout.
+   */
+  const retire = async (g: Generation): Promise<void> => {
+    const began = Date.now();
+    g.killAt = o.drainTimeoutMs > 0 ? began + o.drainTimeoutMs : undefined;
+    let fresh = nat.seccompRefuseAccepts(g.pid);
+    publish(g, STATUS_STATES.draining);
+    while (fresh > 0 && !g.ended && Date.now() - began < (o.drainTimeoutMs || 10_000)) {
+      pumpOutputs(gens);
+      await Bun.sleep(2);
+      fresh = nat.seccompRefuseAccepts(g.pid);
+    }
+    signalGroup(g.pid, o.stopSignal);
+    nat.seccompReleaseAccepts(g.pid);
+  };
+
   let current = start(1, 0);
   info(`generation 1 is pid ${current.pid} (a static program: its bind() and listen() go through huptime by seccomp)`);
   const first = await waitReady(current);
@@ -177,10 +197,9 @@ export async function seccompCommand(file: string, argv: string[], baseEnv: Node
         info(`${readyLine(next)}; ${o.stopSignal} to generation ${current.n} (pid ${current.pid})`);
         publish(next, STATUS_STATES.serving);
         nat.seccompKeepOnly(next.pid);
-        signalGroup(current.pid, o.stopSignal);
-        current.killAt = o.drainTimeoutMs > 0 ? Date.now() + o.drainTimeoutMs : undefined;
-        publish(current, STATUS_STATES.draining);
+        const old = current;
         current = next;
+        await retire(old);
         notifier.ready(`serving: generation ${current.n} (pid ${current.pid})`);
       } else if (outcome !== "stopped") {
         const why = reportFailure(next, outcome, o.readyTimeoutMs);

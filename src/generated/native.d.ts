@@ -151,6 +151,16 @@ export declare function seccompKeepOnly(pid: number): void
 export declare function seccompPublish(dir: string, s: GenerationStatus): void
 
 /**
+ * Generation `pid` is being replaced: it takes no new connection from now on (accept fails with
+ * EAGAIN on a non-blocking socket, waits on a blocking one). Returns how many connections it
+ * accepted and has not read from yet (call again until 0, then send the stop signal).
+ */
+export declare function seccompRefuseAccepts(pid: number): number
+
+/** Generation `pid` was sent its stop signal: its waiting accept() calls fail with EINTR. */
+export declare function seccompReleaseAccepts(pid: number): void
+
+/**
  * Starts `file` as a new generation under the seccomp filter, with `stderr_fd` as its stderr
  * (-1: inherited), in its own process group; its bind() and listen() calls are answered from
  * now on. Returns its pid.

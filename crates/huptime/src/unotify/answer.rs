@@ -9,6 +9,8 @@
 //!   must return 0 (`if (bind(...) != 0)` is common C). Install and reply are two steps; the
 //!   thread stays blocked in between, and a bind interrupted after the install is sent again and
 //!   answered the same way.
+//! - `accept`/`accept4` of a generation being replaced (see [`held::Accepts`]): refused, so that
+//!   it takes no new connection before it is told to stop; otherwise let through.
 //! - anything else, or a bind to another address: the call goes on unchanged, so huptime never
 //!   binds anything itself: the kernel checks the program's own rights.
 //!
@@ -16,7 +18,7 @@
 //! checked to be still pending (SECCOMP_IOCTL_NOTIF_ID_VALID) after the pid was pinned with a
 //! pidfd and before anything is done with it, so that a reused pid is never acted on.
 
-use super::held;
+use super::held::{self, Accepts};
 use crate::sockkey::SockKey;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -27,6 +29,10 @@ pub enum Reply {
     Continue,
     /// Return 0 without running it (the held socket was installed).
     Success,
+    /// Fail with this errno without running it.
+    Fail(i32),
+    /// Not now: the call stays blocked until [`release`] answers it.
+    Hold,
 }
 
 /// The thread-group id of thread `tid` (notifications name the calling thread).
@@ -78,11 +84,15 @@ fn inode(fd: &OwnedFd) -> Option<u64> {
     (unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0).then_some(st.st_ino)
 }
 
-/// Whether `pid`'s fd `fd` is close-on-exec (the `flags:` line of /proc/PID/fdinfo/FD, octal).
+/// The open flags of `pid`'s fd `fd` (the `flags:` line of /proc/PID/fdinfo/FD, octal).
+fn fd_flags(pid: i32, fd: u64) -> Option<i64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+    text.lines().find_map(|l| l.strip_prefix("flags:")).and_then(|v| i64::from_str_radix(v.trim(), 8).ok())
+}
+
+/// Whether `pid`'s fd `fd` is close-on-exec.
 fn close_on_exec(pid: i32, fd: u64) -> bool {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default();
-    let flags = text.lines().find_map(|l| l.strip_prefix("flags:")).and_then(|v| i64::from_str_radix(v.trim(), 8).ok());
-    flags.is_some_and(|f| f & libc::O_CLOEXEC as i64 != 0)
+    fd_flags(pid, fd).is_some_and(|f| f & libc::O_CLOEXEC as i64 != 0)
 }
 
 /// Reads `len` bytes at `addr` in process `pid`.
@@ -112,6 +122,49 @@ pub fn on_listen(listener: libc::c_int, req: &libc::seccomp_notif, gen: i32) -> 
         t.hold(key, ino, sock);
     });
     Reply::Continue
+}
+
+/// Whether `pid`'s fd `fd` is in non-blocking mode (the `flags:` line of its fdinfo).
+fn nonblocking(pid: i32, fd: u64) -> bool {
+    fd_flags(pid, fd).is_some_and(|f| f & libc::O_NONBLOCK as i64 != 0)
+}
+
+/// Answers an `accept(fd)` or `accept4(fd)` of generation `gen`.
+pub fn on_accept(req: &libc::seccomp_notif, gen: i32) -> Reply {
+    match held::with(|t| t.generation(gen).accepts) {
+        Accepts::Open => Reply::Continue,
+        state => match tgid_of(req.pid) {
+            Some(pid) if nonblocking(pid, req.data.args[0]) => Reply::Fail(libc::EAGAIN),
+            _ if state == Accepts::Released => Reply::Fail(libc::EINTR),
+            _ => Reply::Hold,
+        },
+    }
+}
+
+/// Sends `reply` to notification `id` (ENOENT: its thread is gone or was interrupted, and an
+/// interrupted call is restarted and sent again; nothing more to do).
+fn send(listener: libc::c_int, id: u64, reply: &Reply) {
+    let (error, flags) = match *reply {
+        Reply::Continue => (0, libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32),
+        Reply::Fail(e) => (-e, 0),
+        Reply::Success | Reply::Hold => (0, 0),
+    };
+    let resp = libc::seccomp_notif_resp { id, val: 0, error, flags };
+    // SAFETY: the ioctl reads `resp`.
+    unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) };
+}
+
+/// Answers the accept() calls of generation `gen` held on `listener` with EINTR (it was sent its
+/// stop signal), and every later blocking one the same way.
+pub fn release(listener: libc::c_int, gen: i32) {
+    let parked = held::with(|t| {
+        let g = t.generation(gen);
+        g.accepts = Accepts::Released;
+        std::mem::take(&mut g.parked)
+    });
+    for id in parked {
+        send(listener, id, &Reply::Fail(libc::EINTR));
+    }
 }
 
 /// Answers a `bind(fd, addr, len)` of generation `gen`: the held socket at that address, if any.
@@ -174,19 +227,20 @@ pub fn one(listener: libc::c_int, gen: i32) -> bool {
         return matches!(crate::sys::errno(), libc::ENOENT | libc::EINTR | libc::EAGAIN);
     }
     let reply = match req.data.nr as libc::c_long {
+        libc::SYS_accept | libc::SYS_accept4 => on_accept(&req, gen),
         libc::SYS_bind => on_bind(listener, &req, gen),
         libc::SYS_listen => on_listen(listener, &req, gen),
         _ => Reply::Continue,
     };
-    let resp = libc::seccomp_notif_resp {
-        id: req.id,
-        val: 0,
-        error: 0,
-        flags: if reply == Reply::Continue { libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32 } else { 0 },
-    };
-    // SAFETY: the ioctl reads `resp`. ENOENT (the thread is gone or was interrupted: the call is
-    // restarted and sent again) needs nothing more.
-    unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) };
-    held::with(|t| t.generation(gen).answered += 1);
+    held::with(|t| {
+        let g = t.generation(gen);
+        g.answered += 1;
+        if reply == Reply::Hold {
+            g.parked.push(req.id);
+        }
+    });
+    if reply != Reply::Hold {
+        send(listener, req.id, &reply);
+    }
     true
 }

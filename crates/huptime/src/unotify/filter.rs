@@ -1,9 +1,13 @@
 //! The seccomp filter a generation runs under, and installing it in the child before exec.
 //!
-//! The filter is eight BPF instructions: for the native architecture, `bind` and `listen` return
-//! SECCOMP_RET_USER_NOTIF (the calling thread waits until huptime answers); every other call, and
-//! every call of another ABI (a 32-bit program on a 64-bit kernel), is allowed untouched. Nothing
-//! per connection (accept, read, write, epoll) is sent to huptime, so serving costs nothing extra.
+//! The filter is nine BPF instructions: for the native architecture, `bind`, `listen`, `accept`
+//! and `accept4` return SECCOMP_RET_USER_NOTIF (the calling thread waits until huptime answers);
+//! every other call, and every call of another ABI (a 32-bit program on a 64-bit kernel), is
+//! allowed untouched. bind and listen are how sockets change hands; accept is sent so that an old
+//! generation can be stopped from taking new connections before it is told to stop (a server
+//! such as Go's http.Server drops a connection it accepted but had not read when its graceful
+//! stop began). Reading, writing and polling are never sent: serving a connection costs one
+//! round trip to huptime, at its accept.
 
 /// AUDIT_ARCH_* of the architecture this library is built for (linux/audit.h: the ELF machine
 /// number with the 64-bit and little-endian bits).
@@ -14,7 +18,7 @@ pub const AUDIT_ARCH: u32 = 0xC000_003E;
 pub const AUDIT_ARCH: u32 = 0xC000_00B7;
 
 /// The system calls sent to huptime.
-pub const NOTIFIED: [libc::c_long; 2] = [libc::SYS_bind, libc::SYS_listen];
+pub const NOTIFIED: [libc::c_long; 4] = [libc::SYS_bind, libc::SYS_listen, libc::SYS_accept, libc::SYS_accept4];
 
 /// Offsets in `struct seccomp_data`.
 const NR_OFFSET: u32 = 0;
@@ -29,19 +33,21 @@ const fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
 }
 
 /// Number of instructions in [`program`].
-pub const LEN: usize = 7;
+pub const LEN: usize = 9;
 
 /// The filter program (see the module's doc).
 pub const fn program() -> [libc::sock_filter; LEN] {
     use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
     [
         /* 0 */ stmt(BPF_LD | BPF_W | BPF_ABS, ARCH_OFFSET),
-        /* 1 */ jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH, 0, 4), // other ABI: 6
+        /* 1 */ jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH, 0, 6), // other ABI: 8
         /* 2 */ stmt(BPF_LD | BPF_W | BPF_ABS, NR_OFFSET),
-        /* 3 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[0] as u32, 1, 0), // bind: 5
-        /* 4 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[1] as u32, 0, 1), // listen: 5, else 6
-        /* 5 */ stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_USER_NOTIF),
-        /* 6 */ stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW),
+        /* 3 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[0] as u32, 3, 0), // bind: 7
+        /* 4 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[1] as u32, 2, 0), // listen: 7
+        /* 5 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[2] as u32, 1, 0), // accept: 7
+        /* 6 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[3] as u32, 0, 1), // accept4: 7, else 8
+        /* 7 */ stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_USER_NOTIF),
+        /* 8 */ stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW),
     ]
 }
 
@@ -127,15 +133,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_filter_sends_bind_and_listen_and_allows_the_rest() {
+    fn the_filter_sends_bind_listen_and_accept_and_allows_the_rest() {
         let p = program();
         assert_eq!(p[1].k, AUDIT_ARCH);
-        assert_eq!((p[3].k, p[4].k), (libc::SYS_bind as u32, libc::SYS_listen as u32));
-        // Every jump lands on one of the two returns.
+        assert_eq!([p[3].k, p[4].k, p[5].k, p[6].k], NOTIFIED.map(|n| n as u32));
+        assert_eq!((p[7].k, p[8].k), (libc::SECCOMP_RET_USER_NOTIF, libc::SECCOMP_RET_ALLOW));
+        // Every jump of a notified call lands on the notify return, every other one on allow.
         let target = |i: usize, off: u8| i + 1 + off as usize;
-        assert_eq!(target(1, p[1].jf), 6);
-        assert_eq!((target(3, p[3].jt), target(4, p[4].jt), target(4, p[4].jf)), (5, 5, 6));
-        assert_eq!((p[5].k, p[6].k), (libc::SECCOMP_RET_USER_NOTIF, libc::SECCOMP_RET_ALLOW));
+        assert_eq!(target(1, p[1].jf), 8);
+        for i in 3..=6 {
+            assert_eq!(target(i, p[i].jt), 7);
+            assert_eq!(target(i, p[i].jf), if i == 6 { 8 } else { i + 1 });
+        }
     }
 
     #[test]

@@ -17,6 +17,21 @@ pub struct Held {
     pub fd: OwnedFd,
 }
 
+/// How a generation's accept() calls are answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Accepts {
+    /// Let through: it serves.
+    #[default]
+    Open,
+    /// It is being replaced: no new connection for it. On a non-blocking socket accept() fails
+    /// with EAGAIN (the program waits for readiness again); on a blocking one the call is held
+    /// (as if no connection came) until [`Accepts::Released`].
+    Refused,
+    /// It was sent its stop signal: a held or new blocking accept() fails with EINTR, so that the
+    /// program's signal handler runs.
+    Released,
+}
+
 /// What one generation did with its sockets.
 #[derive(Default)]
 pub struct Generation {
@@ -28,6 +43,10 @@ pub struct Generation {
     pub taken_over: u32,
     /// Notifications answered for it (and its children).
     pub answered: u64,
+    /// How its accept() calls are answered.
+    pub accepts: Accepts,
+    /// Blocking accept() calls held while [`Accepts::Refused`] (notification ids).
+    pub parked: Vec<u64>,
 }
 
 /// Everything the supervisor knows.

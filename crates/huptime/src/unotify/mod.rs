@@ -1,18 +1,21 @@
 //! Restarts for programs LD_PRELOAD cannot reach (static binaries: Go with CGO_ENABLED=0, musl
 //! builds), by seccomp user notification. huptime stays the parent; each generation starts under a
-//! small seccomp filter ([`filter`]) that sends its `bind()` and `listen()` calls to huptime (a
+//! small seccomp filter ([`filter`]) that sends its `bind()`, `listen()` and `accept()` calls to huptime (a
 //! thread of the CLI process, [`supervisor`]). A `listen()` shows huptime a listening socket, which
 //! it then holds a duplicate of ([`held`]); a later generation's `bind()` to that address is
 //! answered by installing the held socket at the program's fd number (SECCOMP_IOCTL_NOTIF_ADDFD)
 //! and replying success ([`answer`]). Readiness is read from /proc ([`ready`]): a generation is
 //! ready once it waits for connections on every socket it listened on (a thread blocked in
-//! accept on it, or the socket registered with an epoll instance). The generation's lifecycle
+//! accept on it, or the socket registered with an epoll instance). An old generation is refused
+//! new connections and given time to read those it accepted ([`fresh`]) before its stop signal.
+//! The generation's lifecycle
 //! (stop signal, drain, rollback) is the CLI's (src/seccomp.ts); [`native`] is its napi surface.
 //!
 //! Loaded as the CLI's native module only: nothing here runs in a preloaded program.
 
 pub mod answer;
 pub mod filter;
+pub mod fresh;
 pub mod held;
 pub mod native;
 pub mod ready;

@@ -1,6 +1,6 @@
 //! napi exports for running a static program under seccomp user notification (src/seccomp.ts).
 
-use super::{filter, held, ready, spawn, supervisor};
+use super::{filter, fresh, held, ready, spawn, supervisor};
 use napi::{Error, Result, Status};
 use napi_derive::napi;
 
@@ -44,6 +44,22 @@ pub fn seccomp_generation(pid: i32) -> SeccompGeneration {
         (g.listened.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>(), g.listened.iter().map(|&(_, i)| i).collect::<Vec<_>>(), g.taken_over, g.answered)
     });
     SeccompGeneration { listening, taken_over, ready: ready::is_ready(pid, &inodes), answered: answered as f64 }
+}
+
+/// Generation `pid` is being replaced: it takes no new connection from now on (accept fails with
+/// EAGAIN on a non-blocking socket, waits on a blocking one). Returns how many connections it
+/// accepted and has not read from yet (call again until 0, then send the stop signal).
+#[napi]
+pub fn seccomp_refuse_accepts(pid: i32) -> u32 {
+    supervisor::refuse_accepts(pid);
+    let ports: Vec<u16> = held::with(|t| t.generation(pid).listened.iter().filter_map(|(k, _)| k.port()).collect());
+    fresh::count(pid, &ports)
+}
+
+/// Generation `pid` was sent its stop signal: its waiting accept() calls fail with EINTR.
+#[napi]
+pub fn seccomp_release_accepts(pid: i32) {
+    supervisor::release_accepts(pid);
 }
 
 /// Generation `pid` now serves: the held sockets it does not use are closed.

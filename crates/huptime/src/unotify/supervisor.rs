@@ -70,6 +70,22 @@ pub fn unwatch(pid: i32) {
     held::with(|t| t.forget(pid));
 }
 
+/// Refuses generation `pid` new connections from now on (see [`held::Accepts`]).
+pub fn refuse_accepts(pid: i32) {
+    held::with(|t| t.generation(pid).accepts = held::Accepts::Refused);
+}
+
+/// Answers generation `pid`'s held accept() calls (it was sent its stop signal).
+pub fn release_accepts(pid: i32) {
+    let Some(Ok(s)) = SUPERVISOR.get() else { return };
+    let w = s.watched.lock().unwrap_or_else(|p| p.into_inner());
+    // Under the lock: the thread cannot close the fd meanwhile.
+    match w.iter().find(|x| x.pid == pid && !x.dropped) {
+        Some(x) => answer::release(x.fd.as_raw_fd(), pid),
+        None => held::with(|t| t.generation(pid).accepts = held::Accepts::Released),
+    }
+}
+
 /// Whether notifications of generation `pid` are still answered (some process under its filter).
 pub fn watching(pid: i32) -> bool {
     let Some(Ok(s)) = SUPERVISOR.get() else { return false };
