@@ -15,7 +15,8 @@ import { shimPath } from "../shim";
 import { HuptimeCommand } from "./base";
 import { multiCommand } from "./multi";
 import { listenFdsCommand } from "./listen-fds";
-import { parseStopSignal, seccompCommand } from "./seccomp";
+import { seccompCommand } from "./seccomp";
+import { parseStopSignal } from "../stop-signal";
 import { parseListens } from "../listen";
 
 const positiveInt = t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(1)]);

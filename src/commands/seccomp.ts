@@ -14,25 +14,11 @@
  * --restart see it as they see a preloaded program; --restart and --stop signal this process.
  */
 import { constants } from "node:os";
-import { UsageError } from "clipanion";
 import { VAR_PREFIX, STATUS_STATES } from "../generated/protocol";
 import { describeEnd, generation, pumpOutputs, reportFailure, signalGroup, type Generation as BaseGeneration } from "../generations";
 import { info } from "../log";
 import { native } from "../native";
 import { Notifier } from "../notify";
-
-/**
- * The signal named by `--stop-signal` (TERM, SIGTERM or a number), for the user's mistakes a
- * UsageError.
- */
-export function parseStopSignal(text: string): NodeJS.Signals {
-  const byNumber = Object.entries(constants.signals).find(([, n]) => String(n) === text)?.[0];
-  const name = byNumber ?? (text.toUpperCase().startsWith("SIG") ? text.toUpperCase() : `SIG${text.toUpperCase()}`);
-  if (!(name in constants.signals) || name === "SIGKILL" || name === "SIGSTOP") {
-    throw new UsageError(`--stop-signal: ${text} is not a signal a program can handle (e.g. TERM, INT, QUIT, USR1)`);
-  }
-  return name as NodeJS.Signals;
-}
 
 /** Settings of a seccomp run. */
 export interface SeccompOptions {
@@ -92,13 +78,15 @@ export async function seccompCommand(file: string, argv: string[], baseEnv: Node
     return g;
   };
 
-  /** Lets go of generations that ended: their state file, their notification fd. */
+  /**
+   * Lets go of generations that ended: their state file. (Their notification fd is closed by the
+   * native side once no process under their filter is left: those they started are answered.)
+   */
   const bury = (): void => {
     for (let i = gens.length - 1; i >= 0; i--) {
       const g = gens[i];
       if (!g.ended) continue;
       nat.seccompWithdraw(o.statusDir, g.pid);
-      nat.seccompForget(g.pid);
       if (g !== current && g.stderr < 0) gens.splice(i, 1);
     }
   };
@@ -204,6 +192,7 @@ export async function seccompCommand(file: string, argv: string[], baseEnv: Node
       } else if (outcome !== "stopped") {
         const why = reportFailure(next, outcome, o.readyTimeoutMs);
         info(`rollback: generation ${current.n} (pid ${current.pid}) keeps serving`);
+        nat.seccompKeepOnly(current.pid); // what only the failed one listened on
         current.rollbacks++;
         current.lastError = why;
         publish(current);

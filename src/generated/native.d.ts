@@ -123,9 +123,6 @@ export declare function recvNotice(fd: number): Notice | null
  */
 export declare function sdNotify(socket: string, message: string): void
 
-/** Stops answering for generation `pid` (it ended, or was killed) and forgets it. */
-export declare function seccompForget(pid: number): void
-
 /** The state of generation `pid`. */
 export declare function seccompGeneration(pid: number): SeccompGeneration
 

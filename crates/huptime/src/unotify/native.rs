@@ -68,12 +68,6 @@ pub fn seccomp_keep_only(pid: i32) {
     held::with(|t| t.keep_only_those_of(pid));
 }
 
-/// Stops answering for generation `pid` (it ended, or was killed) and forgets it.
-#[napi]
-pub fn seccomp_forget(pid: i32) {
-    supervisor::unwatch(pid);
-}
-
 /// The addresses huptime holds for the next generation.
 #[napi]
 pub fn seccomp_held() -> Vec<String> {

@@ -2,9 +2,10 @@
 //! every running generation and answers each notification as it comes ([`super::answer`]), so an
 //! answer never waits for JavaScript (a timer, a garbage collection). Started on first use.
 //!
-//! The thread alone closes notification fds (a generation the CLI let go of is marked, then
-//! closed by the thread between two polls), so an fd number is never reused under its poll.
-//! When every process under a filter is gone the kernel reports POLLHUP and the fd is closed.
+//! A generation is watched until every process under its filter is gone (the kernel then reports
+//! POLLHUP), not just the one huptime started: the processes it started are answered too. The
+//! thread alone closes notification fds (also those [`unwatch`] marks), so an fd number is never
+//! reused under its poll.
 //! If huptime dies, the fds close with it: the programs' pending and later bind()/listen() calls
 //! then fail with ENOSYS (seccomp_unotify(2)), and they are sent SIGTERM (PR_SET_PDEATHSIG).
 
@@ -59,7 +60,8 @@ pub fn watch(pid: i32, fd: OwnedFd) -> Result<(), String> {
     Ok(())
 }
 
-/// Stops answering for generation `pid` (it ended or was killed) and forgets what it did.
+/// Stops answering for generation `pid` and forgets what it did (its processes' later calls fail
+/// with ENOSYS).
 pub fn unwatch(pid: i32) {
     if let Some(Ok(s)) = SUPERVISOR.get() {
         for w in s.watched.lock().unwrap_or_else(|p| p.into_inner()).iter_mut().filter(|w| w.pid == pid) {
@@ -132,6 +134,7 @@ fn run() {
             if !alive {
                 let mut w = s.watched.lock().unwrap_or_else(|p| p.into_inner());
                 w.iter_mut().filter(|x| x.pid == pid).for_each(|x| x.dropped = true);
+                held::with(|t| t.forget(pid));
             }
         }
     }
