@@ -108,24 +108,31 @@ pub const MIN_KERNEL: (u32, u32) = (5, 9);
 /// notification must be available to this process (seccomp may itself be filtered, in a
 /// container), with ADDFD and pidfd_getfd (Linux 5.9).
 pub fn unsupported() -> Option<String> {
+    let action: u32 = libc::SECCOMP_RET_USER_NOTIF;
+    // SAFETY: SECCOMP_GET_ACTION_AVAIL reads one u32.
+    let notify = match unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_GET_ACTION_AVAIL, 0, &action as *const u32) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    };
+    // pidfd_getfd on an invalid pidfd: EBADF when the call exists, ENOSYS when it does not.
+    // SAFETY: the call fails on fd -1 without side effects.
+    let getfd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, -1, 0, 0) } == 0 || crate::sys::errno() != libc::ENOSYS;
+    verdict(kernel_release(), notify, getfd)
+}
+
+/// [`unsupported`]'s judgement of the facts: the kernel release, whether user notification is
+/// available (the error of asking), whether pidfd_getfd exists.
+pub fn verdict(release: Option<(u32, u32)>, notify: std::io::Result<()>, getfd: bool) -> Option<String> {
     let need = format!("Linux {}.{} or later with seccomp user notification", MIN_KERNEL.0, MIN_KERNEL.1);
-    match kernel_release() {
+    match release {
         Some(r) if r >= MIN_KERNEL => {}
         Some((a, b)) => return Some(format!("this kernel is {a}.{b}; it needs {need}")),
         None => return Some(format!("can't read the kernel release; it needs {need}")),
     }
-    let action: u32 = libc::SECCOMP_RET_USER_NOTIF;
-    // SAFETY: SECCOMP_GET_ACTION_AVAIL reads one u32.
-    if unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_GET_ACTION_AVAIL, 0, &action as *const u32) } != 0 {
-        let e = std::io::Error::last_os_error();
+    if let Err(e) = notify {
         return Some(format!("seccomp user notification is not available here ({e}); it needs {need}"));
     }
-    // pidfd_getfd on an invalid pidfd: EBADF when the call exists, ENOSYS when it does not.
-    // SAFETY: the call fails on fd -1 without side effects.
-    if unsafe { libc::syscall(libc::SYS_pidfd_getfd, -1, 0, 0) } != 0 && crate::sys::errno() == libc::ENOSYS {
-        return Some(format!("pidfd_getfd is not available here; it needs {need}"));
-    }
-    None
+    (!getfd).then(|| format!("pidfd_getfd is not available here; it needs {need}"))
 }
 
 #[cfg(test)]
@@ -145,6 +152,18 @@ mod tests {
             assert_eq!(target(i, p[i].jt), 7);
             assert_eq!(target(i, p[i].jf), if i == 6 { 8 } else { i + 1 });
         }
+    }
+
+    #[test]
+    fn what_is_missing_is_named_with_the_requirement() {
+        let denied = || Err(std::io::Error::from_raw_os_error(libc::EPERM));
+        assert_eq!(verdict(Some((6, 18)), Ok(()), true), None);
+        assert_eq!(verdict(Some((5, 4)), Ok(()), true).unwrap(), "this kernel is 5.4; it needs Linux 5.9 or later with seccomp user notification");
+        let msg = verdict(Some((6, 1)), denied(), true).unwrap();
+        assert!(msg.starts_with("seccomp user notification is not available here (Operation not permitted"), "{msg}");
+        assert!(verdict(Some((5, 9)), Ok(()), false).unwrap().starts_with("pidfd_getfd is not available here"));
+        assert!(verdict(None, Ok(()), true).unwrap().starts_with("can't read the kernel release"));
+        assert_eq!(unsupported(), None, "this machine runs the seccomp tests");
     }
 
     #[test]
