@@ -139,6 +139,7 @@ export async function seccompCommand(file: string, argv: string[], baseEnv: Node
   const first = await waitReady(current);
   if (first === "ready") {
     info(readyLine(current));
+    nat.seccompKeepOnly(current.pid); // not what it listened on and closed
     publish(current, STATUS_STATES.serving);
     notifier.ready(`serving: generation 1 (pid ${current.pid})`);
   } else if (first !== "stopped") {

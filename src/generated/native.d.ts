@@ -123,7 +123,10 @@ export declare function recvNotice(fd: number): Notice | null
  */
 export declare function sdNotify(socket: string, message: string): void
 
-/** The state of generation `pid`. */
+/**
+ * The state of generation `pid`. A listening socket it has closed since (one it opened to probe
+ * a port, say) is forgotten first: it is neither waited for nor kept for the next generation.
+ */
 export declare function seccompGeneration(pid: number): SeccompGeneration
 
 /** What a generation did with its sockets, and whether it is ready. */

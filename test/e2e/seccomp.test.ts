@@ -9,7 +9,7 @@
  * later bind() fails with ENOSYS.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT, runCli, serve } from "../helpers/cli";
@@ -80,6 +80,21 @@ function cleanup(s: Group): void {
   }
 }
 
+/** The TCP ports `pid` has listening sockets on (its fds against /proc/net/tcp and tcp6). */
+function listeningPorts(pid: number): number[] {
+  const inodes = new Set(
+    readdirSync(`/proc/${pid}/fd`).map((fd) => /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1]).filter(Boolean),
+  );
+  const ports: number[] = [];
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of readFileSync(table, "utf8").split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[3] === "0A" && inodes.has(f[9])) ports.push(parseInt(f[1].split(":")[1], 16)); // 0A: LISTEN
+    }
+  }
+  return ports.sort();
+}
+
 /** How many times `text` occurs in `s`. */
 function count(s: string, text: string): number {
   return s.split(text).length - 1;
@@ -143,6 +158,21 @@ describe("static programs under seccomp", () => {
       cleanup(s);
     }
   }, 120_000);
+
+  test("a socket the program listened on and closed is neither waited for nor kept", async () => {
+    const { s, port, setVersion } = await startGo("probe");
+    try {
+      const probed = Number(/probed 127\.0\.0\.1:(\d+)/.exec(s.output())?.[1]);
+      expect(probed).toBeGreaterThan(0);
+      expect(listeningPorts(s.pid)).toEqual([port]);
+      setVersion("v2");
+      process.kill(s.pid, "SIGHUP");
+      await answer(port, "v2", s);
+      expect(listeningPorts(s.pid)).toEqual([port]);
+    } finally {
+      cleanup(s);
+    }
+  }, 60_000);
 
   test("a static C server with a blocking accept loop: 3 restarts, each new pid answers (its bind() returns 0)", async () => {
     const c = compileC(join(ROOT, "test", "fixtures", "servers", "c_server.c"), { name: "c_server_static", flags: ["-static"] });

@@ -36,11 +36,16 @@ pub struct SeccompGeneration {
     pub answered: f64,
 }
 
-/// The state of generation `pid`.
+/// The state of generation `pid`. A listening socket it has closed since (one it opened to probe
+/// a port, say) is forgotten first: it is neither waited for nor kept for the next generation.
 #[napi]
 pub fn seccomp_generation(pid: i32) -> SeccompGeneration {
+    let open = ready::open_sockets(pid);
     let (listening, inodes, taken_over, answered) = held::with(|t| {
         let g = t.generation(pid);
+        if !open.is_empty() {
+            g.listened.retain(|(_, i)| open.contains(i));
+        }
         (g.listened.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>(), g.listened.iter().map(|&(_, i)| i).collect::<Vec<_>>(), g.taken_over, g.answered)
     });
     SeccompGeneration { listening, taken_over, ready: ready::is_ready(pid, &inodes), answered: answered as f64 }

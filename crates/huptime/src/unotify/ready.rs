@@ -41,6 +41,12 @@ fn inode_of(pid: i32, fd: i32) -> Option<u64> {
     socket_inode(&std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?.to_string_lossy())
 }
 
+/// Inodes of the sockets `pid` has open.
+pub fn open_sockets(pid: i32) -> Vec<u64> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    fds.flatten().filter_map(|f| socket_inode(&std::fs::read_link(f.path()).ok()?.to_string_lossy())).collect()
+}
+
 /// Inodes of the sockets `pid` waits on for connections (its threads in accept, its epolls).
 fn waited_on_by(pid: i32, out: &mut Vec<u64>) {
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
