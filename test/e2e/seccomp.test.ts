@@ -16,6 +16,7 @@ import { ROOT, runCli, serve } from "../helpers/cli";
 import { compileC } from "../helpers/gcc";
 import { goFixture } from "../helpers/go";
 import { freePort, loadLoop, request } from "../helpers/net";
+import { notifyListener } from "../helpers/notify";
 import { procStat } from "../../src/instances";
 import { alive, waitFor } from "../helpers/procs";
 import type { Group } from "../helpers/spawn";
@@ -37,14 +38,14 @@ function install(program: string, path: string): void {
 }
 
 /** Starts the Go server (build a) under huptime with `version` in its config file. */
-async function startGo(version: string, extra: string[] = []) {
+async function startGo(version: string, extra: string[] = [], env?: NodeJS.ProcessEnv) {
   const dir = workdir();
   const server = join(dir, "server");
   install(builds.a, server);
   const config = join(dir, "version");
   writeFileSync(config, version);
   const port = await freePort();
-  const s = serve([...extra, server, config, `127.0.0.1:${port}`]);
+  const s = serve([...extra, server, config, `127.0.0.1:${port}`], { env });
   const first = await answer(port, version, s);
   return { s, port, server, config, pid: first.pid, setVersion: (v: string) => writeFileSync(config, v) };
 }
@@ -280,6 +281,27 @@ describe("static programs under seccomp", () => {
       cleanup(late.s);
     }
   }, 120_000);
+
+  test("systemd: huptime is the main process: READY=1, RELOADING=1 then READY=1, STOPPING=1; the program gets no NOTIFY_SOCKET", async () => {
+    const sd = await notifyListener();
+    const { s, setVersion, port, pid } = await startGo("v1", [], { ...process.env, NOTIFY_SOCKET: sd.path });
+    try {
+      await sd.next((n) => n.fields.READY === "1", 0, "READY=1");
+      expect(readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").some((e) => e.startsWith("NOTIFY_SOCKET="))).toBe(false);
+      const mark = sd.notices.length;
+      setVersion("v2");
+      process.kill(s.pid, "SIGHUP");
+      await sd.next((n) => n.fields.RELOADING === "1", mark, "RELOADING=1");
+      await sd.next((n) => n.fields.READY === "1", mark, "READY=1 after the restart");
+      await answer(port, "v2", s);
+      process.kill(s.pid, "SIGTERM");
+      await sd.next((n) => n.fields.STOPPING === "1", mark, "STOPPING=1");
+      expect(sd.notices.every((n) => n.pid === s.pid)).toBe(true);
+    } finally {
+      cleanup(s);
+      sd.stop();
+    }
+  }, 60_000);
 
   test("the same Go server built with cgo is dynamic and goes through the preload (same pid as huptime)", async () => {
     const cgo = goFixture("plain", { cgo: true });
