@@ -176,7 +176,9 @@ export async function seccompCommand(file: string, argv: string[], baseEnv: Node
       const asked = [stopSignal, o.stopSignal].map((s) => constants.signals[s]);
       return e.signal ? (asked.includes(e.signal) ? 0 : 128 + e.signal) : (e.code ?? 0);
     }
-    if (hup) {
+    // A SIGHUP while an old generation still drains waits until it has ended (at most its
+    // --drain-timeout): never more than two generations, and a burst of signals is one restart.
+    if (hup && !gens.some((g) => g !== current && !g.ended)) {
       hup = false;
       notifier.reloading(`restarting: starting generation ${current.n + 1}`);
       const next = start(current.n + 1, current.pid);

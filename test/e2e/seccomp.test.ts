@@ -17,7 +17,7 @@ import { compileC } from "../helpers/gcc";
 import { goFixture } from "../helpers/go";
 import { freePort, loadLoop, request } from "../helpers/net";
 import { notifyListener } from "../helpers/notify";
-import { procStat } from "../../src/instances";
+import { childPids, procStat } from "../../src/instances";
 import { alive, waitFor } from "../helpers/procs";
 import type { Group } from "../helpers/spawn";
 
@@ -134,6 +134,33 @@ describe("static programs under seccomp", () => {
       cleanup(s);
     }
   }, 180_000);
+
+  test("a burst of 20 SIGHUPs under load: no failure, never more than two generations, fewer restarts than signals", async () => {
+    const { s, port, setVersion } = await startGo("v1");
+    try {
+      const load = loadLoop(port, { concurrency: 4 });
+      setVersion("v2");
+      let most = 0;
+      const generations = () => childPids(s.pid).filter((p) => alive(p)).length;
+      for (let i = 0; i < 20; i++) {
+        process.kill(s.pid, "SIGHUP");
+        most = Math.max(most, generations());
+        await Bun.sleep(5);
+      }
+      await answer(port, "v2", s);
+      // Settled: every restart begun has its new generation ready, and one generation is left.
+      const settled = () => count(s.output(), "restarting: generation") === count(s.output(), "is ready after") - 1 && generations() === 1;
+      await waitFor(settled, `the restarts to settle; huptime said:\n${s.output()}`);
+      const stats = await load.stop();
+      expect(stats.failed, `${stats.errors.join(", ")}\n${s.output()}`).toBe(0);
+      expect(most).toBeLessThanOrEqual(2);
+      const restarts = count(s.output(), "restarting: generation");
+      expect(restarts).toBeGreaterThanOrEqual(1);
+      expect(restarts).toBeLessThan(20);
+    } finally {
+      cleanup(s);
+    }
+  }, 120_000);
 
   test("a version that exits 3 at start-up, and one that never listens, are rolled back (the second at --ready-timeout); the old one keeps serving", async () => {
     const { s, port, setVersion, pid } = await startGo("v1", ["--ready-timeout", "3"]);
