@@ -133,9 +133,8 @@ fn nonblocking(pid: i32, fd: u64) -> bool {
 pub fn on_accept(req: &libc::seccomp_notif, gen: i32) -> Reply {
     match held::with(|t| t.generation(gen).accepts) {
         Accepts::Open => Reply::Continue,
-        state => match tgid_of(req.pid) {
+        Accepts::Refused => match tgid_of(req.pid) {
             Some(pid) if nonblocking(pid, req.data.args[0]) => Reply::Fail(libc::EAGAIN),
-            _ if state == Accepts::Released => Reply::Fail(libc::EINTR),
             _ => Reply::Hold,
         },
     }
@@ -154,15 +153,11 @@ fn send(listener: libc::c_int, id: u64, reply: &Reply) {
     unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) };
 }
 
-/// Answers the accept() calls of generation `gen` held on `listener` with EINTR (it was sent its
-/// stop signal), and every later blocking one the same way.
+/// Answers the accept() calls of generation `gen` held on `listener` with EINTR: it was sent its
+/// stop signal, which its handler (run as the call returns) is to see. A blocking accept() it
+/// makes afterwards is held again (a program that ignores the signal waits, it does not spin).
 pub fn release(listener: libc::c_int, gen: i32) {
-    let parked = held::with(|t| {
-        let g = t.generation(gen);
-        g.accepts = Accepts::Released;
-        std::mem::take(&mut g.parked)
-    });
-    for id in parked {
+    for id in held::with(|t| std::mem::take(&mut t.generation(gen).parked)) {
         send(listener, id, &Reply::Fail(libc::EINTR));
     }
 }

@@ -24,12 +24,12 @@ pub enum Accepts {
     #[default]
     Open,
     /// It is being replaced: no new connection for it. On a non-blocking socket accept() fails
-    /// with EAGAIN (the program waits for readiness again); on a blocking one the call is held
-    /// (as if no connection came) until [`Accepts::Released`].
+    /// with EAGAIN (the program waits for readiness again); on a blocking one the call is held,
+    /// as if no connection came, until the program ends. When it is sent its stop signal, the
+    /// calls held then fail once with EINTR, so that its signal handler runs
+    /// ([`super::answer::release`]). A blocking accept() already running in the kernel (let
+    /// through before) still takes one more connection.
     Refused,
-    /// It was sent its stop signal: a held or new blocking accept() fails with EINTR, so that the
-    /// program's signal handler runs.
-    Released,
 }
 
 /// What one generation did with its sockets.
@@ -45,7 +45,8 @@ pub struct Generation {
     pub answered: u64,
     /// How its accept() calls are answered.
     pub accepts: Accepts,
-    /// Blocking accept() calls held while [`Accepts::Refused`] (notification ids).
+    /// Blocking accept() calls held while [`Accepts::Refused`] and not yet released
+    /// (notification ids).
     pub parked: Vec<u64>,
 }
 

@@ -47,10 +47,58 @@ mod tests {
         (pid, BufReader::new(r))
     }
 
+    /// The program's next stderr line; panics after 20 s without one (a test never hangs).
     fn line(r: &mut BufReader<std::fs::File>) -> String {
+        use std::os::fd::AsRawFd;
+        if !r.buffer().contains(&b'\n') {
+            let mut p = libc::pollfd { fd: r.get_ref().as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            // SAFETY: one valid pollfd.
+            assert_eq!(unsafe { libc::poll(&mut p, 1, 20_000) }, 1, "no line from the program within 20 s");
+        }
         let mut s = String::new();
         r.read_line(&mut s).unwrap();
         s.trim().to_string()
+    }
+
+    /// A blocking accept() of a generation refused new connections waits (the connection stays
+    /// queued for another), and fails with EINTR once released after the stop signal, so that
+    /// the program's handler runs.
+    #[test]
+    fn a_refused_blocking_accept_waits_then_sees_its_stop_signal() {
+        let code = "import signal,socket,sys\n\
+                    signal.signal(signal.SIGTERM, lambda *a: (sys.stderr.write('term\\n'), sys.stderr.flush(), sys.exit(0)))\n\
+                    s=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(16)\n\
+                    sys.stderr.write('%d\\n'%s.getsockname()[1]);sys.stderr.flush()\n\
+                    while True:\n    c,_=s.accept();sys.stderr.write('accepted\\n');sys.stderr.flush();c.close()";
+        let (pid, mut r) = python(code);
+        let port: u16 = line(&mut r).parse().unwrap();
+        let _first = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        assert_eq!(line(&mut r), "accepted");
+        // Its next accept() let through (bind, listen, two accepts answered): blocked in the kernel.
+        let start = std::time::Instant::now();
+        while held::with(|t| t.generation(pid).answered) < 4 {
+            assert!(start.elapsed().as_secs() < 20, "its second accept() never came");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        supervisor::refuse_accepts(pid);
+        // Its accept() already running in the kernel (let through before) still takes one.
+        let _second = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        assert_eq!(line(&mut r), "accepted");
+        let _third = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let start = std::time::Instant::now();
+        while held::with(|t| t.generation(pid).parked.len()) == 0 {
+            assert!(start.elapsed().as_secs() < 20, "its accept() was never held");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        supervisor::release_accepts(pid);
+        assert_eq!(line(&mut r), "term", "the handler ran, the queued connection was not taken");
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{status:#x}");
+        supervisor::unwatch(pid);
     }
 
     /// One test: the held table is process-wide.

@@ -82,9 +82,8 @@ pub fn release_accepts(pid: i32) {
     let Some(Ok(s)) = SUPERVISOR.get() else { return };
     let w = s.watched.lock().unwrap_or_else(|p| p.into_inner());
     // Under the lock: the thread cannot close the fd meanwhile.
-    match w.iter().find(|x| x.pid == pid && !x.dropped) {
-        Some(x) => answer::release(x.fd.as_raw_fd(), pid),
-        None => held::with(|t| t.generation(pid).accepts = held::Accepts::Released),
+    if let Some(x) = w.iter().find(|x| x.pid == pid && !x.dropped) {
+        answer::release(x.fd.as_raw_fd(), pid);
     }
 }
 
