@@ -46,6 +46,11 @@ export class RunCommand extends HuptimeCommand {
       on serving (a rollback, logged with its exit status and last stderr lines). An old copy
       still holding connections after --drain-timeout closes them and ends.
 
+      A statically linked program (a Go server built without cgo, say), which LD_PRELOAD cannot
+      reach, is run under seccomp user notification instead (Linux 5.9 or later, fork mode only):
+      huptime stays its parent, hands its listening sockets to each new generation's bind(), and
+      tells an old generation to stop with --stop-signal (SIGTERM by default).
+
       Options end at the first word that is not an option: the program's own flags are never read
       by huptime. Use \`--\` if the program's name starts with a dash.
     `,
