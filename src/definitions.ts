@@ -18,6 +18,7 @@ const VALUE_NAMES: Record<string, string> = {
   "--drain-idle": "S",
   "--listen": "ADDR",
   "--ready-delay": "S",
+  "--stop-signal": "SIG",
   "--timeout": "S",
 };
 

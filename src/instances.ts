@@ -11,6 +11,9 @@ export interface Instance {
   pid: number;
   ppid: number;
   argv: string[];
+  /** For a static program run under seccomp: the huptime process that supervises it, which is
+   * the one to signal (SIGHUP restarts, SIGTERM stops); undefined for a preloaded program. */
+  supervisor?: number;
 }
 
 /** Children of `pid` (of this process by default), from every task's children list in /proc. */
@@ -109,6 +112,24 @@ export function isRunning(pid: number): boolean {
   return s !== undefined && s.state !== "Z" && s.state !== "X";
 }
 
+/** The number of seccomp filters `pid` runs under (/proc/PID/status), 0 if unknown. */
+function seccompFilters(pid: number): number {
+  try {
+    return Number(/^Seccomp_filters:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Whether `pid` is a static program that its parent, a huptime process, supervises by seccomp
+ * (src/commands/seccomp.ts): it runs under one filter more than that parent, the one huptime
+ * installed before exec (a --listen-fds child has as many as its parent).
+ */
+function isSeccompSupervised(pid: number, ppid: number): boolean {
+  return isHuptime(ppid) && seccompFilters(pid) > seccompFilters(ppid);
+}
+
 /** Whether `pid` runs the huptime executable itself (a --multi supervisor maps the library too). */
 function isHuptime(pid: number): boolean {
   try {
@@ -118,16 +139,19 @@ function isHuptime(pid: number): boolean {
   }
 }
 
-/** Every running process of this user that runs under huptime (never this CLI itself). */
+/** Every running process of this user that runs under huptime, preloaded or supervised by
+ * seccomp (never this CLI itself). */
 export function managedProcesses(): Instance[] {
   const self = process.pid;
   const out: Instance[] = [];
   for (const pid of allPids()) {
-    if (pid === self || !isManaged(pid) || isHuptime(pid)) continue;
+    if (pid === self || isHuptime(pid)) continue;
+    const preloaded = isManaged(pid);
     const st = procStat(pid);
+    if (!st || st.state === "Z" || (!preloaded && !isSeccompSupervised(pid, st.ppid))) continue;
     const argv = readArgv(pid);
-    if (!st || !argv || argv.length === 0 || st.state === "Z") continue;
-    out.push({ pid, ppid: st.ppid, argv });
+    if (!argv || argv.length === 0) continue;
+    out.push({ pid, ppid: st.ppid, argv, supervisor: preloaded ? undefined : st.ppid });
   }
   return out;
 }

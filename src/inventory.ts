@@ -83,7 +83,7 @@ function supervisedCommand(argv: string[]): string[] {
   for (let i = 0; i < rest.length; i++) {
     if (rest[i] === "--") return rest.slice(i + 1);
     if (!rest[i].startsWith("-")) return rest.slice(i);
-    if (/^--(multi|listen|ready-delay|ready-timeout|drain-timeout|drain-idle|unlink)$/.test(rest[i])) i++; // value follows
+    if (/^--(multi|listen|ready-delay|ready-timeout|drain-timeout|drain-idle|unlink|stop-signal)$/.test(rest[i])) i++; // value follows
   }
   return [];
 }

@@ -30,11 +30,11 @@ function explain(it: string, file: string, reason: string, id: number | null | u
 
 /**
  * Throws a HuptimeError naming `file` (a resolved program path) and the reason when the preload
- * library would not be loaded into it; returns when it would.
+ * library would not be loaded into it (followed by `more`); returns when it would.
  */
-export function assertPreloadReaches(file: string): void {
+export function assertPreloadReaches(file: string, more = ""): void {
   const o = native().preloadObstacle(file);
   if (!o) return;
   const it = o.file === file ? "it" : `its interpreter ${o.file}`;
-  throw new HuptimeError(`can't preload huptime into ${file}: ${explain(it, o.file, o.reason, o.id)}`);
+  throw new HuptimeError(`can't preload huptime into ${file}: ${explain(it, o.file, o.reason, o.id)}${more}`);
 }

@@ -63,6 +63,13 @@ for (const kind of ["node", "python", "nginx"] as Kind[]) {
     check(`1 ${kind} ${mode}: failed requests`, r.load.failed, "0", r.load.failed === 0);
   }
 }
+// A static Go net/http server, run under seccomp (fork mode only).
+{
+  say(`scenario 1: static go (seccomp) fork, ${restarts} restarts every ${interval} ms, 16 connections`);
+  const r = await restartsUnderLoad("go", "fork", restarts, interval, true);
+  s1.push(r);
+  check("1 go (static, seccomp) fork: failed requests", r.load.failed, "0", r.load.failed === 0);
+}
 const nodeFork = s1.find((r) => r.kind === "node" && r.mode === "fork")!;
 check("1 node fork: throughput restarting / without", nodeFork.load.rps / nodeFork.baseline.rps, "≥ 0.6", nodeFork.load.rps / nodeFork.baseline.rps >= 0.6);
 for (const r of s1) {
@@ -83,15 +90,16 @@ for (const kind of ["node", "python"] as Kind[]) {
 
 // 3. Overhead when nothing restarts.
 const s3 = [];
-for (const kind of ["nginx", "node"] as Kind[]) {
+for (const kind of ["nginx", "node", "go"] as Kind[]) {
   say(`scenario 3: ${kind} bare vs under huptime, ${repeats} repeats each, alternating`);
   const o = await overhead(kind, repeats);
   s3.push(o);
   check(`3 ${kind}: throughput under huptime / bare`, o.ratio, "≥ 0.97", o.ratio >= 0.97);
 }
 // Accept-bound: a new connection per request (nginx accepts non-blocking, python's
-// ThreadingHTTPServer blocking), so the accept and close hooks run on every request.
-for (const kind of ["nginx", "python"] as Kind[]) {
+// ThreadingHTTPServer blocking), so the accept and close hooks run on every request; the static
+// Go server's accept() goes through huptime's seccomp thread.
+for (const kind of ["nginx", "python", "go"] as Kind[]) {
   say(`scenario 3: ${kind} bare vs under huptime, Connection: close, ${repeats} repeats each, alternating`);
   const o = await overhead(kind, repeats, true);
   s3.push(o);

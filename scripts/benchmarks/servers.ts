@@ -1,17 +1,19 @@
 /**
  * The benchmark's servers (node http, a threaded python server, nginx with a master and two
- * workers), started bare or under dist/huptime, and restarted the way users do (SIGHUP to the
- * current generation, which the state files name).
+ * workers, a static Go net/http server), started bare or under dist/huptime, and restarted the
+ * way users do (SIGHUP to the current generation, which the state files name; for the static Go
+ * server, run under seccomp, to huptime, which stays its parent).
  */
 import { spawn } from "node:child_process";
 import { connect } from "node:net";
-import { mkdtempSync, openSync, readFileSync } from "node:fs";
+import { mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cacheDir } from "../../src/cachedir";
 import { STATUS_STATES } from "../../src/generated/protocol";
-import { allPids, childPids, readArgv } from "../../src/instances";
+import { allPids, childPids, procStat, readArgv } from "../../src/instances";
 import { readAllPublished } from "../../src/statusfile";
+import { goFixture } from "../../test/helpers/go";
 import { writeNginxConf } from "../../test/helpers/nginx";
 import { killGroup } from "../../test/helpers/spawn";
 
@@ -19,7 +21,7 @@ export const ROOT = join(import.meta.dir, "..", "..");
 export const HUPTIME = join(ROOT, "dist", "huptime");
 
 /** Which server. */
-export type Kind = "node" | "python" | "nginx";
+export type Kind = "node" | "python" | "nginx" | "go";
 /** How it runs: bare, or under huptime in fork or exec mode. */
 export type Mode = "bare" | "fork" | "exec";
 
@@ -87,9 +89,11 @@ function answers(port: number): Promise<boolean> {
 /** Starts `kind` on `port`, bare or under huptime (`extra`: more huptime options). */
 export async function startServer(kind: Kind, mode: Mode, port: number, extra: string[] = []): Promise<Server> {
   const dir = mkdtempSync(join(tmpdir(), `huptime-bench-${kind}-`));
+  if (kind === "go") writeFileSync(join(dir, "version"), "v1");
   const argv =
     kind === "node" ? ["node", join(import.meta.dir, "servers", "node.js"), String(port)]
     : kind === "python" ? ["python3", join(import.meta.dir, "servers", "python_threaded.py"), String(port)]
+    : kind === "go" ? [goFixture("plain"), join(dir, "version"), `127.0.0.1:${port}`]
     : nginxConf(dir, port);
   const pidfile = join(dir, "nginx.pid");
   const full = mode === "bare" ? argv : [HUPTIME, `--${mode}`, ...(kind === "nginx" ? ["--unlink", pidfile] : []), ...extra, ...argv];
@@ -101,7 +105,12 @@ export async function startServer(kind: Kind, mode: Mode, port: number, extra: s
     if (Date.now() > end) throw new Error(`${kind} (${mode}) did not answer on ${url}: ${readFileSync(logPath, "utf8")}`);
     await Bun.sleep(20);
   }
-  const first = kind === "nginx" ? Number(readFileSync(pidfile, "utf8").trim()) : child.pid!;
+  // A static program under huptime is huptime's child; huptime takes its SIGHUPs.
+  const supervised = kind === "go" && mode !== "bare";
+  const first =
+    kind === "nginx" ? Number(readFileSync(pidfile, "utf8").trim())
+    : supervised ? (readAllPublished(statusDir()).find((p) => procStat(p.pid)?.ppid === child.pid)?.pid ?? 0)
+    : child.pid!;
   let pid = first;
   const seen = new Set<number>([first, child.pid!]);
   const generation = () => readAllPublished(statusDir()).find((p) => p.pid === pid)?.generation ?? 1;
@@ -116,7 +125,7 @@ export async function startServer(kind: Kind, mode: Mode, port: number, extra: s
       const gen = generation();
       const t0 = performance.now();
       try {
-        process.kill(pid, "SIGHUP");
+        process.kill(supervised ? child.pid! : pid, "SIGHUP");
       } catch {
         return undefined;
       }

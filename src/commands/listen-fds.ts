@@ -14,6 +14,7 @@ import { HuptimeError } from "../errors";
 import { VAR_PREFIX } from "../generated/protocol";
 import { procStat } from "../instances";
 import type { ListenSpec } from "../listen";
+import { describeEnd, generation, pumpOutputs, reportFailure, signalGroup, type Generation as BaseGeneration } from "../generations";
 import { debug, info } from "../log";
 import { native } from "../native";
 import { Notifier } from "../notify";
@@ -34,29 +35,9 @@ export interface ListenFdsOptions {
   runDir: string;
 }
 
-/** One started copy of the program. */
-interface Generation {
-  n: number;
-  pid: number;
-  startedAt: number;
-  stderr: number;
-  partial: string;
-  tail: string[];
+/** One started copy of the program, and whether it said READY=1. */
+interface Generation extends BaseGeneration {
   ready: boolean;
-  ended?: { code: number | null; signal: number | null };
-  /** Old generation: SIGKILL after this time (ms epoch). */
-  killAt?: number;
-}
-
-function describeEnd(e: { code: number | null; signal: number | null } | undefined): string {
-  if (!e) return "ended";
-  return e.signal ? `was killed by signal ${e.signal}` : `exited with status ${e.code}`;
-}
-
-function signalGroup(pgid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, sig);
-  } catch {}
 }
 
 /** Runs the program under a --listen-fds supervisor until it stops; returns the exit status. */
@@ -91,34 +72,14 @@ export async function listenFdsCommand(file: string, argv: string[], baseEnv: No
     } finally {
       nat.closeFd(w);
     }
-    const g: Generation = { n, pid, startedAt: Date.now(), stderr: r, partial: "", tail: [], ready: false };
+    const g: Generation = { ...generation(n, pid, r), ready: false };
     gens.push(g);
     return g;
   };
 
   /** Passes the programs' stderr on (keeping each one's last lines), reaps, reads notices. */
   const pump = (): void => {
-    for (const g of gens) {
-      if (g.stderr < 0) continue;
-      let chunk: Buffer | null;
-      while ((chunk = nat.readAvailable(g.stderr)) && chunk.length > 0) {
-        process.stderr.write(chunk);
-        const lines = (g.partial + chunk.toString("utf8")).split("\n");
-        g.partial = lines.pop() ?? "";
-        g.tail.push(...lines.filter((l) => l.trim() !== ""));
-        g.tail.splice(0, Math.max(0, g.tail.length - 10));
-      }
-      if (chunk === null) {
-        nat.closeFd(g.stderr);
-        g.stderr = -1;
-        if (g.partial.trim()) g.tail.push(g.partial);
-      }
-    }
-    let e;
-    while ((e = nat.reapChild())) {
-      const g = gens.find((x) => x.pid === e!.pid);
-      if (g) g.ended = { code: e.code ?? null, signal: e.signal ?? null };
-    }
+    pumpOutputs(gens);
     let m;
     while ((m = nat.recvNotice(notifyFd))) {
       const fields = new Map(m.message.split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)] as [string, string]));
@@ -147,17 +108,7 @@ export async function listenFdsCommand(file: string, argv: string[], baseEnv: No
     }
   };
 
-  const failure = (g: Generation, outcome: "ended" | "timeout"): string => {
-    // SIGKILL to the group: the program and whatever it started.
-    signalGroup(g.pid, "SIGKILL");
-    const what = outcome === "ended" ? describeEnd(g.ended) : `was not ready within ${o.readyTimeoutMs / 1000} s; killed its process group`;
-    info(`generation ${g.n} (pid ${g.pid}) ${what}${outcome === "ended" ? " before it was ready" : ""}`);
-    if (g.tail.length) {
-      info(`the last lines generation ${g.n} wrote to stderr:`);
-      for (const l of g.tail) info(`  | ${l}`);
-    }
-    return `generation ${g.n} (pid ${g.pid}) ${what}`;
-  };
+  const failure = (g: Generation, outcome: "ended" | "timeout"): string => reportFailure(g, outcome, o.readyTimeoutMs);
 
   let hup = false;
   let stopSignal: NodeJS.Signals | undefined;

@@ -6,7 +6,7 @@
 import { Command, Option } from "clipanion";
 import { HuptimeError } from "../errors";
 import { STATUS_MODES, STATUS_STATES } from "../generated/protocol";
-import { findMasters, isRunning } from "../instances";
+import { findMasters, isRunning, type Instance } from "../instances";
 import { native } from "../native";
 import { awaitNextGeneration, restartLimitMs } from "../next-generation";
 import { Progress } from "../progress";
@@ -38,11 +38,12 @@ interface Outcome {
   message: string;
 }
 
-async function restartOne(dir: string, pid: number, live: boolean | undefined, err: NodeJS.WriteStream): Promise<Outcome> {
+async function restartOne(dir: string, m: Instance, live: boolean | undefined, err: NodeJS.WriteStream): Promise<Outcome> {
+  const pid = m.pid;
   const before = readPublished(dir, pid);
   const progress = new Progress(`huptime: ${pid}`, err, live);
   const t0 = Date.now();
-  process.kill(pid, "SIGHUP");
+  process.kill(m.supervisor ?? pid, "SIGHUP"); // a static program's supervisor restarts it
   if (!before) {
     return { pid, ok: true, message: `sent SIGHUP to ${pid} (it publishes no state, so huptime cannot wait for it)` };
   }
@@ -109,7 +110,7 @@ async function restartCommand(command: string[], dir: string, out: NodeJS.Writab
   }
   // One updating line per instance cannot share a terminal: several instances get plain lines.
   const live = masters.length === 1 ? undefined : false;
-  const results = await Promise.all(masters.map((m) => restartOne(dir, m.pid, live, err)));
+  const results = await Promise.all(masters.map((m) => restartOne(dir, m, live, err)));
   for (const r of results) (r.ok ? out : err).write(`huptime: ${r.message}\n`);
   return results.every((r) => r.ok) ? 0 : 1;
 }

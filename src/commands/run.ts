@@ -15,6 +15,8 @@ import { shimPath } from "../shim";
 import { HuptimeCommand } from "./base";
 import { multiCommand } from "./multi";
 import { listenFdsCommand } from "./listen-fds";
+import { seccompCommand } from "./seccomp";
+import { parseStopSignal } from "../stop-signal";
 import { parseListens } from "../listen";
 
 const positiveInt = t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(1)]);
@@ -52,6 +54,11 @@ export class RunCommand extends HuptimeCommand {
       SIGQUIT (a program that leaves SIGTERM at its default action is drained; SIGKILL after
       --timeout), and exits with the program's status.
 
+      A statically linked program (a Go server built without cgo, say), which LD_PRELOAD cannot
+      reach, is run under seccomp user notification instead (Linux 5.9 or later, fork mode only):
+      huptime stays its parent, hands its listening sockets to each new generation's bind(), and
+      tells an old generation to stop with --stop-signal (SIGTERM by default).
+
       Options end at the first word that is not an option: the program's own flags are never read
       by huptime. Use \`--\` if the program's name starts with a dash.
     `,
@@ -78,6 +85,7 @@ export class RunCommand extends HuptimeCommand {
   notify = Option.Boolean("--notify", false, { description: "tell systemd about readiness, restarts and stops (sd_notify; automatic when NOTIFY_SOCKET is set)" });
   listen = Option.Array("--listen", { description: "with --listen-fds: a socket huptime binds, [NAME=]HOST:PORT, [IPV6]:PORT, PORT or /unix/path (repeatable)" });
   listenFds = Option.Boolean("--listen-fds", false, { description: "hand the --listen sockets to the program by socket activation (LISTEN_FDS), for programs the preload cannot reach" });
+  stopSignal = Option.String("--stop-signal", { description: "for a static program (run under seccomp): the signal that tells an old generation to stop accepting and finish (default TERM)" });
   readyDelay = Option.String("--ready-delay", { validator: seconds, description: "with --listen-fds: a program that sends no READY=1 counts as ready after this many seconds" });
   init = Option.Boolean("--init", false, { description: "stay the program's init (reap orphans, pass signals on) as when huptime is PID 1 of a container (automatic then)" });
   timeout = Option.String("--timeout", { validator: seconds, description: "as an init: seconds after SIGTERM/SIGINT/SIGQUIT before what is left gets SIGKILL (default: --drain-timeout + 5; 0: never)" });
@@ -94,6 +102,10 @@ export class RunCommand extends HuptimeCommand {
     if (this.socketActivation()) {
       return await this.runListenFds(file, [cmd, ...args], notifySocket);
     }
+    if (native().preloadObstacle(file)?.reason === "static") {
+      return await this.runStatic(file, [cmd, ...args], notifySocket);
+    }
+    if (this.stopSignal !== undefined) throw new UsageError("--stop-signal is for static programs (run under seccomp); a preloaded program is stopped by huptime's shim");
     assertPreloadReaches(file);
     const shim = shimPath();
     const env = programEnv(this.context.env, shim, {
@@ -170,6 +182,24 @@ export class RunCommand extends HuptimeCommand {
       if (this.revive) throw new UsageError("--revive cannot be used with --multi");
       if (this.context.env.LISTEN_FDS) throw new UsageError("--multi cannot be used with socket activation (LISTEN_FDS): let each instance bind with SO_REUSEPORT instead");
     }
+  }
+
+  /** A statically linked program: huptime stays the parent and hands sockets over by seccomp. */
+  private async runStatic(file: string, argv: string[], notifySocket: string | undefined): Promise<number> {
+    const why = native().seccompUnsupported();
+    if (why) assertPreloadReaches(file, `; huptime runs static programs by seccomp user notification, but ${why}`);
+    if (this.exec) {
+      throw new HuptimeError(`--exec cannot restart ${file}: it is statically linked, and a restart in place (same pid) needs huptime's code inside the program, which only LD_PRELOAD puts there; leave out --exec (fork mode: the new generation starts beside the old one)`);
+    }
+    const other = [this.multi !== undefined && "--multi", this.revive && "--revive", this.wait && "--wait", this.unlink !== undefined && "--unlink"].filter(Boolean);
+    if (other.length > 0) throw new HuptimeError(`${other.join(", ")} cannot be used with ${file}: it is statically linked, and huptime runs static programs in fork mode only`);
+    return await seccompCommand(file, argv, this.context.env, {
+      readyTimeoutMs: this.readyTimeout === undefined ? DEFAULT_READY_TIMEOUT_MS : this.readyTimeout * 1000,
+      drainTimeoutMs: this.drainTimeout === undefined ? DEFAULT_DRAIN_TIMEOUT_MS : this.drainTimeout * 1000,
+      stopSignal: parseStopSignal(this.stopSignal ?? "TERM"),
+      notifySocket,
+      statusDir: this.context.statusDir(),
+    });
   }
 
   /** `--listen ... --listen-fds`: huptime binds, stays the parent, hands the sockets over. */

@@ -36,7 +36,7 @@ async function stopCommand(command: string[], timeoutS: number, out: NodeJS.Writ
   const all = new Set(findAll(command).map((p) => p.pid));
   for (const m of masters) {
     try {
-      process.kill(m.pid, "SIGTERM");
+      process.kill(m.supervisor ?? m.pid, "SIGTERM"); // a static program's supervisor stops it
     } catch {}
   }
   const deadline = Date.now() + timeoutS * 1000;

@@ -29,6 +29,26 @@ export declare function exec(file: string, argv: Array<string>, env: Array<strin
  */
 export declare function execInit(file: string, argv: Array<string>, env: Array<string>, stopTimeoutMs: number): void
 
+/** The state of one generation, for its status file (the program cannot write its own). */
+export interface GenerationStatus {
+  /** The program's pid. */
+  pid: number
+  /** Its generation number (1 for the first). */
+  generation: number
+  /** starting, serving, draining (see STATUS_STATES). */
+  state: string
+  /** The generation it replaced (0: none). */
+  previous: number
+  /** Failed restarts while it served. */
+  rollbacks: number
+  /** --ready-timeout in ms. */
+  readyTimeoutMs: number
+  /** --drain-timeout in ms (0: no limit). */
+  drainTimeoutMs: number
+  /** Why the last restart failed. */
+  lastError: string
+}
+
 /**
  * Opens a listening socket: `family` is "ipv4", "ipv6" or "unix"; `host` an IP address (or the
  * socket path for unix); `port` the TCP port. SO_REUSEADDR, close-on-exec, backlog 4096.
@@ -110,6 +130,59 @@ export declare function recvNotice(fd: number): Notice | null
  * the main process (`--multi`, `--listen-fds`).
  */
 export declare function sdNotify(socket: string, message: string): void
+
+/**
+ * The state of generation `pid`. A listening socket it has closed since (one it opened to probe
+ * a port, say) is forgotten first: it is neither waited for nor kept for the next generation.
+ */
+export declare function seccompGeneration(pid: number): SeccompGeneration
+
+/** What a generation did with its sockets, and whether it is ready. */
+export interface SeccompGeneration {
+  /** The addresses it listens on (or was handed), e.g. `tcp 127.0.0.1:8080`. */
+  listening: Array<string>
+  /** How many of its bind() calls got a socket huptime held. */
+  takenOver: number
+  /** Whether it waits for connections on all of them (a thread in accept, or its epoll). */
+  ready: boolean
+  /** Notifications answered for it. */
+  answered: number
+}
+
+/** The addresses huptime holds for the next generation. */
+export declare function seccompHeld(): Array<string>
+
+/** Generation `pid` now serves: the held sockets it does not use are closed. */
+export declare function seccompKeepOnly(pid: number): void
+
+/** Publishes `s` in the status directory `dir` as the program's own state file (mode `fork`). */
+export declare function seccompPublish(dir: string, s: GenerationStatus): void
+
+/**
+ * Generation `pid` is being replaced: it takes no new connection from now on (accept fails with
+ * EAGAIN on a non-blocking socket, waits on a blocking one). Returns how many connections it
+ * accepted and has not read from yet (call again until 0, then send the stop signal).
+ */
+export declare function seccompRefuseAccepts(pid: number): number
+
+/** Generation `pid` was sent its stop signal: its waiting accept() calls fail with EINTR. */
+export declare function seccompReleaseAccepts(pid: number): void
+
+/**
+ * Starts `file` as a new generation under the seccomp filter, with `stderr_fd` as its stderr
+ * (-1: inherited), in its own process group; its bind() and listen() calls are answered from
+ * now on. Returns its pid.
+ */
+export declare function seccompSpawn(file: string, argv: Array<string>, env: Array<string>, stderrFd: number): number
+
+/**
+ * Why this kernel cannot run a static program under huptime (it needs Linux 5.9 with seccomp
+ * user notification), or null when it can.
+ */
+export declare function seccompUnsupported(): string | null
+
+/** Removes the state file of `pid` from `dir` (the generation ended). */
+export declare function seccompWithdraw(dir: string, pid: number): void
 
 /**
  * Makes this process a child subreaper: orphaned descendants (later generations of the

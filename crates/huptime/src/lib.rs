@@ -77,3 +77,4 @@ pub mod waits;
 pub mod listen_fds;
 pub mod native;
 pub mod typescript;
+pub mod unotify;

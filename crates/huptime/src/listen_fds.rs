@@ -155,8 +155,7 @@ unsafe fn child_exec(file: &CString, argv: &[*const libc::c_char], env: &[*const
         // SAFETY: F_DUPFD_CLOEXEC takes an integer argument.
         high[i] = unsafe { crate::real::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100) };
     }
-    // SAFETY: dup2, close and signal on integers and SIG_DFL, all async-signal-safe; the mask is
-    // a local sigset_t; execve gets NULL-terminated arrays (the contract above); write of a static
+    // SAFETY: dup2 and close on integers, async-signal-safe; execve gets NULL-terminated arrays (the contract above); write of a static
     // buffer, then _exit.
     unsafe {
         if stderr_fd >= 0 {
@@ -166,14 +165,7 @@ unsafe fn child_exec(file: &CString, argv: &[*const libc::c_char], env: &[*const
             libc::dup2(h, 3 + i as i32); // dup2 clears close-on-exec on the target
             libc::close(h);
         }
-        for sig in 1..65 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-        }
-        let mut set: libc::sigset_t = core::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, core::ptr::null_mut());
+        crate::sys::default_signals();
         libc::execve(file.as_ptr(), argv.as_ptr(), env.as_ptr());
         let msg = b"huptime: can't execute the program\n";
         libc::write(2, msg.as_ptr().cast(), msg.len());
@@ -255,13 +247,9 @@ pub fn recv_notice(fd: i32) -> Option<Notice> {
     let mut buf = [0u8; 4096];
     let mut cbuf = [0u64; 16];
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    // SAFETY: msghdr is plain data; every pointer refers to a live local buffer.
+    let mut msg = crate::sys::msghdr(&mut iov, &mut cbuf);
+    // SAFETY: every pointer in `msg` refers to a live local buffer.
     unsafe {
-        let mut msg: libc::msghdr = core::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = core::mem::size_of_val(&cbuf);
         let n = libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT);
         if n < 0 {
             return None;

@@ -9,18 +9,37 @@ fn cstring(what: &str, s: String) -> Result<CString> {
     CString::new(s).map_err(|_| Error::new(Status::InvalidArg, format!("{what} contains a NUL byte")))
 }
 
+/// A program's path, arguments and environment as C strings, with the NULL-terminated pointer
+/// arrays execve takes (pointing into the strings this owns).
+pub struct ExecArgs {
+    /// The program's path.
+    pub file: CString,
+    /// argv, NULL-terminated.
+    pub argv: Vec<*const libc::c_char>,
+    /// envp, NULL-terminated.
+    pub env: Vec<*const libc::c_char>,
+    _strings: Vec<CString>,
+}
+
+impl ExecArgs {
+    /// Converts them, refusing a NUL byte inside any of them.
+    pub fn new(file: &str, argv: Vec<String>, env: Vec<String>) -> Result<ExecArgs> {
+        let file = cstring("the program path", file.to_string())?;
+        let argv_c = argv.into_iter().map(|a| cstring("an argument", a)).collect::<Result<Vec<_>>>()?;
+        let env_c = env.into_iter().map(|a| cstring("an environment entry", a)).collect::<Result<Vec<_>>>()?;
+        let pointers = |v: &[CString]| v.iter().map(|s| s.as_ptr()).chain([core::ptr::null()]).collect::<Vec<_>>();
+        let (argv, env) = (pointers(&argv_c), pointers(&env_c));
+        // Moving a CString does not move its heap bytes: the pointers stay valid.
+        Ok(ExecArgs { file, argv, env, _strings: argv_c.into_iter().chain(env_c).collect() })
+    }
+}
+
 /// Replaces the calling process with `file` (same pid), after resetting every signal disposition
 /// to its default and unblocking all signals, so the program does not inherit the CLI runtime's
 /// signal setup. Returns only on failure, with the OS error.
 #[napi]
 pub fn exec(file: String, argv: Vec<String>, env: Vec<String>) -> Result<()> {
-    let file_c = cstring("the program path", file.clone())?;
-    let argv_c = argv.into_iter().map(|a| cstring("an argument", a)).collect::<Result<Vec<_>>>()?;
-    let env_c = env.into_iter().map(|a| cstring("an environment entry", a)).collect::<Result<Vec<_>>>()?;
-    let mut argv_p: Vec<*const libc::c_char> = argv_c.iter().map(|s| s.as_ptr()).collect();
-    argv_p.push(core::ptr::null());
-    let mut env_p: Vec<*const libc::c_char> = env_c.iter().map(|s| s.as_ptr()).collect();
-    env_p.push(core::ptr::null());
+    let args = ExecArgs::new(&file, argv, env)?;
     // SAFETY: resetting signal state and exec'ing with valid NUL-terminated arrays.
     unsafe {
         for sig in 1..65 {
@@ -32,7 +51,7 @@ pub fn exec(file: String, argv: Vec<String>, env: Vec<String>) -> Result<()> {
         let mut set: libc::sigset_t = core::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, core::ptr::null_mut());
-        libc::execve(file_c.as_ptr(), argv_p.as_ptr(), env_p.as_ptr());
+        libc::execve(args.file.as_ptr(), args.argv.as_ptr(), args.env.as_ptr());
     }
     let e = std::io::Error::last_os_error();
     Err(Error::new(Status::GenericFailure, format!("can't execute {file}: {e}")))

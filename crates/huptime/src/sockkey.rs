@@ -86,6 +86,11 @@ impl SockKey {
         &self.addr[..self.len as usize]
     }
 
+    /// The port of an inet (IPv4 or IPv6) address.
+    pub fn port(&self) -> Option<u16> {
+        matches!(self.family, AF_INET | AF_INET6).then(|| u16::from_be_bytes([self.addr[2], self.addr[3]]))
+    }
+
     /// The filesystem path of a unix socket bound to a path (not abstract), without NUL.
     pub fn unix_path(&self) -> Option<&[u8]> {
         if self.family == AF_UNIX && self.len > 2 && self.addr[2] != 0 {
@@ -186,6 +191,7 @@ mod tests {
         assert_ne!(a, c);
         assert_eq!(a.to_string(), "tcp:127.0.0.1:8000");
         assert_eq!(b.to_string(), "udp:127.0.0.1:8000");
+        assert_eq!((a.port(), c.port()), (Some(8000), Some(8001)));
     }
 
     #[test]

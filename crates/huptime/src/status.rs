@@ -152,25 +152,71 @@ pub fn publish(state: &str) {
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
     let cfg = config::get();
-    let (ready_ms, drain_ms) = (cfg.ready_timeout_ms, cfg.drain_timeout_ms);
     // A copy, so that the lock is not held while formatting (which allocates).
     let last_error = *LAST_ERROR.lock();
+    write(
+        dir,
+        &Record {
+            pid,
+            generation: log::GENERATION.load(Ordering::Relaxed),
+            mode: mode_name(cfg),
+            state,
+            previous: crate::lineage::previous_generation_pid(),
+            rollbacks: ROLLBACKS.load(Ordering::Acquire),
+            ready_timeout_ms: cfg.ready_timeout_ms,
+            drain_timeout_ms: cfg.drain_timeout_ms,
+            closed: core::array::from_fn(|i| CLOSED[i].load(Ordering::Acquire)),
+            last_error: last_error.as_str(),
+        },
+    );
+}
+
+/// One process's state, as a status file holds it (see [`field`]).
+pub struct Record<'a> {
+    /// The process.
+    pub pid: libc::pid_t,
+    /// Its generation number.
+    pub generation: u32,
+    /// One of [`mode`].
+    pub mode: &'a str,
+    /// A [`crate::phase::Phase::status_name`].
+    pub state: &'a str,
+    /// The generation it replaced (0: none).
+    pub previous: libc::pid_t,
+    /// Failed restarts.
+    pub rollbacks: u32,
+    /// Its --ready-timeout in ms.
+    pub ready_timeout_ms: u64,
+    /// Its --drain-timeout in ms (0: no limit).
+    pub drain_timeout_ms: u64,
+    /// Connections the drain closed: idle, at a request boundary, reset (see [`record_closed`]).
+    pub closed: [usize; 3],
+    /// Why the last restart failed.
+    pub last_error: &'a str,
+}
+
+/// Writes `r` as `dir/PID.status` (atomically). Also used by the CLI for the static programs it
+/// supervises (src/commands/seccomp.ts), which cannot publish their own.
+pub fn write(dir: &std::path::Path, r: &Record) {
+    let mut last_error = LastError { text: [0; LAST_ERROR_MAX], len: 0 };
+    last_error.set(r.last_error);
     let fields = [
-        (field::PID, pid.to_string()),
-        (field::START, start_time(pid)),
-        (field::GENERATION, log::GENERATION.load(Ordering::Relaxed).to_string()),
-        (field::MODE, mode_name(cfg).to_string()),
-        (field::STATE, state.to_string()),
-        (field::PREVIOUS, crate::lineage::previous_generation_pid().to_string()),
-        (field::ROLLBACKS, ROLLBACKS.load(Ordering::Acquire).to_string()),
-        (field::READY_TIMEOUT_MS, ready_ms.to_string()),
-        (field::DRAIN_TIMEOUT_MS, drain_ms.to_string()),
-        (field::CLOSED_IDLE, CLOSED[0].load(Ordering::Acquire).to_string()),
-        (field::CLOSED_AT_BOUNDARY, CLOSED[1].load(Ordering::Acquire).to_string()),
-        (field::CLOSED_RESET, CLOSED[2].load(Ordering::Acquire).to_string()),
+        (field::PID, r.pid.to_string()),
+        (field::START, start_time(r.pid)),
+        (field::GENERATION, r.generation.to_string()),
+        (field::MODE, r.mode.to_string()),
+        (field::STATE, r.state.to_string()),
+        (field::PREVIOUS, r.previous.to_string()),
+        (field::ROLLBACKS, r.rollbacks.to_string()),
+        (field::READY_TIMEOUT_MS, r.ready_timeout_ms.to_string()),
+        (field::DRAIN_TIMEOUT_MS, r.drain_timeout_ms.to_string()),
+        (field::CLOSED_IDLE, r.closed[0].to_string()),
+        (field::CLOSED_AT_BOUNDARY, r.closed[1].to_string()),
+        (field::CLOSED_RESET, r.closed[2].to_string()),
         (field::LAST_ERROR, last_error.as_str().to_string()),
     ];
     let body: String = fields.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let pid = r.pid;
     let tmp = dir.join(format!(".{pid}.tmp"));
     let path = dir.join(format!("{pid}{SUFFIX}"));
     replace(&tmp, &path, &body);

@@ -131,6 +131,36 @@ pub fn nonblocking(fd: c_int) -> bool {
     fl >= 0 && fl & libc::O_NONBLOCK != 0
 }
 
+/// Every signal disposition back to its default and an empty signal mask, for a child about to
+/// exec a program (which must not inherit the CLI runtime's signal setup). Async-signal-safe.
+pub fn default_signals() {
+    // SAFETY: signal and sigprocmask on integers, SIG_DFL and a local sigset_t.
+    unsafe {
+        for sig in 1..65 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, core::ptr::null_mut());
+    }
+}
+
+/// A message header over one buffer and a control buffer (empty: none), for sendmsg/recvmsg.
+/// The header points into `iov` and `control`, which must outlive its use. Async-signal-safe.
+pub fn msghdr(iov: &mut libc::iovec, control: &mut [u64]) -> libc::msghdr {
+    // SAFETY: msghdr is plain data.
+    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    if !control.is_empty() {
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = core::mem::size_of_val(control);
+    }
+    msg
+}
+
 /// Sleeps for `ms` milliseconds.
 pub fn sleep_ms(ms: u64) {
     let ts = libc::timespec { tv_sec: (ms / 1000) as _, tv_nsec: ((ms % 1000) * 1_000_000) as _ };

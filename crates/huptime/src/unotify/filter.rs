@@ -1,0 +1,176 @@
+//! The seccomp filter a generation runs under, and installing it in the child before exec.
+//!
+//! The filter is nine BPF instructions: for the native architecture, `bind`, `listen`, `accept`
+//! and `accept4` return SECCOMP_RET_USER_NOTIF (the calling thread waits until huptime answers);
+//! every other call, and every call of another ABI (a 32-bit program on a 64-bit kernel), is
+//! allowed untouched. bind and listen are how sockets change hands; accept is sent so that an old
+//! generation can be stopped from taking new connections before it is told to stop (a server
+//! such as Go's http.Server drops a connection it accepted but had not read when its graceful
+//! stop began). Reading, writing and polling are never sent: serving a connection costs one
+//! round trip to huptime, at its accept.
+
+/// AUDIT_ARCH_* of the architecture this library is built for (linux/audit.h: the ELF machine
+/// number with the 64-bit and little-endian bits).
+#[cfg(target_arch = "x86_64")]
+pub const AUDIT_ARCH: u32 = 0xC000_003E;
+/// AUDIT_ARCH_AARCH64.
+#[cfg(target_arch = "aarch64")]
+pub const AUDIT_ARCH: u32 = 0xC000_00B7;
+
+/// The system calls sent to huptime.
+pub const NOTIFIED: [libc::c_long; 4] = [libc::SYS_bind, libc::SYS_listen, libc::SYS_accept, libc::SYS_accept4];
+
+/// Offsets in `struct seccomp_data`.
+const NR_OFFSET: u32 = 0;
+const ARCH_OFFSET: u32 = 4;
+
+const fn stmt(code: u32, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code: code as u16, jt: 0, jf: 0, k }
+}
+
+const fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter { code: code as u16, jt, jf, k }
+}
+
+/// Number of instructions in [`program`].
+pub const LEN: usize = 9;
+
+/// The filter program (see the module's doc).
+pub const fn program() -> [libc::sock_filter; LEN] {
+    use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
+    [
+        /* 0 */ stmt(BPF_LD | BPF_W | BPF_ABS, ARCH_OFFSET),
+        /* 1 */ jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH, 0, 6), // other ABI: 8
+        /* 2 */ stmt(BPF_LD | BPF_W | BPF_ABS, NR_OFFSET),
+        /* 3 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[0] as u32, 3, 0), // bind: 7
+        /* 4 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[1] as u32, 2, 0), // listen: 7
+        /* 5 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[2] as u32, 1, 0), // accept: 7
+        /* 6 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[3] as u32, 0, 1), // accept4: 7, else 8
+        /* 7 */ stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_USER_NOTIF),
+        /* 8 */ stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW),
+    ]
+}
+
+/// Installs the filter on the calling thread (no_new_privs first, which an unprivileged process
+/// needs) and returns the notification fd (close-on-exec), or the errno. With
+/// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux 5.19) a call huptime has received is no longer
+/// interrupted by the program's signals (a Go program gets many: SIGURG preemption); older
+/// kernels refuse the flag and get the filter without it (an interrupted bind is restarted and
+/// sent again, which [`super::answer`] handles the same way).
+///
+/// Async-signal-safe (system calls on locals only): it runs in the child between fork and exec.
+pub fn install() -> Result<libc::c_int, libc::c_int> {
+    let prog = program();
+    let fprog = libc::sock_fprog { len: LEN as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: prctl with integers; seccomp reads `fprog` and the program it points to, both live.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err(*libc::__errno_location());
+        }
+        let mut flags = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+        loop {
+            let fd = libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, flags, &fprog as *const libc::sock_fprog);
+            if fd >= 0 {
+                return Ok(fd as libc::c_int);
+            }
+            let e = *libc::__errno_location();
+            if e != libc::EINVAL || flags & libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV == 0 {
+                return Err(e);
+            }
+            flags &= !libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+        }
+    }
+}
+
+/// The kernel release as (major, minor), from uname.
+fn kernel_release() -> Option<(u32, u32)> {
+    // SAFETY: utsname is plain data filled by uname.
+    let mut u: libc::utsname = unsafe { core::mem::zeroed() };
+    // SAFETY: valid out-pointer.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return None;
+    }
+    // SAFETY: uname NUL-terminates the release.
+    let release = unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) }.to_string_lossy().into_owned();
+    parse_release(&release)
+}
+
+/// "6.18.0-foo" -> (6, 18).
+pub fn parse_release(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// The oldest kernel with everything used: SECCOMP_IOCTL_NOTIF_ADDFD and pidfd_getfd.
+pub const MIN_KERNEL: (u32, u32) = (5, 9);
+
+/// Why this kernel cannot run a static program under huptime, or None when it can: user
+/// notification must be available to this process (seccomp may itself be filtered, in a
+/// container), with ADDFD and pidfd_getfd (Linux 5.9).
+pub fn unsupported() -> Option<String> {
+    let action: u32 = libc::SECCOMP_RET_USER_NOTIF;
+    // SAFETY: SECCOMP_GET_ACTION_AVAIL reads one u32.
+    let notify = match unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_GET_ACTION_AVAIL, 0, &action as *const u32) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    };
+    // pidfd_getfd on an invalid pidfd: EBADF when the call exists, ENOSYS when it does not.
+    // SAFETY: the call fails on fd -1 without side effects.
+    let getfd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, -1, 0, 0) } == 0 || crate::sys::errno() != libc::ENOSYS;
+    verdict(kernel_release(), notify, getfd)
+}
+
+/// [`unsupported`]'s judgement of the facts: the kernel release, whether user notification is
+/// available (the error of asking), whether pidfd_getfd exists.
+pub fn verdict(release: Option<(u32, u32)>, notify: std::io::Result<()>, getfd: bool) -> Option<String> {
+    let need = format!("Linux {}.{} or later with seccomp user notification", MIN_KERNEL.0, MIN_KERNEL.1);
+    match release {
+        Some(r) if r >= MIN_KERNEL => {}
+        Some((a, b)) => return Some(format!("this kernel is {a}.{b}; it needs {need}")),
+        None => return Some(format!("can't read the kernel release; it needs {need}")),
+    }
+    if let Err(e) = notify {
+        return Some(format!("seccomp user notification is not available here ({e}); it needs {need}"));
+    }
+    (!getfd).then(|| format!("pidfd_getfd is not available here; it needs {need}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_filter_sends_bind_listen_and_accept_and_allows_the_rest() {
+        let p = program();
+        assert_eq!(p[1].k, AUDIT_ARCH);
+        assert_eq!([p[3].k, p[4].k, p[5].k, p[6].k], NOTIFIED.map(|n| n as u32));
+        assert_eq!((p[7].k, p[8].k), (libc::SECCOMP_RET_USER_NOTIF, libc::SECCOMP_RET_ALLOW));
+        // Every jump of a notified call lands on the notify return, every other one on allow.
+        let target = |i: usize, off: u8| i + 1 + off as usize;
+        assert_eq!(target(1, p[1].jf), 8);
+        for i in 3..=6 {
+            assert_eq!(target(i, p[i].jt), 7);
+            assert_eq!(target(i, p[i].jf), if i == 6 { 8 } else { i + 1 });
+        }
+    }
+
+    #[test]
+    fn what_is_missing_is_named_with_the_requirement() {
+        let denied = || Err(std::io::Error::from_raw_os_error(libc::EPERM));
+        assert_eq!(verdict(Some((6, 18)), Ok(()), true), None);
+        assert_eq!(verdict(Some((5, 4)), Ok(()), true).unwrap(), "this kernel is 5.4; it needs Linux 5.9 or later with seccomp user notification");
+        let msg = verdict(Some((6, 1)), denied(), true).unwrap();
+        assert!(msg.starts_with("seccomp user notification is not available here (Operation not permitted"), "{msg}");
+        assert!(verdict(Some((5, 9)), Ok(()), false).unwrap().starts_with("pidfd_getfd is not available here"));
+        assert!(verdict(None, Ok(()), true).unwrap().starts_with("can't read the kernel release"));
+        assert_eq!(unsupported(), None, "this machine runs the seccomp tests");
+    }
+
+    #[test]
+    fn kernel_releases_are_read_up_to_the_minor_number() {
+        assert_eq!(parse_release("6.18.0-1-amd64"), Some((6, 18)));
+        assert_eq!(parse_release("5.9"), Some((5, 9)));
+        assert_eq!(parse_release("garbage"), None);
+        assert!((5, 10) >= MIN_KERNEL && (5, 8) < MIN_KERNEL && (6, 0) >= MIN_KERNEL);
+    }
+}

@@ -1,0 +1,158 @@
+//! The one owner of what the supervisor knows: the listening sockets it holds for the next
+//! generation (a duplicate of each, so that they stay open and keep queueing connections while
+//! generations come and go), and per generation the sockets it listened on or was handed.
+//! Behind one mutex, taken briefly by the notification thread and by the CLI's queries.
+
+use crate::sockkey::SockKey;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Mutex;
+
+/// A listening socket huptime holds.
+pub struct Held {
+    /// Its address (and type), as a `bind()` names it.
+    pub key: SockKey,
+    /// The socket's inode (the same in every process that has it).
+    pub inode: u64,
+    /// huptime's duplicate.
+    pub fd: OwnedFd,
+}
+
+/// How a generation's accept() calls are answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Accepts {
+    /// Let through: it serves.
+    #[default]
+    Open,
+    /// It is being replaced: no new connection for it. On a non-blocking socket accept() fails
+    /// with EAGAIN (the program waits for readiness again); on a blocking one the call is held,
+    /// as if no connection came, until the program ends. When it is sent its stop signal, the
+    /// calls held then fail once with EINTR, so that its signal handler runs
+    /// ([`super::answer::release`]). A blocking accept() already running in the kernel (let
+    /// through before) still takes one more connection.
+    Refused,
+}
+
+/// What one generation did with its sockets.
+#[derive(Default)]
+pub struct Generation {
+    /// Its pid (the process huptime started).
+    pub pid: i32,
+    /// The listening sockets it set up (listen()) or was handed (bind() answered), with inodes.
+    pub listened: Vec<(SockKey, u64)>,
+    /// How many of its bind() calls were answered with a held socket.
+    pub taken_over: u32,
+    /// Notifications answered for it (and its children).
+    pub answered: u64,
+    /// How its accept() calls are answered.
+    pub accepts: Accepts,
+    /// Blocking accept() calls held while [`Accepts::Refused`] and not yet released
+    /// (notification ids).
+    pub parked: Vec<u64>,
+}
+
+/// Everything the supervisor knows.
+#[derive(Default)]
+pub struct Table {
+    held: Vec<Held>,
+    generations: Vec<Generation>,
+}
+
+static TABLE: Mutex<Table> = Mutex::new(Table { held: Vec::new(), generations: Vec::new() });
+
+/// Runs `f` with the table locked (never held across a wait).
+pub fn with<R>(f: impl FnOnce(&mut Table) -> R) -> R {
+    let mut t = TABLE.lock().unwrap_or_else(|p| p.into_inner());
+    f(&mut t)
+}
+
+impl Table {
+    /// The held socket bound to `key`, if any.
+    pub fn find(&self, key: &SockKey) -> Option<&Held> {
+        self.held.iter().find(|h| h.key == *key)
+    }
+
+    /// Whether a socket with this inode is held.
+    pub fn holds_inode(&self, inode: u64) -> bool {
+        self.held.iter().any(|h| h.inode == inode)
+    }
+
+    /// Holds `fd` (bound to `key`) unless that address is held already (then `fd` is closed).
+    pub fn hold(&mut self, key: SockKey, inode: u64, fd: OwnedFd) {
+        if self.find(&key).is_none() && !self.holds_inode(inode) {
+            self.held.push(Held { key, inode, fd });
+        }
+    }
+
+    /// Lets go of every held socket that generation `pid` does not use (the generation that now
+    /// serves: an address the old code listened on and the new code does not is closed, so that
+    /// its queued connections are refused rather than left waiting forever).
+    pub fn keep_only_those_of(&mut self, pid: i32) {
+        let used: Vec<u64> = self.generation(pid).listened.iter().map(|&(_, i)| i).collect();
+        self.held.retain(|h| used.contains(&h.inode));
+    }
+
+    /// The addresses held, as text.
+    pub fn held_addresses(&self) -> Vec<String> {
+        self.held.iter().map(|h| format!("{} (fd {})", h.key, h.fd.as_raw_fd())).collect()
+    }
+
+    /// The record of generation `pid` (created on first use).
+    pub fn generation(&mut self, pid: i32) -> &mut Generation {
+        let i = match self.generations.iter().position(|g| g.pid == pid) {
+            Some(i) => i,
+            None => {
+                self.generations.push(Generation { pid, ..Default::default() });
+                self.generations.len() - 1
+            }
+        };
+        &mut self.generations[i]
+    }
+
+    /// Notes that generation `pid` listens on (or was handed) the socket `key`/`inode`.
+    pub fn listened(&mut self, pid: i32, key: SockKey, inode: u64) {
+        let g = self.generation(pid);
+        if !g.listened.iter().any(|&(_, i)| i == inode) {
+            g.listened.push((key, inode));
+        }
+    }
+
+    /// Forgets generation `pid` (it ended).
+    pub fn forget(&mut self, pid: i32) {
+        self.generations.retain(|g| g.pid != pid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(port: u16) -> SockKey {
+        let mut raw = [0u8; 16];
+        raw[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+        raw[2..4].copy_from_slice(&port.to_be_bytes());
+        raw[4..8].copy_from_slice(&[127, 0, 0, 1]);
+        SockKey::from_sockaddr(libc::SOCK_STREAM, &raw).unwrap()
+    }
+
+    fn some_fd() -> OwnedFd {
+        std::fs::File::open("/dev/null").unwrap().into()
+    }
+
+    #[test]
+    fn an_address_is_held_once_and_let_go_when_the_serving_generation_does_not_use_it() {
+        let mut t = Table::default();
+        t.hold(key(80), 1, some_fd());
+        t.hold(key(80), 2, some_fd()); // same address: the first stays
+        t.hold(key(81), 1, some_fd()); // same socket: not twice
+        t.hold(key(443), 3, some_fd());
+        assert_eq!(t.held.len(), 2);
+        assert_eq!(t.find(&key(80)).map(|h| h.inode), Some(1));
+        t.listened(7, key(80), 1);
+        t.listened(7, key(80), 1);
+        assert_eq!(t.generation(7).listened.len(), 1);
+        t.keep_only_those_of(7);
+        assert!(t.find(&key(443)).is_none() && t.find(&key(80)).is_some());
+        t.forget(7);
+        assert!(t.generation(7).listened.is_empty(), "a fresh record");
+    }
+}
