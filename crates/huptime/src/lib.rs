@@ -59,6 +59,7 @@ pub mod lineage;
 pub mod notify;
 pub mod preload;
 pub mod readiness;
+pub mod receipt;
 pub mod restart;
 pub mod revive;
 pub mod rewrite;
