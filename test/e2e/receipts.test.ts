@@ -5,7 +5,7 @@
  * one and a refused one (the preload library is gone) with their reason.
  */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { appSource, serveApp, waitForVersion } from "../helpers/app";
@@ -107,6 +107,29 @@ describe("restart receipts", () => {
       expect(receipt.reason).toContain(library!);
       await waitFor(() => s.output().includes(`not restarted: pid ${s.pid}, restart refused: the preload library`), "the receipt in the log");
       await waitForVersion(port, "v1");
+    } finally {
+      s.killGroup();
+      rmSync(cache, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  test("exec mode: a refusal's receipt does not outlive the exec restart that follows (which records none yet)", async () => {
+    const cache = mkdtempSync(join(tmpdir(), "huptime-receipt-cache-"));
+    const env = { ...process.env, HUPTIME_CACHE_DIR: cache };
+    const { app, port, s } = await serveApp("v1", ["--exec"], env);
+    try {
+      const library = join(cache, readdirSync(cache).find((n) => n.endsWith(".so"))!);
+      const saved = join(cache, "saved-library"); // not a name --status takes for the library
+      copyFileSync(library, saved);
+      rmSync(library);
+      process.kill(s.pid, "SIGHUP");
+      await waitFor(() => rowOf(s.pid, env)?.last_restart?.outcome === "refused", "the refusal's receipt", 30_000);
+      copyFileSync(saved, library);
+      app.write(appSource("v2"));
+      process.kill(s.pid, "SIGHUP");
+      await waitForVersion(port, "v2", 30_000);
+      await waitFor(() => rowOf(s.pid, env)?.generation === 2, "generation 2 to publish its state", 30_000);
+      expect(rowOf(s.pid, env)!.last_restart).toBeNull();
     } finally {
       s.killGroup();
       rmSync(cache, { recursive: true, force: true });

@@ -46,6 +46,7 @@ pub fn restart() {
     drain::begin(Step::Drain { exec_generation: Some(gen) });
     drain::wait_idle(None);
     info!("drained; exec'ing generation {gen}");
+    crate::status::withdraw_receipt();
     restart::unlink_pidfile();
     stop_async_io_signals();
     plan.exec_into(out.keep());

@@ -239,6 +239,14 @@ pub fn withdraw() {
     forget(unsafe { libc::getpid() });
 }
 
+/// Removes this process's receipt: an exec restart, which records none yet, must not leave the
+/// receipt of an earlier restart looking like its own.
+pub fn withdraw_receipt() {
+    let Some(Some(dir)) = DIR.get() else { return };
+    // SAFETY: getpid has no preconditions.
+    let _ = std::fs::remove_file(dir.join(format!("{}{RECEIPT_SUFFIX}", unsafe { libc::getpid() })));
+}
+
 /// Removes the files of `pid`, its status and its receipt (a generation that failed to start
 /// and was killed).
 pub fn forget(pid: libc::pid_t) {
