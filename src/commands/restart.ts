@@ -88,6 +88,9 @@ async function restartOne(dir: string, pid: number, live: boolean | undefined, e
           await waitUntil(() => (receipt = receiptOn(next.pid)) !== undefined || !isRunning(pid), left());
           receipt ??= receiptOn(next.pid);
           progress.step(`old generation ${before.generation} done`);
+        } else {
+          // Exec mode: the new image writes the receipt its old image carried, once it serves.
+          await waitUntil(() => (receipt = receiptOn(pid)) !== undefined || !isRunning(pid), left());
         }
         if (receipt) return { pid, ok: true, message: `restarted: ${receipt.summary}` };
         const change = next.pid === pid ? `pid ${pid}` : `pid ${pid} -> ${next.pid}`;

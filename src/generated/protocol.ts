@@ -21,6 +21,7 @@ export const SHIM_VARS = {
   rootPid: "HUPTIME_ROOT_PID",
   supervisorPid: "HUPTIME_SUPERVISOR_PID",
   notifySocket: "HUPTIME_NOTIFY_SOCKET",
+  receipt: "HUPTIME_RECEIPT",
 } as const;
 
 /** The variable choosing where the CLI writes the preload library and state files (read by the CLI only). */

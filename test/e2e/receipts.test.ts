@@ -34,8 +34,9 @@ describe("restart receipts", () => {
       await waitFor(() => (rowOf(s.pid)?.connections ?? 0) === 3, "3 connections open");
       app.write(appSource("v2"));
       process.kill(s.pid, "SIGHUP");
-      await waitForVersion(port, "v2", 30_000);
+      // No request until the old generation stops accepting: its drain would count the connection.
       await waitFor(() => rowOf(s.pid)?.state === "draining", "the old generation to drain", 30_000);
+      await waitForVersion(port, "v2", 30_000);
       for (const h of held) expect((await h.send()).ok).toBe(true); // finished normally
       await waitFor(() => rowOf(s.pid) === undefined, "the old generation to end", 30_000);
       expect((await busy.ended).how).toBe("ECONNRESET");
@@ -113,7 +114,7 @@ describe("restart receipts", () => {
     }
   }, 60_000);
 
-  test("exec mode: a refusal's receipt does not outlive the exec restart that follows (which records none yet)", async () => {
+  test("exec mode: a refusal's receipt, then the exec restart's own (carried across the exec)", async () => {
     const cache = mkdtempSync(join(tmpdir(), "huptime-receipt-cache-"));
     const env = { ...process.env, HUPTIME_CACHE_DIR: cache };
     const { app, port, s } = await serveApp("v1", ["--exec"], env);
@@ -127,9 +128,15 @@ describe("restart receipts", () => {
       copyFileSync(saved, library);
       app.write(appSource("v2"));
       process.kill(s.pid, "SIGHUP");
+      // No request before the receipt: the drain would count its connection.
+      await waitFor(() => rowOf(s.pid, env)?.last_restart?.outcome === "ready", "the exec restart's receipt", 30_000);
       await waitForVersion(port, "v2", 30_000);
-      await waitFor(() => rowOf(s.pid, env)?.generation === 2, "generation 2 to publish its state", 30_000);
-      expect(rowOf(s.pid, env)!.last_restart).toBeNull();
+      const r = rowOf(s.pid, env)!.last_restart!;
+      expect(r).toMatchObject({ generation: 2, previous: s.pid, handover_ms: null, connections_drained: 0, connections_cut: 0, reason: null });
+      for (const f of ["sighup_to_ready_ms", "drained_ms", "listen_drops"] as const) expect(r[f]!, f).toBeGreaterThanOrEqual(0);
+      // The old image drained before the new one was ready.
+      expect(r.drained_ms!).toBeLessThanOrEqual(r.sighup_to_ready_ms!);
+      expect(r.summary).toMatch(new RegExp(`^pid ${s.pid} \\(exec\\), ready in [\\d.]+ ms, 0 connections drained in [\\d.]+ ms, 0 cut, \\d+ dropped by the kernel$`));
     } finally {
       s.killGroup();
       rmSync(cache, { recursive: true, force: true });

@@ -139,9 +139,12 @@ pub const ROOT_PID_VAR: &str = "HUPTIME_ROOT_PID";
 pub const SUPERVISOR_PID_VAR: &str = "HUPTIME_SUPERVISOR_PID";
 /// Name of the variable naming the systemd notify socket.
 pub const NOTIFY_VAR: &str = "HUPTIME_NOTIFY_SOCKET";
+/// Name of the variable carrying an exec restart's receipt from its old image to its new one
+/// (the receipt module's `carry`/`carried`).
+pub const RECEIPT_VAR: &str = "HUPTIME_RECEIPT";
 /// Every variable the shim reads (the CLI drops inherited ones, so a stale value never reaches a
 /// new run).
-pub const SHIM_VARS: [&str; 15] = [
+pub const SHIM_VARS: [&str; 16] = [
     STATE_VAR,
     MODE_VAR,
     DEBUG_VAR,
@@ -157,6 +160,7 @@ pub const SHIM_VARS: [&str; 15] = [
     ROOT_PID_VAR,
     SUPERVISOR_PID_VAR,
     NOTIFY_VAR,
+    RECEIPT_VAR,
 ];
 /// Name of the variable choosing where the CLI writes the preload library and the state files.
 /// The shim never reads it (it only names it in a message); it is defined here so that every

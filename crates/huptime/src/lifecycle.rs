@@ -110,7 +110,13 @@ fn announce(step: Step<'_>, from: Phase, to: Phase) {
         status::publish(to.status_name());
     }
     match step {
-        Step::Listening { announce: true } => notify::ready_here(log::GENERATION.load(Ordering::Relaxed)),
+        Step::Listening { announce } => {
+            // An exec restart's new image: its receipt is due (recorded by the helper thread).
+            crate::receipt::note_ready();
+            if announce {
+                notify::ready_here(log::GENERATION.load(Ordering::Relaxed));
+            }
+        }
         Step::RestartStarted { generation } | Step::Drain { exec_generation: Some(generation) } => notify::reloading(generation),
         Step::SuccessorReady { pid, generation } => {
             notify::handed_over(pid, generation);

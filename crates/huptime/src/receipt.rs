@@ -7,9 +7,10 @@
 //! [`Receipt`] as the restart goes and writes it once, when the outcome is final, into
 //! `PID.receipt` ([`SUFFIX`]) in the status directory, PID being the process whose `--status`
 //! row shows it: the new generation after a fork restart that succeeded (written just before the
-//! old one exits), this generation itself after a rollback or a refusal. Nothing else writes a
-//! receipt; a process's receipt goes with its status file. (Exec mode records no successful
-//! restart yet: its new image would have to finish the old image's receipt.)
+//! old one exits), this generation itself after a rollback or a refusal. An exec restart is run
+//! by one process in two images: the old image fills the receipt up to its exec and carries it
+//! across in [`RECEIPT_VAR`] ([`Receipt::carry`]); the new image only notes when it is ready and
+//! writes it. Nothing else writes a receipt; a process's receipt goes with its status file.
 //!
 //! Format: one `key=value` per line, the keys in [`field`] (the CLI's copies are generated into
 //! src/generated/protocol.ts), durations in ms with three decimals, an unknown figure empty.
@@ -17,8 +18,13 @@
 //! allocating; filling it from /proc (the new generation's start time, the kernel's drop counters)
 //! happens on the helper thread.
 
+use crate::config::RECEIPT_VAR;
+use crate::fdtable::internal;
+use crate::spinlock::SpinLock;
 use crate::status::LastError;
+use crate::sys;
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// The keys of a receipt file, in the order they are written.
 pub mod field {
@@ -38,7 +44,8 @@ pub mod field {
     pub const SIGHUP_TO_READY_MS: &str = "sighup_to_ready_ms";
     /// From then until the old generation had stopped accepting.
     pub const HANDOVER_MS: &str = "handover_ms";
-    /// From the same ready message until the old generation had drained (about to exit).
+    /// From the moment the old generation (or image) stopped accepting until it had drained
+    /// (about to exit or exec).
     pub const DRAINED_MS: &str = "drained_ms";
     /// Connections the old generation finished normally (their own end, or closed when idle).
     pub const CONNECTIONS_DRAINED: &str = "connections_drained";
@@ -257,9 +264,35 @@ impl Receipt {
         span(self.ready_us, self.stopped_us)
     }
 
-    /// From ready until the old generation had drained (µs).
+    /// From the moment the old generation stopped accepting until it had drained (µs).
     pub fn drained_us(&self) -> Option<u64> {
-        span(self.ready_us, self.drained_us)
+        span(self.stopped_us, self.drained_us)
+    }
+
+    /// The figures an exec restart's old image carries to its new image (in [`RECEIPT_VAR`]):
+    /// `generation,hup,stopped,drained,open,cut,drops` (monotonic µs survive the exec; `-` for
+    /// an unknown drop count).
+    pub fn carry(&self, out: &mut impl Write) -> fmt::Result {
+        write!(out, "{},{},{},{},{},{},", self.generation, self.hup_us, self.stopped_us, self.drained_us, self.open_at_stop, self.cut)?;
+        match self.drops_before {
+            Some(d) => write!(out, "{d}"),
+            None => write!(out, "-"),
+        }
+    }
+
+    /// The receipt an old image of this process (`pid`) carried in `text` (see [`Receipt::carry`]).
+    pub fn carried(pid: libc::pid_t, text: &str) -> Option<Receipt> {
+        let mut f = text.split(',');
+        let mut next = || f.next()?.parse::<u64>().ok();
+        let generation = u32::try_from(next()?).ok()?;
+        let (hup, stopped, drained, open, cut) = (next()?, next()?, next()?, next()?, next()?);
+        let drops = next();
+        let mut r = Receipt::begin(pid, generation, hup, drops);
+        r.stopped(stopped, usize::try_from(open).ok()?);
+        r.drained_us = drained;
+        r.cut = usize::try_from(cut).ok()?;
+        r.drained = r.open_at_stop.saturating_sub(r.cut);
+        Some(r)
     }
 
     /// The one-line summary: `pid 17832 -> 17891, ready in 82 ms, handover 0.07 ms, 3
@@ -268,7 +301,11 @@ impl Receipt {
         let drops = Maybe(self.listen_drops);
         match self.outcome {
             Outcome::Ready => {
-                write!(out, "pid {} -> {}", self.previous, self.pid)?;
+                if self.pid == self.previous {
+                    write!(out, "pid {} (exec)", self.pid)?;
+                } else {
+                    write!(out, "pid {} -> {}", self.previous, self.pid)?;
+                }
                 if let Some(t) = self.sighup_to_ready_us() {
                     write!(out, ", ready in {}", Short(t))?;
                 }
@@ -336,6 +373,42 @@ impl Receipt {
 /// A fixed buffer for a receipt's text (its reason may appear twice: in `reason` and `summary`).
 pub type Text = crate::log::TextBuf<4096>;
 
+/// An exec restart's receipt carried from the old image, until the new one is ready.
+static CARRIED: SpinLock<Option<Receipt>> = SpinLock::new(None);
+/// When the new image was ready (monotonic µs; 0: not yet), for the helper thread to record.
+static READY_AT: AtomicU64 = AtomicU64::new(0);
+
+/// Constructor time: takes the receipt an exec restart's old image carried (see
+/// [`Receipt::carried`]), if any.
+pub fn adopt_from_env() {
+    let Some(text) = std::env::var_os(RECEIPT_VAR) else { return };
+    // SAFETY: getpid has no preconditions.
+    match Receipt::carried(unsafe { libc::getpid() }, &text.to_string_lossy()) {
+        Some(r) => *CARRIED.lock() = Some(r),
+        None => info!("ignoring {RECEIPT_VAR}={}: not a receipt", crate::config::shown(&text.to_string_lossy())),
+    }
+}
+
+/// This process serves (any thread, a hook's path: no allocation): an exec restart's receipt,
+/// if one was carried, is due; the helper thread is woken to record it.
+pub fn note_ready() {
+    if CARRIED.lock().is_some() && READY_AT.compare_exchange(0, sys::now_us(), Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        sys::eventfd_signal(internal::get(internal::WAKE));
+    }
+}
+
+/// Helper thread: the carried receipt, completed, once the new image is ready (taken once).
+pub fn due() -> Option<Receipt> {
+    let at = READY_AT.load(Ordering::Acquire);
+    if at == 0 {
+        return None;
+    }
+    let mut r = CARRIED.lock().take()?;
+    r.ready(r.pid, at);
+    r.end(listen_drops_now());
+    Some(r)
+}
+
 /// Wall-clock ms since the Unix epoch.
 pub fn wall_ms() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -381,7 +454,7 @@ mod tests {
             "outcome=ready",
             "sighup_to_ready_ms=82.000",
             "handover_ms=0.070",
-            "drained_ms=12.000",
+            "drained_ms=11.930",
             "connections_drained=3",
             "connections_cut=2",
             "listen_drops=2",
@@ -410,6 +483,32 @@ mod tests {
         r.refused("the preload library is gone");
         assert!(text(&r).contains("\noutcome=refused\n"));
         assert!(text(&r).ends_with("summary=pid 100, restart refused: the preload library is gone\n"));
+    }
+
+    #[test]
+    fn an_exec_restart_carries_its_figures_to_the_new_image() {
+        let mut r = Receipt::begin(100, 4, 1_000, Some(7));
+        r.stopped(2_000, 3);
+        r.drained(14_000, 1, Some(8));
+        let mut carried = Text::new();
+        r.carry(&mut carried).unwrap();
+        assert_eq!(carried.as_str(), "4,1000,2000,14000,3,1,7");
+        let mut back = Receipt::carried(100, carried.as_str()).unwrap();
+        back.ready(100, 83_000);
+        back.end(Some(9));
+        let body = text(&back);
+        for line in ["pid=100", "previous=100", "generation=4", "outcome=ready", "sighup_to_ready_ms=82.000", "handover_ms=", "drained_ms=12.000", "connections_drained=2", "connections_cut=1", "listen_drops=2"] {
+            assert!(body.lines().any(|l| l == line), "{line} in\n{body}");
+        }
+        assert!(body.contains("\nsummary=pid 100 (exec), ready in 82 ms, 2 connections drained in 12 ms, 1 cut, 2 dropped by the kernel\n"), "{body}");
+        let mut unknown = Receipt::begin(100, 4, 1_000, None);
+        unknown.stopped(2_000, 0);
+        let mut t = Text::new();
+        unknown.carry(&mut t).unwrap();
+        assert_eq!(Receipt::carried(100, t.as_str()).unwrap().drops_before, None);
+        for bad in ["", "4,1,2", "x,1,2,3,4,5,6", "4,-1,2,3,4,5,6"] {
+            assert!(Receipt::carried(100, bad).is_none(), "{bad}");
+        }
     }
 
     #[test]
