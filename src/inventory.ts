@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { STATUS_SUBDIR } from "./cachedir";
 import { allPids, findAll, managedProcesses, matches, procStat, procUids, readArgv, shimLibrary, type Instance } from "./instances";
 import { native } from "./native";
-import { readPublished, type DrainClosed, type Published } from "./statusfile";
+import { readPublished, readReceipt, type DrainClosed, type LastRestart, type Published } from "./statusfile";
 
 /** One row of `huptime --status` (these names are the stable `--json` fields). */
 export interface StatusRow {
@@ -30,6 +30,8 @@ export interface StatusRow {
   /** Connections its drain has closed (idle; past --drain-timeout at a request boundary, or
    * reset); null when it publishes none. */
   closed: DrainClosed | null;
+  /** The receipt of its last restart (see statusfile.ts); null when it has none. */
+  last_restart: LastRestart | null;
   /** Seconds since the process started. */
   uptime: number;
   /** Its command line. */
@@ -91,7 +93,8 @@ function supervisedCommand(argv: string[]): string[] {
 function row(p: Instance, ownDir: string, managedPids: Set<number>, supervisor: boolean): StatusRow | undefined {
   const st = procStat(p.pid);
   if (!st) return undefined;
-  const pub: Published | undefined = supervisor ? undefined : readPublished(statusDirOf(p.pid, ownDir), p.pid);
+  const dir = statusDirOf(p.pid, ownDir);
+  const pub: Published | undefined = supervisor ? undefined : readPublished(dir, p.pid);
   const sockets = native().processSockets(p.pid);
   let state = pub?.state ?? "unknown";
   if (supervisor) state = "supervising";
@@ -106,6 +109,7 @@ function row(p: Instance, ownDir: string, managedPids: Set<number>, supervisor: 
     listening: sockets?.listening ?? [],
     connections: sockets?.connections ?? 0,
     closed: pub?.closed ?? null,
+    last_restart: (pub && readReceipt(dir, p.pid)) ?? null,
     uptime: uptimeOf(st.start),
     command: p.argv.join(" "),
   };

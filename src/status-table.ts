@@ -10,9 +10,15 @@ export function formatUptime(s: number): string {
   return `${Math.floor(s / 86400)}d${pad(Math.floor((s % 86400) / 3600))}h`;
 }
 
+/** The last restart's outcome and age (`ready 12s ago`), `-` if none. */
+function lastRestart(r: StatusRow, now: number): string {
+  const l = r.last_restart;
+  return l ? `${l.outcome} ${formatUptime(Math.max(0, Math.round((now - l.at) / 1000)))} ago` : "-";
+}
+
 /** The rows as an aligned text table; the command column is cut to fit `width`. */
-export function formatTable(rows: StatusRow[], width = 120): string {
-  const head = ["PID", "PPID", "GEN", "MODE", "STATE", "CONNS", "UPTIME", "LISTENING", "COMMAND"];
+export function formatTable(rows: StatusRow[], width = 120, now = Date.now()): string {
+  const head = ["PID", "PPID", "GEN", "MODE", "STATE", "CONNS", "UPTIME", "LAST RESTART", "LISTENING", "COMMAND"];
   const cells = rows.map((r) => [
     String(r.pid),
     String(r.ppid),
@@ -21,6 +27,7 @@ export function formatTable(rows: StatusRow[], width = 120): string {
     r.state,
     String(r.connections),
     formatUptime(r.uptime),
+    lastRestart(r, now),
     r.listening.length ? r.listening.join(",") : "-",
     r.command,
   ]);

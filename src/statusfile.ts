@@ -1,7 +1,8 @@
 /**
  * The state each generation publishes (see crates/huptime/src/status.rs): one key=value file per
- * process in the status directory, its keys and values those of generated/protocol.ts. A file whose process is gone, or whose pid was reused (start
- * time differs), is ignored.
+ * process in the status directory, its keys and values those of generated/protocol.ts; and beside
+ * it the receipt of the process's last restart (crates/huptime/src/receipt.rs). A file whose
+ * process is gone, or whose pid was reused (start time differs), is ignored.
  *
  * Root's --status reads other users' directories (found beside the library their processes map), so a
  * file is believed only if another user cannot have planted it: the directory is writable by its
@@ -10,7 +11,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { STATUS_FIELDS as F, STATUS_SUFFIX } from "./generated/protocol";
+import { RECEIPT_FIELDS as R, RECEIPT_SUFFIX, STATUS_FIELDS as F, STATUS_SUFFIX } from "./generated/protocol";
 import { procStat, procUids } from "./instances";
 
 /** One process's published state. */
@@ -29,6 +30,32 @@ export interface Published {
   drainTimeoutMs?: number;
   /** Connections its drain has closed so far (undefined when the file does not say). */
   closed?: DrainClosed;
+}
+
+/**
+ * The receipt of a process's last restart (`last_restart` in `huptime --status --json`), written
+ * by the generation that ran it; the keys are the file's. Durations in ms, null when the restart
+ * did not get that far (or the figure could not be read).
+ */
+export interface LastRestart {
+  /** The generation the restart started (or would have started). */
+  generation: number;
+  /** ready, rolled_back or refused. */
+  outcome: string;
+  /** Pid of the generation that ran it. */
+  previous: number;
+  /** When it was recorded, ms since the Unix epoch. */
+  at: number;
+  sighup_to_ready_ms: number | null;
+  handover_ms: number | null;
+  drained_ms: number | null;
+  connections_drained: number | null;
+  connections_cut: number | null;
+  listen_drops: number | null;
+  /** Why it was rolled back or refused; null when it succeeded. */
+  reason: string | null;
+  /** The receipt in one line (what `huptime --restart` prints). */
+  summary: string;
 }
 
 /** Connections a draining process has closed: idle ones (FIN), and once its --drain-timeout
@@ -59,15 +86,20 @@ function closedCounts(f: Record<string, string>): DrainClosed | undefined {
   return idle === undefined || atBoundary === undefined || reset === undefined ? undefined : { idle, atBoundary, reset };
 }
 
-/** The text of `dir/PID.status` if it passes the checks above (at most 4 KiB of it). */
-function readTrusted(dir: string, pid: number): string | undefined {
+/** A published number (a count, or ms with decimals), else null. */
+function figure(field: string | undefined): number | null {
+  return field !== undefined && /^\d+(\.\d+)?$/.test(field) ? Number(field) : null;
+}
+
+/** The text of `dir/PID<suffix>` if it passes the checks above (at most 4 KiB of it). */
+function readTrusted(dir: string, pid: number, suffix: string): string | undefined {
   let fd: number | undefined;
   try {
     const d = statSync(dir);
     const ids = procUids(pid);
     if (!d.isDirectory() || (d.mode & 0o022) !== 0 || !ids) return undefined;
     if (d.uid !== 0 && d.uid !== ids.real && d.uid !== ids.effective) return undefined;
-    fd = openSync(join(dir, `${pid}${STATUS_SUFFIX}`), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    fd = openSync(join(dir, `${pid}${suffix}`), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     const f = fstatSync(fd);
     if (!f.isFile() || f.uid !== d.uid) return undefined;
     const buf = Buffer.alloc(4096);
@@ -81,7 +113,7 @@ function readTrusted(dir: string, pid: number): string | undefined {
 
 /** The published state of `pid`, if it has a current one. */
 export function readPublished(dir: string, pid: number): Published | undefined {
-  const text = readTrusted(dir, pid);
+  const text = readTrusted(dir, pid, STATUS_SUFFIX);
   if (text === undefined) return undefined;
   const f = parse(text);
   const st = procStat(pid);
@@ -97,6 +129,29 @@ export function readPublished(dir: string, pid: number): Published | undefined {
     readyTimeoutMs: millis(f[F.readyTimeoutMs]),
     drainTimeoutMs: millis(f[F.drainTimeoutMs]),
     closed: closedCounts(f),
+  };
+}
+
+/** The receipt of `pid`'s last restart, if it has a current one. */
+export function readReceipt(dir: string, pid: number): LastRestart | undefined {
+  const text = readTrusted(dir, pid, RECEIPT_SUFFIX);
+  if (text === undefined) return undefined;
+  const f = parse(text);
+  const st = procStat(pid);
+  if (!st || st.state === "Z" || f[R.start] !== st.start || f[R.pid] !== String(pid)) return undefined;
+  return {
+    [R.generation]: Number(f[R.generation]),
+    [R.outcome]: f[R.outcome] ?? "",
+    [R.previous]: Number(f[R.previous] ?? 0),
+    [R.at]: Number(f[R.at] ?? 0),
+    [R.sighupToReadyMs]: figure(f[R.sighupToReadyMs]),
+    [R.handoverMs]: figure(f[R.handoverMs]),
+    [R.drainedMs]: figure(f[R.drainedMs]),
+    [R.connectionsDrained]: figure(f[R.connectionsDrained]),
+    [R.connectionsCut]: figure(f[R.connectionsCut]),
+    [R.listenDrops]: figure(f[R.listenDrops]),
+    [R.reason]: f[R.reason] || null,
+    [R.summary]: f[R.summary] ?? "",
   };
 }
 

@@ -1,16 +1,17 @@
 /**
  * `huptime --restart <command...>`: SIGHUP to every running instance, then wait until each one's
  * next generation serves (success), or the restart was rolled back (failure, exit 1). Shows the
- * steps as they happen (see Progress) and ends with a one-line summary per instance.
+ * steps as they happen (see Progress) and ends with one line per instance: the restart's receipt
+ * (see statusfile.ts) as the generation that ran it wrote it, once the old generation has drained.
  */
 import { Command, Option } from "clipanion";
 import { HuptimeError } from "../errors";
-import { STATUS_MODES, STATUS_STATES } from "../generated/protocol";
+import { RECEIPT_OUTCOMES, STATUS_MODES, STATUS_STATES } from "../generated/protocol";
 import { findMasters, isRunning, type Instance } from "../instances";
 import { native } from "../native";
 import { awaitNextGeneration, restartLimitMs } from "../next-generation";
 import { Progress } from "../progress";
-import { readPublished } from "../statusfile";
+import { readPublished, readReceipt, type LastRestart } from "../statusfile";
 import { CONTROL_CATEGORY, HuptimeCommand } from "./base";
 
 /** `huptime --restart [options] <command> [args...]`. */
@@ -43,12 +44,19 @@ async function restartOne(dir: string, m: Instance, live: boolean | undefined, e
   const before = readPublished(dir, pid);
   const progress = new Progress(`huptime: ${pid}`, err, live);
   const t0 = Date.now();
+  const gen = (before?.generation ?? 0) + 1;
+  // The receipt of this restart on `who` (written after t0, for the generation it started).
+  const receiptOn = (who: number) => {
+    const r = readReceipt(dir, who);
+    return r && r.generation === gen && r.at >= t0 ? r : undefined;
+  };
+  // What is left of the restart's limit.
+  const left = () => (before ? Math.max(0, restartLimitMs(before) - (Date.now() - t0)) : 0);
   process.kill(m.supervisor ?? pid, "SIGHUP"); // a static program's supervisor restarts it
   if (!before) {
     return { pid, ok: true, message: `sent SIGHUP to ${pid} (it publishes no state, so huptime cannot wait for it)` };
   }
   progress.step("SIGHUP sent");
-  const gen = before.generation + 1;
   let announced = false;
   let drainSeen = false;
   const draining = (who: string) => {
@@ -71,21 +79,36 @@ async function restartOne(dir: string, m: Instance, live: boolean | undefined, e
       case "serving": {
         const next = result.next;
         progress.step(`ready in ${Date.now() - t0} ms`);
+        let receipt: LastRestart | undefined;
         if (next.pid !== pid) {
-          // Fork mode: the old generation now stops accepting and finishes its connections (or
-          // is already gone). Wait for that, so that a request sent once huptime returns reaches
-          // the new code; within what is left of the restart's limit.
-          const left = Math.max(0, restartLimitMs(before) - (Date.now() - t0));
-          await waitUntil(() => readPublished(dir, pid)?.state === STATUS_STATES.draining || !isRunning(pid), left);
+          // Fork mode: the old generation now stops accepting and finishes its connections, then
+          // writes the restart's receipt on the new one and exits. Wait for that (so that a request
+          // sent once huptime returns reaches the new code), within what is left of the limit.
+          await waitUntil(() => readPublished(dir, pid)?.state === STATUS_STATES.draining || !isRunning(pid), left());
           if (isRunning(pid)) draining(`old generation ${before.generation}`);
-          else progress.step(`old generation ${before.generation} done`);
+          await waitUntil(() => (receipt = receiptOn(next.pid)) !== undefined || !isRunning(pid), left());
+          receipt ??= receiptOn(next.pid);
+          progress.step(`old generation ${before.generation} done`);
+        } else {
+          // Exec mode: the new image writes the receipt its old image carried, once it serves.
+          await waitUntil(() => (receipt = receiptOn(pid)) !== undefined || !isRunning(pid), left());
         }
+        if (receipt) return { pid, ok: true, message: `restarted: ${receipt.summary}` };
         const change = next.pid === pid ? `pid ${pid}` : `pid ${pid} -> ${next.pid}`;
         return { pid, ok: true, message: `restarted: ${change}, generation ${gen} serving (ready in ${Date.now() - t0} ms)` };
       }
-      case "rolled back":
+      case "rolled back": {
+        // The receipt follows the rollback's state file (same thread, nothing slow in between).
+        let receipt: LastRestart | undefined;
+        await waitUntil(() => (receipt = receiptOn(pid)) !== undefined || !isRunning(pid), left());
+        receipt ??= receiptOn(pid);
+        if (receipt?.outcome === RECEIPT_OUTCOMES.refused) {
+          progress.step("refused");
+          return { pid, ok: false, message: `restart of ${pid} was refused: ${receipt.reason ?? result.error}` };
+        }
         progress.step("rolled back");
-        return { pid, ok: false, message: `restart of ${pid} failed and was rolled back: ${result.error}` };
+        return { pid, ok: false, message: `restart of ${pid} failed and was rolled back: ${receipt?.reason ?? result.error}` };
+      }
       case "exited":
       case "abandoned":
         return { pid, ok: false, message: `pid ${pid} exited during the restart` };

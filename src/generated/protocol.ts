@@ -22,6 +22,7 @@ export const SHIM_VARS = {
   supervisorPid: "HUPTIME_SUPERVISOR_PID",
   notifySocket: "HUPTIME_NOTIFY_SOCKET",
   stopDrains: "HUPTIME_STOP_DRAINS",
+  receipt: "HUPTIME_RECEIPT",
 } as const;
 
 /** The variable choosing where the CLI writes the preload library and state files (read by the CLI only). */
@@ -82,6 +83,34 @@ export const STATUS_STATES = {
   serving: "serving",
   restarting: "restarting",
   draining: "draining",
+} as const;
+
+/** Ending of a restart's receipt file's name, after the pid (crates/huptime/src/receipt.rs). */
+export const RECEIPT_SUFFIX = ".receipt";
+
+/** The keys of a receipt file, in the order they are written (also the `last_restart` JSON keys). */
+export const RECEIPT_FIELDS = {
+  pid: "pid",
+  start: "start",
+  previous: "previous",
+  generation: "generation",
+  outcome: "outcome",
+  at: "at",
+  sighupToReadyMs: "sighup_to_ready_ms",
+  handoverMs: "handover_ms",
+  drainedMs: "drained_ms",
+  connectionsDrained: "connections_drained",
+  connectionsCut: "connections_cut",
+  listenDrops: "listen_drops",
+  reason: "reason",
+  summary: "summary",
+} as const;
+
+/** The `outcome` values of a receipt: how a restart ended. */
+export const RECEIPT_OUTCOMES = {
+  ready: "ready",
+  rolledBack: "rolled_back",
+  refused: "refused",
 } as const;
 
 /** The handover record's header and limits (crates/huptime/src/wire.rs). */

@@ -36,6 +36,10 @@ describe("sd_notify", () => {
       const newPid = Number(handed.fields.MAINPID);
       expect(newPid).not.toBe(s.pid);
       await waitForVersion(port, "v2");
+      // Once drained, the old process tells the restart's receipt in short.
+      const receipt = await sd.next((n) => (n.fields.STATUS ?? "").includes("last restart"), mark, "STATUS= with the receipt");
+      expect(receipt.pid).toBe(s.pid);
+      expect(receipt.fields.STATUS).toMatch(new RegExp(`^serving \\(generation 2, pid ${newPid}\\); last restart ready in [\\d.]+ ms, 0 drained, 0 cut, \\d+ dropped$`));
       await waitFor(() => s.output().includes("None"), "the new program's report"); // it did not get NOTIFY_SOCKET
       // Only the main process reports: the new generation never sends READY=1 itself.
       await Bun.sleep(200);

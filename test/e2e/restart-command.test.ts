@@ -24,7 +24,9 @@ describe("huptime --restart", () => {
           writeFileSync(cookie, gen);
           const r = runCli(["--restart", svc.path]);
           expect(r.code, r.stderr).toBe(0);
-          expect(r.stdout).toMatch(/restarted: pid \d+/);
+          // The restart's receipt (exec mode: the same pid, no handover between two processes).
+          const change = mode === "fork" ? "pid \\d+ -> \\d+, ready in [\\d.]+ ms, handover [\\d.]+ ms" : `pid ${s.pid} \\(exec\\), ready in [\\d.]+ ms`;
+          expect(r.stdout).toMatch(new RegExp(`^huptime: restarted: ${change}, \\d+ connections? drained in [\\d.]+ ms, 0 cut, \\d+ dropped by the kernel\\n$`));
           const reply = await request(port);
           expect(reply.ok && reply.body.split(" ")[0]).toBe(gen);
         }
@@ -78,14 +80,21 @@ describe("huptime --restart progress", () => {
     return { progress: () => stderr, result };
   };
 
-  test("fork mode, plain lines: signal, new pid, ready, old generation draining its connection; summary", async () => {
+  test("fork mode, plain lines: signal, new pid, ready, old generation draining its connection, done; the receipt", async () => {
     // --drain-idle: the held connection below carries no data and must not be closed as idle.
     const { app, port, s } = await serveApp("v1", ["--drain-idle=600"]);
     try {
       const held = await hold(port);
       await waitFor(() => connectionsOf(s.pid) === 1, "the held connection");
       app.write(appSource("v2"));
-      const r = await restartAsync(["python3", app.file]).result;
+      const pending = restartAsync(["python3", app.file]);
+      // huptime --restart waits for the drain (its receipt counts the connection): the held request
+      // goes out once it has reported the drain.
+      await waitFor(() => pending.progress().includes("old generation 1 draining 1 connection"), "huptime --restart to report the drain", 30_000).catch((e) => {
+        throw new Error(`${e.message}; it said:\n${pending.progress()}`);
+      });
+      expect((await held.send()).ok).toBe(true);
+      const r = await pending.result;
       expect(r.code, r.stderr).toBe(0);
       const lines = r.stderr.trim().split("\n");
       expect(lines).toEqual([
@@ -93,9 +102,10 @@ describe("huptime --restart progress", () => {
         expect.stringMatching(new RegExp(`^huptime: ${s.pid}: generation 2 is pid \\d+, starting$`)),
         expect.stringMatching(new RegExp(`^huptime: ${s.pid}: ready in \\d+ ms$`)),
         `huptime: ${s.pid}: old generation 1 draining 1 connection`,
+        `huptime: ${s.pid}: old generation 1 done`,
       ]);
-      expect(r.stdout).toMatch(new RegExp(`^huptime: restarted: pid ${s.pid} -> \\d+, generation 2 serving \\(ready in \\d+ ms\\)\\n$`));
-      expect((await held.send()).ok).toBe(true);
+      const receipt = `pid ${s.pid} -> \\d+, ready in [\\d.]+ ms, handover [\\d.]+ ms, 1 connection drained in [\\d.]+ ms, 0 cut, \\d+ dropped by the kernel`;
+      expect(r.stdout).toMatch(new RegExp(`^huptime: restarted: ${receipt}\\n$`));
     } finally {
       s.killGroup();
     }
@@ -117,7 +127,7 @@ describe("huptime --restart progress", () => {
       const r = await pending.result;
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toMatch(new RegExp(`: SIGHUP sent\\n.*: generation 1 draining 1 connection\\n.*: generation 2 is pid ${s.pid}, starting\\n.*: ready in \\d+ ms\\n$`));
-      expect(r.stdout).toContain(`restarted: pid ${s.pid}, generation 2 serving`);
+      expect(r.stdout).toMatch(new RegExp(`^huptime: restarted: pid ${s.pid} \\(exec\\), ready in [\\d.]+ ms, 1 connection drained in [\\d.]+ ms, 0 cut, \\d+ dropped by the kernel\\n$`));
     } finally {
       s.killGroup();
     }
@@ -132,7 +142,7 @@ describe("huptime --restart progress", () => {
       expect(r.status).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`\\r\\x1b\\[Khuptime: ${s.pid}: SIGHUP sent → generation 2 is pid \\d+, starting`));
       expect(r.stdout).toMatch(/→ ready in \d+ ms/);
-      expect(r.stdout).toMatch(/\r\x1b\[Khuptime: restarted: pid \d+ -> \d+, generation 2 serving/);
+      expect(r.stdout).toMatch(/\r\x1b\[Khuptime: restarted: pid \d+ -> \d+, ready in [\d.]+ ms, handover /);
       expect(r.stdout).not.toContain(`${s.pid}: SIGHUP sent\n`);
     } finally {
       s.killGroup();

@@ -15,6 +15,7 @@ import { groupMembers, waitFor } from "../helpers/procs";
 import { asUser, secondUser, serveAppAs, sharedHuptime, userEnv } from "../helpers/users";
 import type { StatusRow } from "../../src/inventory";
 import { statusRows } from "../helpers/status";
+import { RECEIPT_FIELDS } from "../../src/generated/protocol";
 
 describe("huptime --status", () => {
   test("prints the master's pid, by full command line or by script name", async () => {
@@ -76,7 +77,7 @@ describe("huptime --status: what each process is doing", () => {
       await waitFor(() => status(["python3", app.file]).length === 1, "the old generation to end");
       // The table says the same to a person.
       const table = runCli(["--status", "--table", "python3", app.file]);
-      expect(table.stdout).toMatch(new RegExp(`^PID +PPID +GEN +MODE +STATE +CONNS +UPTIME +LISTENING +COMMAND\\n${next!.pid} +\\d+ +2 +fork +serving +0 +\\d+s +tcp 127\\.0\\.0\\.1:${port} +\\S*python3 ${app.file.replace(/[.]/g, "\\.")} ${port}\\n$`));
+      expect(table.stdout).toMatch(new RegExp(`^PID +PPID +GEN +MODE +STATE +CONNS +UPTIME +LAST RESTART +LISTENING +COMMAND\\n${next!.pid} +\\d+ +2 +fork +serving +0 +\\d+s +ready \\d+s ago +tcp 127\\.0\\.0\\.1:${port} +\\S*python3 ${app.file.replace(/[.]/g, "\\.")} ${port}\\n$`));
     } finally {
       s.killGroup();
     }
@@ -87,7 +88,9 @@ describe("huptime --status: what each process is doing", () => {
     const start = readme.indexOf("`--json` prints");
     const section = readme.slice(start, readme.indexOf("\n## ", start));
     const documented = [...section.matchAll(/^\| `(\w+)` \| ([^|]+) \|/gm)].map((m) => [m[1], m[2].trim()]);
-    expect(documented.length).toBe(11);
+    expect(documented.length).toBe(12);
+    const receiptDocumented = [...section.matchAll(/^\| `last_restart\.(\w+)` \| ([^|]+) \|/gm)].map((m) => m[1]);
+    expect(receiptDocumented.sort()).toEqual(Object.values(RECEIPT_FIELDS).filter((f) => f !== "pid" && f !== "start").sort());
     const { port, s } = await serveApp("v1");
     try {
       const rows = status([]);

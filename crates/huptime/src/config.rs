@@ -146,9 +146,12 @@ pub const NOTIFY_VAR: &str = "HUPTIME_NOTIFY_SOCKET";
 /// Name of the flag that makes a stop signal at its default action drain the program (see
 /// [`Config::stop_drains`]).
 pub const STOP_DRAINS_VAR: &str = "HUPTIME_STOP_DRAINS";
+/// Name of the variable carrying an exec restart's receipt from its old image to its new one
+/// (the receipt module's `carry`/`carried`).
+pub const RECEIPT_VAR: &str = "HUPTIME_RECEIPT";
 /// Every variable the shim reads (the CLI drops inherited ones, so a stale value never reaches a
 /// new run).
-pub const SHIM_VARS: [&str; 16] = [
+pub const SHIM_VARS: [&str; 17] = [
     STATE_VAR,
     MODE_VAR,
     DEBUG_VAR,
@@ -165,6 +168,7 @@ pub const SHIM_VARS: [&str; 16] = [
     SUPERVISOR_PID_VAR,
     NOTIFY_VAR,
     STOP_DRAINS_VAR,
+    RECEIPT_VAR,
 ];
 /// Name of the variable choosing where the CLI writes the preload library and the state files.
 /// The shim never reads it (it only names it in a message); it is defined here so that every

@@ -151,6 +151,8 @@ pub fn wait_idle(mut successor: Option<&mut Attempt>) -> Drained {
     let cfg = config::get();
     let limit = cfg.drain_timeout_ms;
     let start = sys::now_ms();
+    // This drain's counts (a drain taken back may have left counts of its own).
+    status::record_closed(0, 0, 0);
     let mut idle = IdleCloser::new(cfg.drain_idle_ms);
     let done = |idle: &IdleCloser| {
         if idle.closed > 0 {

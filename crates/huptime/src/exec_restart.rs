@@ -1,10 +1,16 @@
 //! Exec mode: the process drains (new connections wait in the kernel's queue), then execs the new
 //! code in place: same pid, sockets kept open across the exec.
 
+use crate::config::RECEIPT_VAR;
 use crate::drain;
+use crate::fdtable;
 use crate::lifecycle::Step;
 use crate::launch::{self, ExecPlan};
-use crate::{handover, real, restart, sys};
+use crate::receipt::{self, Receipt, Text};
+use crate::{handover, real, restart, status, sys};
+use core::fmt::Write;
+use core::sync::atomic::Ordering;
+use std::ffi::CString;
 
 /// Before an exec in place: no open file of ours may signal this pid any more. A file in
 /// O_ASYNC mode (nginx's channels to its workers) sends SIGIO to its owner, and workers that
@@ -23,8 +29,10 @@ fn stop_async_io_signals() {
 }
 
 /// Drains, then execs the next generation in this process. Returns only if the restart was
-/// refused before draining (the program is gone from disk, the preload library changed).
+/// refused before draining (the program is gone from disk, the preload library changed). The
+/// restart's receipt goes with the exec (see [`crate::receipt`]).
 pub fn restart() {
+    let hup_us = sys::now_us();
     let Some(launch) = launch::get() else {
         info!("can't restart: the launch was not captured at start-up");
         return;
@@ -38,14 +46,24 @@ pub fn restart() {
         return restart::refuse(&why.to_string());
     }
     let gen = restart::next_generation();
+    // SAFETY: getpid has no preconditions.
+    let mut receipt = Receipt::begin(unsafe { libc::getpid() }, gen, hup_us, receipt::listen_drops_now());
     let mut out = handover::Outgoing::new();
     handover::prepare(gen, -1, false, &mut out);
-    // SAFETY: `out` outlives the plan.
-    let plan = unsafe { ExecPlan::new(launch, &[out.env_ptr()]) };
     info!("restarting in place: draining before exec of generation {gen}");
-    drain::begin(Step::Drain { exec_generation: Some(gen) });
+    drain::begin_then(Step::Drain { exec_generation: Some(gen) }, || receipt.stopped(sys::now_us(), fdtable::CONNS.load(Ordering::SeqCst)));
     drain::wait_idle(None);
+    let (_, at_boundary, reset) = status::closed();
+    receipt.drained(sys::now_us(), at_boundary + reset, None);
+    let mut carried = Text::new();
+    let _ = write!(carried, "{RECEIPT_VAR}=");
+    let _ = receipt.carry(&mut carried);
+    let carried = CString::new(carried.as_str()).unwrap_or_default();
+    // SAFETY: `out` and `carried` outlive the plan.
+    let plan = unsafe { ExecPlan::new(launch, &[out.env_ptr(), carried.as_ptr()]) };
     info!("drained; exec'ing generation {gen}");
+    // The receipt of an earlier restart must not pass for this one's until the new image writes it.
+    status::withdraw_receipt();
     restart::unlink_pidfile();
     stop_async_io_signals();
     plan.exec_into(out.keep());

@@ -8,11 +8,17 @@ use crate::attempt::{Attempt, Outcome};
 use crate::drain::{self, Drained};
 use crate::launch::{self, ExecPlan};
 use crate::lifecycle::{self, Step};
+use crate::fdtable;
+use crate::receipt::{self, Receipt};
 use crate::{config, handover, real, restart, signals, status, sys};
+use core::sync::atomic::Ordering;
 use libc::c_int;
 
-/// Starts the next generation and sees the restart through: rollback, or drain and exit.
+/// Starts the next generation and sees the restart through: rollback, or drain and exit. Fills
+/// the restart's receipt as it goes and records it once the outcome is final (see
+/// [`crate::receipt`]).
 pub fn restart() {
+    let hup_us = sys::now_us();
     let Some(launch) = launch::get() else {
         info!("can't restart: the launch was not captured at start-up");
         return;
@@ -21,6 +27,9 @@ pub fn restart() {
         return restart::refuse(&why.to_string());
     }
     let gen = restart::next_generation();
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    let mut receipt = Receipt::begin(me, gen, hup_us, receipt::listen_drops_now());
     let mut ready = [-1; 2];
     // SAFETY: valid out-array.
     if unsafe { libc::pipe2(ready.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -53,10 +62,12 @@ pub fn restart() {
     let mut attempt = Attempt::new(pid, pidfd, ready_r);
     let what = match attempt.wait(timeout) {
         Outcome::Ready => {
-            let ready_at = sys::now_us();
-            let mut stop_us = 0;
-            drain::begin_then(Step::SuccessorReady { pid, generation: gen }, || stop_us = sys::now_us() - ready_at);
+            receipt.ready(pid, sys::now_us());
+            drain::begin_then(Step::SuccessorReady { pid, generation: gen }, || {
+                receipt.stopped(sys::now_us(), fdtable::CONNS.load(Ordering::SeqCst));
+            });
             sys::close(ready_r);
+            let stop_us = receipt.handover_us().unwrap_or(0);
             info!(
                 "generation {gen} (pid {pid}) is ready after {} ms; stopped accepting {}.{:03} ms later; draining",
                 sys::now_ms() - started,
@@ -70,13 +81,19 @@ pub fn restart() {
             }
             match drain::wait_idle(Some(&mut attempt)) {
                 Drained::Done => {
+                    let (_, at_boundary, reset) = status::closed();
+                    receipt.drained(sys::now_us(), at_boundary + reset, receipt::listen_drops_now());
+                    lifecycle::record(&mut receipt);
                     sys::close(pidfd);
                     drain::exit_drained(Some("drained; exiting"))
                 }
                 Drained::SuccessorFailed(how) => {
                     sys::close(pidfd);
                     status::forget(pid);
-                    drain::take_back(&format!("generation {gen} (pid {pid}) {how} after it was ready"), gen);
+                    let why = format!("generation {gen} (pid {pid}) {how} after it was ready");
+                    drain::take_back(&why, gen);
+                    receipt.rolled_back(me, &why, receipt::listen_drops_now());
+                    lifecycle::record(&mut receipt);
                     return;
                 }
             }
@@ -100,7 +117,10 @@ pub fn restart() {
         }
     }
     let last = lines.last().map(|l| format!(": {}", l.trim())).unwrap_or_default();
-    lifecycle::enter(Step::RolledBack { why: &format!("{what}{last}") });
+    let why = format!("{what}{last}");
+    lifecycle::enter(Step::RolledBack { why: &why });
+    receipt.rolled_back(me, &why, receipt::listen_drops_now());
+    lifecycle::record(&mut receipt);
 }
 
 /// Starts the next generation as a sibling (CLONE_PARENT): it is never the program's own child,

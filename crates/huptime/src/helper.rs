@@ -11,7 +11,7 @@
 
 use crate::config::{self, Mode};
 use crate::fdtable::{internal, SOCKETS};
-use crate::{drain, exec_restart, fork_restart, lifecycle, lineage, log, readiness, real, signals, sys};
+use crate::{drain, exec_restart, fork_restart, lifecycle, lineage, log, readiness, real, receipt, signals, sys};
 use core::sync::atomic::{AtomicBool, Ordering};
 use libc::c_int;
 
@@ -166,6 +166,9 @@ extern "C" fn main(_: *mut libc::c_void) -> *mut libc::c_void {
         let r = unsafe { real::poll(fds.as_mut_ptr(), 3, 1000) };
         if r > 0 && fds[0].revents != 0 {
             sys::eventfd_clear(hup);
+        }
+        if let Some(mut receipt) = receipt::due() {
+            lifecycle::record(&mut receipt);
         }
         if readiness::send_if_due() {
             // The previous generation has the message: this one serves (its program waited for

@@ -3,7 +3,7 @@
 //! library, as its native module, and must stay untouched). It reads huptime's variables and takes
 //! them out of the program's environment (see [`crate::childenv`]).
 
-use crate::config::{self, MODE_VAR, REVIVE_STREAK_VAR, STATE_VAR};
+use crate::config::{self, MODE_VAR, RECEIPT_VAR, REVIVE_STREAK_VAR, STATE_VAR};
 use crate::{accept_gate, childenv, handover, helper, hooks, launch, lifecycle, lineage, readiness, real, revive, signals, stopsig};
 use core::sync::atomic::Ordering;
 
@@ -22,12 +22,13 @@ extern "C" fn huptime_init() {
     crate::log::DEBUG.store(cfg.debug, Ordering::Relaxed);
     config::install(cfg);
     handover::adopt_from_env();
+    crate::receipt::adopt_from_env();
     helper::watch_predecessor(readiness::awaited());
     handover::adopt_listen_fds();
     if lineage::started_by_generation() {
         lifecycle::republish();
     }
-    if let Err(e) = launch::capture(&[STATE_VAR, REVIVE_STREAK_VAR]) {
+    if let Err(e) = launch::capture(&[STATE_VAR, REVIVE_STREAK_VAR, RECEIPT_VAR]) {
         info!("restarts disabled: {e}");
     }
     // The launch (what restarts start from) has huptime's variables; the program does not see them.

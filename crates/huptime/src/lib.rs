@@ -62,6 +62,7 @@ pub mod pid1;
 pub mod pid1_plan;
 pub mod preload;
 pub mod readiness;
+pub mod receipt;
 pub mod restart;
 pub mod revive;
 pub mod rewrite;

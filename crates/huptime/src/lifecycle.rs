@@ -1,9 +1,11 @@
 //! The one owner of this process's [`Phase`]: it is held in a single atomic, read lock-free from
 //! any hook or thread, and changed only by [`enter`], which also publishes the status file (for
 //! `huptime --status` and `--restart`) and tells systemd (sd_notify) what changed. No other module
-//! keeps phase flags of its own; the table of what may follow what is [`crate::phase`].
+//! keeps phase flags of its own; the table of what may follow what is [`crate::phase`]. It also
+//! publishes a restart's receipt ([`record`]).
 
 use crate::phase::{Event, Phase};
+use crate::receipt::{Outcome, Receipt, Text};
 use crate::{log, notify, status};
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -108,7 +110,13 @@ fn announce(step: Step<'_>, from: Phase, to: Phase) {
         status::publish(to.status_name());
     }
     match step {
-        Step::Listening { announce: true } => notify::ready_here(log::GENERATION.load(Ordering::Relaxed)),
+        Step::Listening { announce } => {
+            // An exec restart's new image: its receipt is due (recorded by the helper thread).
+            crate::receipt::note_ready();
+            if announce {
+                notify::ready_here(log::GENERATION.load(Ordering::Relaxed));
+            }
+        }
         Step::RestartStarted { generation } | Step::Drain { exec_generation: Some(generation) } => notify::reloading(generation),
         Step::SuccessorReady { pid, generation } => {
             notify::handed_over(pid, generation);
@@ -117,6 +125,27 @@ fn announce(step: Step<'_>, from: Phase, to: Phase) {
         Step::RolledBack { why } => notify::rolled_back(why),
         Step::TakenBack { generation, .. } => notify::handed_over(me, generation),
         _ => {}
+    }
+}
+
+/// A restart's outcome is final: its receipt is stamped, written for the CLI, logged in one line,
+/// and (a successful one; a failure was told with its [`Step`]) told to systemd in short. Helper
+/// thread only (it reads /proc and allocates).
+pub fn record(receipt: &mut Receipt) {
+    receipt.at_ms = crate::receipt::wall_ms();
+    receipt.start = status::start_time(receipt.pid).parse().unwrap_or(0);
+    let mut body = Text::new();
+    let _ = receipt.write(&mut body);
+    status::publish_receipt(receipt.pid, body.as_str());
+    let mut line = Text::new();
+    let _ = receipt.summary(&mut line);
+    if receipt.outcome == Outcome::Ready {
+        info!("restarted: {}", line.as_str());
+        let mut short = Text::new();
+        let _ = receipt.short(&mut short);
+        notify::status(short.as_str());
+    } else {
+        info!("not restarted: {}", line.as_str());
     }
 }
 

@@ -12,30 +12,41 @@ pub static DEBUG: AtomicBool = AtomicBool::new(false);
 /// This process's generation number, shown in every line.
 pub static GENERATION: AtomicU32 = AtomicU32::new(1);
 
-/// Fixed-size line buffer; text past its end is cut, never allocated.
-pub struct LineBuf {
-    data: [u8; 1024],
+/// Fixed-size text buffer of `N` bytes; text past its end is cut, never allocated (one byte is
+/// kept for a line's newline).
+pub struct TextBuf<const N: usize> {
+    data: [u8; N],
     len: usize,
 }
 
-impl LineBuf {
+/// A log line's buffer.
+pub type LineBuf = TextBuf<1024>;
+
+impl<const N: usize> TextBuf<N> {
     /// An empty buffer.
     pub const fn new() -> Self {
-        LineBuf { data: [0; 1024], len: 0 }
+        TextBuf { data: [0; N], len: 0 }
     }
     /// What has been written so far.
     pub fn as_bytes(&self) -> &[u8] {
         &self.data[..self.len]
     }
+    /// What has been written so far as text, without a character the cut split.
+    pub fn as_str(&self) -> &str {
+        match core::str::from_utf8(self.as_bytes()) {
+            Ok(s) => s,
+            Err(e) => core::str::from_utf8(&self.data[..e.valid_up_to()]).unwrap_or(""),
+        }
+    }
 }
 
-impl Default for LineBuf {
+impl<const N: usize> Default for TextBuf<N> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Write for LineBuf {
+impl<const N: usize> Write for TextBuf<N> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let room = self.data.len() - 1 - self.len; // keep one byte for the newline
         let n = s.len().min(room);

@@ -104,6 +104,11 @@ pub fn rolled_back(why: &str) {
     send_fmt(format_args!("READY=1\nSTATUS=restart rolled back: {why}"));
 }
 
+/// A new status line (STATUS= alone): a restart's receipt in short.
+pub fn status(text: &str) {
+    send_fmt(format_args!("STATUS={text}"));
+}
+
 /// SIGTERM reached the main process (signal handler context).
 pub fn stopping() {
     send(b"STOPPING=1");

@@ -143,9 +143,36 @@ pub fn of_pid(pid: i32) -> Option<Summary> {
     Some(summarize(&inodes, &tables))
 }
 
+/// The kernel's ListenOverflows + ListenDrops (TcpExt counters) from the text of
+/// /proc/net/netstat: connections dropped at a full or refusing accept queue, for the whole
+/// network namespace. None when either counter is missing.
+pub fn listen_drops(netstat: &str) -> Option<u64> {
+    let mut lines = netstat.lines();
+    while let Some(names) = lines.next() {
+        let values = lines.next()?;
+        let (Some(names), Some(values)) = (names.strip_prefix("TcpExt:"), values.strip_prefix("TcpExt:")) else { continue };
+        let pairs: HashMap<&str, &str> = names.split_whitespace().zip(values.split_whitespace()).collect();
+        let count = |k| pairs.get(k).and_then(|v: &&str| v.parse::<u64>().ok());
+        return Some(count("ListenOverflows")? + count("ListenDrops")?);
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_drops_sum_the_two_tcpext_counters() {
+        let text = "TcpExt: SyncookiesSent ListenOverflows ListenDrops TCPHPHits\nTcpExt: 1 3 4 99\nIpExt: InNoRoutes\nIpExt: 0\n";
+        assert_eq!(listen_drops(text), Some(7));
+        let later = "IpExt: InNoRoutes\nIpExt: 5\nTcpExt: ListenDrops ListenOverflows\nTcpExt: 10 2\n";
+        assert_eq!(listen_drops(later), Some(12));
+        assert_eq!(listen_drops("TcpExt: ListenDrops\nTcpExt: 1\n"), None, "one counter missing");
+        assert_eq!(listen_drops(""), None);
+        let real = std::fs::read_to_string("/proc/self/net/netstat").unwrap();
+        assert!(listen_drops(&real).is_some(), "this kernel's netstat has both counters");
+    }
 
     const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 101 1 0000000000000000 100 0 0 10 0

@@ -5,6 +5,7 @@
 use crate::config;
 use crate::lifecycle::{self, Step};
 use crate::log;
+use crate::receipt::Receipt;
 use core::sync::atomic::Ordering;
 
 /// The number of the generation a restart of this one starts.
@@ -13,10 +14,14 @@ pub fn next_generation() -> u32 {
 }
 
 /// A restart that cannot be attempted: said once, recorded as a failed restart (for `huptime
-/// --restart` and systemd), and this generation goes on serving.
+/// --restart` and systemd) with a `refused` receipt, and this generation goes on serving.
 pub fn refuse(why: &str) {
     info!("can't restart: {why}; this generation keeps serving");
     lifecycle::enter(Step::RolledBack { why });
+    // SAFETY: getpid has no preconditions.
+    let mut receipt = Receipt::begin(unsafe { libc::getpid() }, next_generation(), 0, None);
+    receipt.refused(why);
+    lifecycle::record(&mut receipt);
 }
 
 /// Removes the `--unlink` file (a pidfile) before a new generation starts.

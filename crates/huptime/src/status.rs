@@ -64,6 +64,9 @@ pub mod mode {
 
 /// Ending of a status file's name, after the pid.
 pub const SUFFIX: &str = ".status";
+/// Ending of a receipt file's name, after the pid (the receipt of a restart, see
+/// [`crate::receipt`]; it lives and goes with the status file).
+pub const RECEIPT_SUFFIX: &str = ".receipt";
 
 static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
 static ROLLBACKS: AtomicU32 = AtomicU32::new(0);
@@ -71,7 +74,7 @@ static ROLLBACKS: AtomicU32 = AtomicU32::new(0);
 static CLOSED: [AtomicUsize; 3] = [const { AtomicUsize::new(0) }; 3];
 /// Why the last restart failed, as shown in the status file (fixed size: set from hooks' paths
 /// without allocating; a longer reason is cut).
-pub static LAST_ERROR: SpinLock<LastError> = SpinLock::new(LastError { text: [0; LAST_ERROR_MAX], len: 0 });
+pub static LAST_ERROR: SpinLock<LastError> = SpinLock::new(LastError::empty());
 
 /// Longest `last_error` kept, in bytes.
 pub const LAST_ERROR_MAX: usize = 512;
@@ -84,6 +87,10 @@ pub struct LastError {
 }
 
 impl LastError {
+    /// No text.
+    pub const fn empty() -> LastError {
+        LastError { text: [0; LAST_ERROR_MAX], len: 0 }
+    }
     /// Replaces the text with `why` (newlines become spaces; cut at a character boundary).
     pub fn set(&mut self, why: &str) {
         let mut end = why.len().min(LAST_ERROR_MAX);
@@ -127,7 +134,8 @@ pub fn configure(cfg: &Config) {
     let _ = DIR.set(dir);
 }
 
-fn start_time(pid: libc::pid_t) -> String {
+/// The start time of `pid` (/proc/PID/stat field 22), "0" when it is gone.
+pub fn start_time(pid: libc::pid_t) -> String {
     let fields = crate::sys::proc_stat_fields(pid).unwrap_or_default();
     fields.split(' ').nth(19).unwrap_or("0").to_string()
 }
@@ -144,6 +152,21 @@ pub fn record_closed(idle: usize, at_boundary: usize, reset: usize) {
     for (c, n) in CLOSED.iter().zip([idle, at_boundary, reset]) {
         c.store(n, Ordering::Release);
     }
+}
+
+/// The drain's counts so far: idle connections closed, and past the deadline, those closed at a
+/// request boundary and those reset (see [`record_closed`]).
+pub fn closed() -> (usize, usize, usize) {
+    let [idle, at_boundary, reset] = &CLOSED;
+    (idle.load(Ordering::Acquire), at_boundary.load(Ordering::Acquire), reset.load(Ordering::Acquire))
+}
+
+/// Writes `body`, the receipt of a restart (see [`crate::receipt`]), as the receipt of `pid`
+/// (only [`crate::lifecycle`] calls this; helper thread: it allocates).
+pub fn publish_receipt(pid: libc::pid_t, body: &str) {
+    let Some(Some(dir)) = DIR.get() else { return };
+    let tmp = dir.join(format!(".{pid}.receipt.tmp"));
+    replace(&tmp, &dir.join(format!("{pid}{}", RECEIPT_SUFFIX)), body);
 }
 
 /// Publishes this process's state (only [`crate::lifecycle`] calls this: a phase change).
@@ -262,10 +285,21 @@ pub fn withdraw() {
     forget(unsafe { libc::getpid() });
 }
 
-/// Removes the file of `pid` (a generation that failed to start and was killed).
+/// Removes this process's receipt: an exec restart, which records none yet, must not leave the
+/// receipt of an earlier restart looking like its own.
+pub fn withdraw_receipt() {
+    let Some(Some(dir)) = DIR.get() else { return };
+    // SAFETY: getpid has no preconditions.
+    let _ = std::fs::remove_file(dir.join(format!("{}{RECEIPT_SUFFIX}", unsafe { libc::getpid() })));
+}
+
+/// Removes the files of `pid`, its status and its receipt (a generation that failed to start
+/// and was killed).
 pub fn forget(pid: libc::pid_t) {
     let Some(Some(dir)) = DIR.get() else { return };
-    let _ = std::fs::remove_file(dir.join(format!("{pid}{SUFFIX}")));
+    for suffix in [SUFFIX, RECEIPT_SUFFIX] {
+        let _ = std::fs::remove_file(dir.join(format!("{pid}{suffix}")));
+    }
 }
 
 
@@ -275,7 +309,7 @@ mod tests {
 
     #[test]
     fn last_error_is_one_line_cut_at_a_character_boundary() {
-        let mut e = LastError { text: [0; LAST_ERROR_MAX], len: 0 };
+        let mut e = LastError::empty();
         e.set("no\nway");
         assert_eq!(e.as_str(), "no way");
         let long = "é".repeat(LAST_ERROR_MAX);

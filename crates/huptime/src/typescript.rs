@@ -1,13 +1,13 @@
 //! The CLI's copy of the protocols between it and the shim, written as a TypeScript module
 //! (src/generated/protocol.ts) from their one definition in Rust: the `HUPTIME_*` variables
-//! ([`crate::config`]), the status file's keys and values ([`crate::status`], [`crate::phase`])
-//! and the handover record's header ([`crate::wire`]). scripts/build writes the file (through
+//! ([`crate::config`]), the status file's keys and values ([`crate::status`], [`crate::phase`]),
+//! the receipt file's ([`crate::receipt`]) and the handover record's header ([`crate::wire`]). scripts/build writes the file (through
 //! the napi export `protocolTypescript`); a unit test fails when the committed file is not what
 //! this module writes.
 
 use crate::config::{self, Mode};
 use crate::phase::PHASES;
-use crate::{status, wire};
+use crate::{receipt, status, wire};
 use std::fmt::Write;
 
 /// Where the module goes, relative to the repository's root.
@@ -90,6 +90,11 @@ pub fn module() -> String {
     object(&mut out, "The keys of a status file, in the order they are written.", "STATUS_FIELDS", names(status::field::ALL));
     object(&mut out, "The `mode` values of a status file: how the program runs.", "STATUS_MODES", names(status::mode::ALL));
     object(&mut out, "The `state` values of a status file: where the process is in its life.", "STATUS_STATES", names(states()));
+    let doc = "Ending of a restart's receipt file's name, after the pid (crates/huptime/src/receipt.rs).";
+    constant(&mut out, doc, "RECEIPT_SUFFIX", quoted(receipt::SUFFIX));
+    let fields = receipt::field::ALL.map(|f| (camel(f), quoted(f)));
+    object(&mut out, "The keys of a receipt file, in the order they are written (also the `last_restart` JSON keys).", "RECEIPT_FIELDS", fields);
+    object(&mut out, "The `outcome` values of a receipt: how a restart ended.", "RECEIPT_OUTCOMES", names(receipt::outcome::ALL));
     let record = [
         ("magic", quoted(std::str::from_utf8(&wire::MAGIC).unwrap_or_default())),
         ("version", wire::VERSION.to_string()),
