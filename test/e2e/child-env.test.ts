@@ -15,7 +15,7 @@ import { ROOT, runCli, serve } from "../helpers/cli";
 import { compileC } from "../helpers/gcc";
 import { SERVERS } from "../helpers/matrix";
 import { freePort, request } from "../helpers/net";
-import { alive, groupMembers, waitFor } from "../helpers/procs";
+import { alive, groupMembers, killAll, waitFor } from "../helpers/procs";
 import type { Group } from "../helpers/spawn";
 import { statusRows } from "../helpers/status";
 
@@ -54,18 +54,25 @@ function startedWith(pid: number): string[] {
  */
 async function keepsTheShim(argv: string[], port: number, opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<void> {
   const s = serve(argv, opts);
+  // The servers that answered: a daemonizing launcher (setsid -f) puts them out of the test's
+  // process group, so they are ended by pid too.
+  const answered = new Set<number>();
   try {
     const first = await answeringPid(port, s);
+    answered.add(first);
     expect(shimLibrary(first), s.output()).toBeDefined();
     await waitFor(() => statusRows().some((r) => r.pid === first && r.state === "serving"), `--status to list ${first} as serving`);
     process.kill(first, "SIGHUP");
     await waitFor(async () => {
       const r = await request(port, "/", 1000);
-      return r.ok && Number(r.body.trim().split(" ")[1]) !== first;
+      const pid = r.ok ? Number(r.body.trim().split(" ")[1]) : 0;
+      if (pid > 0) answered.add(pid);
+      return pid > 0 && pid !== first;
     }, `a new generation to answer (output: ${s.output()})`);
     expect(s.output()).toMatch(/restarting: generation 2 is pid \d+/);
   } finally {
     s.killGroup();
+    killAll([...answered]);
   }
 }
 
