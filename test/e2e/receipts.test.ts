@@ -15,7 +15,9 @@ import { waitFor } from "../helpers/procs";
 import { statusRows } from "../helpers/status";
 import type { StatusRow } from "../../src/inventory";
 
-const DRAIN_TIMEOUT_S = 3;
+// Long enough that the held connections, which send only once the old generation drains, do so
+// before its deadline however slow the machine (the busy one is cut there).
+const DRAIN_TIMEOUT_S = 15;
 
 /** The row of `pid` in `huptime --status --json` (env: a private cache directory's). */
 function rowOf(pid: number, env?: NodeJS.ProcessEnv): StatusRow | undefined {

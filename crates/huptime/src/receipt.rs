@@ -270,13 +270,14 @@ impl Receipt {
     }
 
     /// The figures an exec restart's old image carries to its new image (in [`RECEIPT_VAR`]):
-    /// `generation,hup,stopped,drained,open,cut,drops` (monotonic µs survive the exec; `-` for
-    /// an unknown drop count).
+    /// `generation,hup,stopped,drained,open,cut,drops` (monotonic µs survive the exec; dashes
+    /// for an unknown drop count). Every field has a fixed width, so that the environment of a
+    /// process that restarts in place keeps its size from one restart to the next.
     pub fn carry(&self, out: &mut impl Write) -> fmt::Result {
-        write!(out, "{},{},{},{},{},{},", self.generation, self.hup_us, self.stopped_us, self.drained_us, self.open_at_stop, self.cut)?;
+        write!(out, "{:010},{:020},{:020},{:020},{:020},{:020},", self.generation, self.hup_us, self.stopped_us, self.drained_us, self.open_at_stop, self.cut)?;
         match self.drops_before {
-            Some(d) => write!(out, "{d}"),
-            None => write!(out, "-"),
+            Some(d) => write!(out, "{d:020}"),
+            None => write!(out, "{:-<20}", ""),
         }
     }
 
@@ -492,7 +493,7 @@ mod tests {
         r.drained(14_000, 1, Some(8));
         let mut carried = Text::new();
         r.carry(&mut carried).unwrap();
-        assert_eq!(carried.as_str(), "4,1000,2000,14000,3,1,7");
+        assert_eq!(carried.as_str(), "0000000004,00000000000000001000,00000000000000002000,00000000000000014000,00000000000000000003,00000000000000000001,00000000000000000007");
         let mut back = Receipt::carried(100, carried.as_str()).unwrap();
         back.ready(100, 83_000);
         back.end(Some(9));
@@ -505,6 +506,7 @@ mod tests {
         unknown.stopped(2_000, 0);
         let mut t = Text::new();
         unknown.carry(&mut t).unwrap();
+        assert_eq!(t.as_str().len(), carried.as_str().len(), "the same width, whatever the figures");
         assert_eq!(Receipt::carried(100, t.as_str()).unwrap().drops_before, None);
         for bad in ["", "4,1,2", "x,1,2,3,4,5,6", "4,-1,2,3,4,5,6"] {
             assert!(Receipt::carried(100, bad).is_none(), "{bad}");
