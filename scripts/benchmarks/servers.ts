@@ -37,6 +37,9 @@ export interface Server {
   current(): number;
   /** SIGHUP to the current generation; resolves with the ms until the next one serves. */
   restart(): Promise<number | undefined>;
+  /** SIGTERM to the current generation, as a supervisor stops a program; resolves once it has
+   * exited (bare servers that stay in the foreground only: they are this process's children). */
+  terminate(): Promise<void>;
   /** Every process the run left, generations and workers. */
   stop(): Promise<void>;
 }
@@ -119,6 +122,7 @@ export async function startServer(kind: Kind, mode: Mode, port: number, extra: s
   const full = mode === "bare" ? argv : [HUPTIME, `--${mode}`, ...(kind === "nginx" ? ["--unlink", pidfile] : []), ...extra, ...argv];
   const logPath = join(dir, "stderr.log");
   const child = spawn(full[0], full.slice(1), { detached: true, stdio: ["ignore", "ignore", openSync(logPath, "w")] });
+  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
   const url = `http://127.0.0.1:${port}/`;
   const end = Date.now() + 15_000;
   while (!(await answers(port))) {
@@ -167,6 +171,11 @@ export async function startServer(kind: Kind, mode: Mode, port: number, extra: s
         await Bun.sleep(2);
       }
       return undefined;
+    },
+    async terminate() {
+      if (mode !== "bare" || kind === "nginx") throw new Error(`can't terminate ${kind} (${mode}): only a bare server that stays in the foreground is this process's child`);
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      await exited;
     },
     async stop() {
       // Daemons (nginx) leave the tree: find masters by their pidfile and their command line.
