@@ -3,14 +3,15 @@
  * run on this machine. Prints a summary with PASS/FAIL against the targets (goals, not test
  * assertions) and writes report.md, report.json and latency.svg into --out (default bench/).
  *
- * Options: --out DIR; --restarts N (scenario 1, default 100 per server and mode); --quick (20
- * restarts, 3 repeats: a smoke run); --scenario keep-alive (run scenario 6 alone and put its
- * figures into the report already in --out).
+ * Options: --out DIR; --restarts N (scenarios 1 and 7, default 100 per server and mode); --quick (20
+ * restarts, 3 repeats: a smoke run); --scenario keep-alive|compare (run scenario 6 or 7 alone and
+ * put its figures into the report already in --out).
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { comparePart } from "./compare";
 import { keepAlivePart } from "./keepalive";
-import { mergeScenario, writeReport, latencySvg, restartRows, table, targetsTable, f1, f2, type Check } from "./report";
+import { mergeScenario, writeReport, latencySvg, restartRows, table, targetsTable, f1, f2, type Check, type ScenarioPart } from "./report";
 import { cliCost, median, overhead, restartsUnderLoad, shimCost, type RestartRun } from "./scenarios";
 import { ROOT, type Kind } from "./servers";
 
@@ -33,19 +34,26 @@ function say(s: string): void {
 const keepAliveSeconds = quick ? 6 : 15;
 const today = new Date().toISOString().slice(0, 10);
 
+/** The scenarios that run alone (--scenario NAME). */
+const alone: Record<string, () => Promise<ScenarioPart>> = {
+  "keep-alive": () => keepAlivePart(keepAliveSeconds, today, say),
+  compare: () => comparePart(restarts, interval, today, say),
+};
+
 const only = arg("--scenario");
 if (only !== undefined) {
-  if (only !== "keep-alive") {
-    say(`can't run scenario '${only}' alone: the one that runs alone is keep-alive`);
+  const part = alone[only];
+  if (part === undefined) {
+    say(`can't run scenario '${only}' alone: the ones that run alone are ${Object.keys(alone).join(", ")}`);
     process.exit(2);
   }
   if (!existsSync(join(out, "report.json")) || !existsSync(join(out, "report.md"))) {
     say(`can't run scenario '${only}' alone into ${out}: it has no report.md and report.json to add it to (run scripts/bench once)`);
     process.exit(2);
   }
-  const part = await keepAlivePart(keepAliveSeconds, today, say);
-  mergeScenario(out, part);
-  process.stdout.write(`\n${targetsTable(part.checks)}\n\nreport: ${join(out, "report.md")}\n`);
+  const measured = await part();
+  mergeScenario(out, measured);
+  process.stdout.write(`\n${targetsTable(measured.checks)}\n\nreport: ${join(out, "report.md")}\n`);
   process.exit(0);
 }
 
@@ -117,8 +125,12 @@ say("scenario 5: the CLI and the cost of a restart");
 const s5 = await cliCost(repeats);
 
 // 6. Keep-alive takeover.
-const s6 = await keepAlivePart(keepAliveSeconds, today, say);
+const s6 = await alone["keep-alive"]();
 checks.push(...s6.checks);
+
+// 7. Against a plain restart and the limit.
+const s7 = await alone.compare();
+checks.push(...s7.checks);
 
 const head = ["run", "phase", "requests", "failed", "req/s", "p50 ms", "p99 ms", "max ms"];
 const md = `# huptime benchmark
@@ -170,7 +182,8 @@ ${table(["what", "ms"], [
   ["restart cost beyond the program's own start-up", f1(s5.restartOverheadMs)],
 ])}
 
-${s6.section}`;
+${s6.section}
+${s7.section}`;
 
 const json = {
   date: new Date().toISOString(),
@@ -182,6 +195,7 @@ const json = {
   scenario4: s4,
   scenario5: s5,
   [s6.key]: s6.data,
+  [s7.key]: s7.data,
 };
 writeReport(out, md, json, latencySvg(`node, fork mode: latency of a probe request every 25 ms during ${nodeFork.restartsCompleted} restarts`, nodeFork.samples, nodeFork.marks));
 

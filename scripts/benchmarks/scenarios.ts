@@ -52,43 +52,65 @@ function aliveCount(pids: number[]): number {
   return pids.filter(isRunning).length;
 }
 
-/** Restarts every `intervalMs` under wrk load; then the same load without restarts. */
-export async function restartsUnderLoad(kind: Kind, mode: Exclude<Mode, "bare">, restarts: number, intervalMs: number, close: boolean, connections = 16): Promise<RestartRun> {
-  const seconds = Math.ceil((restarts * intervalMs) / 1000) + 1;
-  const port = await freePort();
-  const server = await startServer(kind, mode, port);
+/** What wrk and the probe saw while something restarted at marks. */
+export interface LoadedRun {
+  load: WrkResult;
+  samples: Sample[];
+  /** ms since the start at which each restart began. */
+  marks: number[];
+}
+
+/** Seconds of load for `restarts` restarts every `intervalMs` (1 s more: wrk warms up first). */
+export const loadSeconds = (restarts: number, intervalMs: number) => Math.ceil((restarts * intervalMs) / 1000) + 1;
+
+/**
+ * wrk (and the probe) on `port` while `cycle` (one restart) starts every `intervalMs`, `restarts`
+ * times or until the load is about to end; the first starts 0.5 s into the load.
+ */
+export async function underRestarts(port: number, restarts: number, intervalMs: number, close: boolean, connections: number, cycle: () => Promise<void>): Promise<LoadedRun> {
+  const seconds = loadSeconds(restarts, intervalMs);
   const start = performance.now();
   const sampler = probe(port, start);
   const marks: number[] = [];
-  const readyMs: number[] = [];
-  const previous: number[] = [];
-  let oldAliveMax = 0;
   try {
-    const load = startWrk(server.url, { connections, seconds, close }).done;
+    const load = startWrk(`http://127.0.0.1:${port}/`, { connections, seconds, close }).done;
     await Bun.sleep(500);
     for (let i = 0; i < restarts; i++) {
       const t = performance.now();
       marks.push(t - start);
+      await cycle();
+      const wait = intervalMs - (performance.now() - t);
+      if (wait > 0) await Bun.sleep(wait);
+      if (performance.now() - start > seconds * 1000 - 300) break;
+    }
+    return { load: await load, samples: await sampler.stop(), marks };
+  } finally {
+    await sampler.stop();
+  }
+}
+
+/** Restarts every `intervalMs` under wrk load; then the same load without restarts. */
+export async function restartsUnderLoad(kind: Kind, mode: Exclude<Mode, "bare">, restarts: number, intervalMs: number, close: boolean, connections = 16): Promise<RestartRun> {
+  const port = await freePort();
+  const server = await startServer(kind, mode, port);
+  const readyMs: number[] = [];
+  const previous: number[] = [];
+  let oldAliveMax = 0;
+  try {
+    const { load, samples, marks } = await underRestarts(port, restarts, intervalMs, close, connections, async () => {
       const before = server.current();
       const ms = await server.restart();
       if (ms !== undefined) readyMs.push(ms);
       if (server.current() !== before) previous.push(before);
       oldAliveMax = Math.max(oldAliveMax, aliveCount(previous));
-      const wait = intervalMs - (performance.now() - t);
-      if (wait > 0) await Bun.sleep(wait);
-      if (performance.now() - start > seconds * 1000 - 300) break;
-    }
-    const result = await load;
-    const samples = await sampler.stop();
+    });
     const handoverMs = [...server.log().matchAll(/stopped accepting (\d+\.\d+) ms later/g)].map((m) => Number(m[1]));
     await server.stop();
-    const basePort = await freePort();
-    const base = await startServer(kind, mode, basePort);
-    const baseline = await startWrk(base.url, { connections, seconds, close }).done;
+    const base = await startServer(kind, mode, await freePort());
+    const baseline = await startWrk(base.url, { connections, seconds: loadSeconds(restarts, intervalMs), close }).done;
     await base.stop();
-    return { kind, mode, close, restarts, restartsCompleted: readyMs.length, intervalMs, load: result, baseline, readyMs, handoverMs, oldAliveMax, samples, marks };
+    return { kind, mode, close, restarts, restartsCompleted: readyMs.length, intervalMs, load, baseline, readyMs, handoverMs, oldAliveMax, samples, marks };
   } finally {
-    await sampler.stop();
     await server.stop();
   }
 }

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { cacheDir } from "../../src/cachedir";
 import { STATUS_STATES } from "../../src/generated/protocol";
 import { allPids, childPids, procStat, readArgv } from "../../src/instances";
-import { readAllPublished } from "../../src/statusfile";
+import { readPublished, type Published } from "../../src/statusfile";
 import { goFixture } from "../../test/helpers/go";
 import { writeNginxConf } from "../../test/helpers/nginx";
 import { killGroup } from "../../test/helpers/spawn";
@@ -37,11 +37,34 @@ export interface Server {
   current(): number;
   /** SIGHUP to the current generation; resolves with the ms until the next one serves. */
   restart(): Promise<number | undefined>;
+  /** SIGTERM to the current generation, as a supervisor stops a program; resolves once it has
+   * exited (bare servers that stay in the foreground only: they are this process's children). */
+  terminate(): Promise<void>;
   /** Every process the run left, generations and workers. */
   stop(): Promise<void>;
 }
 
 const statusDir = () => join(cacheDir(), "status");
+
+/** The state huptime publishes for `pid`, if it runs under huptime. */
+const published = (pid: number) => readPublished(statusDir(), pid);
+
+/**
+ * The next generation of `pid` once it serves: `pid` itself (exec mode) or a sibling that names it
+ * as its previous one (fork mode starts the next generation beside the old one). Looks only at
+ * those processes: the state directory keeps the files of every process killed before it could
+ * remove its own (thousands on a test machine), too many to read every few milliseconds while the
+ * load runs.
+ */
+function successor(pid: number, generation: number): Published | undefined {
+  const parent = procStat(pid)?.ppid;
+  const candidates = [pid, ...(parent ? childPids(parent) : [])];
+  for (const c of candidates) {
+    const p = published(c);
+    if (p && p.generation === generation + 1 && p.state === STATUS_STATES.serving && (p.pid === pid || p.previous === pid)) return p;
+  }
+  return undefined;
+}
 
 function nginxConf(dir: string, port: number): string[] {
   return ["nginx", "-c", writeNginxConf(dir, port, "ok", { connections: 4096, backlog: 1024 })];
@@ -99,6 +122,7 @@ export async function startServer(kind: Kind, mode: Mode, port: number, extra: s
   const full = mode === "bare" ? argv : [HUPTIME, `--${mode}`, ...(kind === "nginx" ? ["--unlink", pidfile] : []), ...extra, ...argv];
   const logPath = join(dir, "stderr.log");
   const child = spawn(full[0], full.slice(1), { detached: true, stdio: ["ignore", "ignore", openSync(logPath, "w")] });
+  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
   const url = `http://127.0.0.1:${port}/`;
   const end = Date.now() + 15_000;
   while (!(await answers(port))) {
@@ -109,11 +133,11 @@ export async function startServer(kind: Kind, mode: Mode, port: number, extra: s
   const supervised = kind === "go" && mode !== "bare";
   const first =
     kind === "nginx" ? Number(readFileSync(pidfile, "utf8").trim())
-    : supervised ? (readAllPublished(statusDir()).find((p) => procStat(p.pid)?.ppid === child.pid)?.pid ?? 0)
+    : supervised ? (childPids(child.pid!).find((c) => published(c) !== undefined) ?? 0)
     : child.pid!;
   let pid = first;
   const seen = new Set<number>([first, child.pid!]);
-  const generation = () => readAllPublished(statusDir()).find((p) => p.pid === pid)?.generation ?? 1;
+  const generation = () => published(pid)?.generation ?? 1;
   return {
     kind,
     mode,
@@ -137,8 +161,8 @@ export async function startServer(kind: Kind, mode: Mode, port: number, extra: s
         const fromPidfile = kind === "nginx" ? pidIn(pidfile) : 0;
         const next =
           kind === "nginx"
-            ? fromPidfile && fromPidfile !== old && readAllPublished(statusDir()).some((p) => p.pid === fromPidfile && p.state === STATUS_STATES.serving) ? { pid: fromPidfile } : undefined
-            : readAllPublished(statusDir()).find((p) => p.generation === gen + 1 && p.state === STATUS_STATES.serving && (p.pid === pid || p.previous === pid));
+            ? fromPidfile && fromPidfile !== old && published(fromPidfile)?.state === STATUS_STATES.serving ? { pid: fromPidfile } : undefined
+            : successor(old, gen);
         if (next) {
           pid = next.pid;
           seen.add(pid);
@@ -147,6 +171,11 @@ export async function startServer(kind: Kind, mode: Mode, port: number, extra: s
         await Bun.sleep(2);
       }
       return undefined;
+    },
+    async terminate() {
+      if (mode !== "bare" || kind === "nginx") throw new Error(`can't terminate ${kind} (${mode}): only a bare server that stays in the foreground is this process's child`);
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      await exited;
     },
     async stop() {
       // Daemons (nginx) leave the tree: find masters by their pidfile and their command line.
