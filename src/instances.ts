@@ -58,6 +58,11 @@ export function readArgv(pid: number): string[] | undefined {
 /** A line of /proc/PID/maps mapping huptime's library (its path has no spaces: see privatedir.ts). */
 const SHIM_MAPPING = /\s(\/\S*\/huptime-[0-9a-f]{32}\.so)( \(deleted\))?$/m;
 
+/** The path of huptime's library in the text of a /proc/PID/maps file, if it is mapped there. */
+export function shimLibraryIn(maps: string): string | undefined {
+  return SHIM_MAPPING.exec(maps)?.[1];
+}
+
 /**
  * The path of huptime's library mapped by `pid`, if it runs with it loaded. Read from
  * /proc/PID/maps, not from the environment: the shim takes its variables out of the program's
@@ -66,7 +71,7 @@ const SHIM_MAPPING = /\s(\/\S*\/huptime-[0-9a-f]{32}\.so)( \(deleted\))?$/m;
  */
 export function shimLibrary(pid: number): string | undefined {
   try {
-    return SHIM_MAPPING.exec(readFileSync(`/proc/${pid}/maps`, "latin1"))?.[1];
+    return shimLibraryIn(readFileSync(`/proc/${pid}/maps`, "latin1"));
   } catch {
     return undefined; // gone, or another user's
   }
