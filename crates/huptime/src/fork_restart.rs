@@ -62,6 +62,7 @@ pub fn restart() {
     let mut attempt = Attempt::new(pid, pidfd, ready_r);
     let what = match attempt.wait(timeout) {
         Outcome::Ready => {
+            let ready_after_ms = sys::now_ms() - started;
             receipt.ready(pid, sys::now_us());
             drain::begin_then(Step::SuccessorReady { pid, generation: gen }, || {
                 receipt.stopped(sys::now_us(), fdtable::CONNS.load(Ordering::SeqCst));
@@ -69,8 +70,7 @@ pub fn restart() {
             sys::close(ready_r);
             let stop_us = receipt.handover_us().unwrap_or(0);
             info!(
-                "generation {gen} (pid {pid}) is ready after {} ms; stopped accepting {}.{:03} ms later; draining",
-                sys::now_ms() - started,
+                "generation {gen} (pid {pid}) is ready after {ready_after_ms} ms; stopped accepting {}.{:03} ms later; draining",
                 stop_us / 1000,
                 stop_us % 1000
             );
