@@ -125,10 +125,15 @@ export async function seccompCommand(file: string, argv: string[], baseEnv: Node
     g.killAt = o.drainTimeoutMs > 0 ? began + o.drainTimeoutMs : undefined;
     let fresh = nat.seccompRefuseAccepts(g.pid);
     publish(g, STATUS_STATES.draining);
-    while (fresh > 0 && !g.ended && Date.now() - began < (o.drainTimeoutMs || 10_000)) {
+    // An accept() let through just before the refusal may still be returning a connection to the
+    // program: it counts only once two looks 2 ms apart find nothing fresh.
+    let quiet = 0;
+    while (quiet < 2 && !g.ended && Date.now() - began < (o.drainTimeoutMs || 10_000)) {
       pumpOutputs(gens);
       await Bun.sleep(2);
+      quiet = fresh > 0 ? 0 : quiet + 1;
       fresh = nat.seccompRefuseAccepts(g.pid);
+      if (fresh > 0) quiet = 0;
     }
     signalGroup(g.pid, o.stopSignal);
     nat.seccompReleaseAccepts(g.pid);

@@ -105,7 +105,9 @@ describe("static programs under seccomp", () => {
   test("a static Go server: 5 restarts under a 4-client load with a 1 s request in flight across each: no failure, new code and a new pid each time", async () => {
     const { s, port, server, setVersion, pid: firstPid } = await startGo("v1");
     try {
-      expect(s.output()).toContain(`generation 1 (pid ${firstPid}) is ready after`);
+      // huptime writes its ready line once it has seen the program wait on the socket, which can
+      // come after the program's first answer.
+      await waitFor(() => s.output().includes(`generation 1 (pid ${firstPid}) is ready after`), `the ready line; huptime said:\n${s.output()}`);
       expect(s.output()).toContain(`listening on tcp:127.0.0.1:${port}`);
       const load = loadLoop(port, { concurrency: 4 });
       let old: Answer = { version: "v1", build: "a", pid: firstPid };
