@@ -126,14 +126,13 @@ export async function seccompCommand(file: string, argv: string[], baseEnv: Node
     let fresh = nat.seccompRefuseAccepts(g.pid);
     publish(g, STATUS_STATES.draining);
     // An accept() let through just before the refusal may still be returning a connection to the
-    // program: it counts only once two looks 2 ms apart find nothing fresh.
-    let quiet = 0;
-    while (quiet < 2 && !g.ended && Date.now() - began < (o.drainTimeoutMs || 10_000)) {
+    // program: the stop signal waits for three looks in a row, 2 ms apart, that find nothing fresh.
+    let quiet = fresh > 0 ? 0 : 1;
+    while (quiet < 3 && !g.ended && Date.now() - began < (o.drainTimeoutMs || 10_000)) {
       pumpOutputs(gens);
       await Bun.sleep(2);
-      quiet = fresh > 0 ? 0 : quiet + 1;
       fresh = nat.seccompRefuseAccepts(g.pid);
-      if (fresh > 0) quiet = 0;
+      quiet = fresh > 0 ? 0 : quiet + 1;
     }
     signalGroup(g.pid, o.stopSignal);
     nat.seccompReleaseAccepts(g.pid);
