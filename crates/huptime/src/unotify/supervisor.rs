@@ -52,9 +52,23 @@ fn wake(s: &Supervisor) {
     unsafe { libc::write(s.wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
 }
 
+/// SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (linux/seccomp.h, Linux 6.6; not in the libc crate).
+const SYNC_WAKE_UP: libc::c_ulong = 1;
+
+/// Asks the kernel to wake the answering thread on the notifying thread's CPU, and the notifying
+/// thread on the answering one's (SECCOMP_IOCTL_NOTIF_SET_FLAGS, Linux 6.6): the program's thread
+/// waits for each answer anyway, so the hand-off is a switch on one CPU instead of a wake-up of
+/// another (measured here: an accept() round trip took 12 µs instead of 55). Older kernels refuse
+/// the ioctl; the notifications then work as before.
+fn synchronous_wake_ups(fd: &OwnedFd) {
+    // SAFETY: the ioctl takes the flags by value.
+    unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS, SYNC_WAKE_UP) };
+}
+
 /// Starts answering the notifications of generation `pid` on `fd`.
 pub fn watch(pid: i32, fd: OwnedFd) -> Result<(), String> {
     let s = supervisor()?;
+    synchronous_wake_ups(&fd);
     s.watched.lock().unwrap_or_else(|p| p.into_inner()).push(Watched { pid, fd, dropped: false });
     wake(s);
     Ok(())
@@ -93,8 +107,21 @@ pub fn watching(pid: i32) -> bool {
     s.watched.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|w| w.pid == pid && !w.dropped)
 }
 
+/// Lets this thread run as soon as a notification wakes it, ahead of the program's and the load's
+/// threads: real-time priority 1 (SCHED_FIFO) when allowed (root, or an RLIMIT_RTPRIO); else it
+/// stays as it is. Each accept() of a static program waits for this thread; with both CPUs busy
+/// serving, an ordinary thread waited for its turn (measured: a static Go server kept 0.80 of its
+/// bare Connection: close throughput instead of 0.71). It runs briefly for each notification,
+/// and the kernel's real-time throttling bounds it anyway.
+fn answer_first() {
+    let p = libc::sched_param { sched_priority: 1 };
+    // SAFETY: pid 0 is the calling thread; `p` is valid.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) };
+}
+
 /// The thread's loop (never returns; it ends with the process).
 fn run() {
+    answer_first();
     let s = loop {
         match SUPERVISOR.get() {
             Some(Ok(s)) => break s,
