@@ -4,8 +4,8 @@
  * assertions) and writes report.md, report.json and latency.svg into --out (default bench/).
  *
  * Options: --out DIR; --restarts N (scenarios 1 and 7, default 100 per server and mode); --quick (20
- * restarts, 3 repeats: a smoke run); --scenario keep-alive|compare (run scenario 6 or 7 alone and
- * put its figures into the report already in --out).
+ * restarts, 3 repeats: a smoke run); --scenario keep-alive|compare|static (run scenario 6, 7 or 8
+ * alone and put its figures into the report already in --out).
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -14,6 +14,7 @@ import { keepAlivePart } from "./keepalive";
 import { mergeScenario, writeReport, latencySvg, restartRows, table, targetsTable, f1, f2, type Check, type ScenarioPart } from "./report";
 import { cliCost, median, overhead, restartsUnderLoad, shimCost, type RestartRun } from "./scenarios";
 import { ROOT, type Kind } from "./servers";
+import { staticPart } from "./static";
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -38,6 +39,7 @@ const today = new Date().toISOString().slice(0, 10);
 const alone: Record<string, () => Promise<ScenarioPart>> = {
   "keep-alive": () => keepAlivePart(keepAliveSeconds, today, say),
   compare: () => comparePart(restarts, interval, today, say),
+  static: () => staticPart(restarts, interval, repeats, today, say),
 };
 
 const only = arg("--scenario");
@@ -71,13 +73,6 @@ for (const kind of ["node", "python", "nginx"] as Kind[]) {
     check(`1 ${kind} ${mode}: failed requests`, r.load.failed, "0", r.load.failed === 0);
   }
 }
-// A static Go net/http server, run under seccomp (fork mode only).
-{
-  say(`scenario 1: static go (seccomp) fork, ${restarts} restarts every ${interval} ms, 16 connections`);
-  const r = await restartsUnderLoad("go", "fork", restarts, interval, true);
-  s1.push(r);
-  check("1 go (static, seccomp) fork: failed requests", r.load.failed, "0", r.load.failed === 0);
-}
 const nodeFork = s1.find((r) => r.kind === "node" && r.mode === "fork")!;
 check("1 node fork: throughput restarting / without", nodeFork.load.rps / nodeFork.baseline.rps, "≥ 0.6", nodeFork.load.rps / nodeFork.baseline.rps >= 0.6);
 for (const r of s1) {
@@ -98,16 +93,16 @@ for (const kind of ["node", "python"] as Kind[]) {
 
 // 3. Overhead when nothing restarts.
 const s3 = [];
-for (const kind of ["nginx", "node", "go"] as Kind[]) {
+for (const kind of ["nginx", "node"] as Kind[]) {
   say(`scenario 3: ${kind} bare vs under huptime, ${repeats} repeats each, alternating`);
   const o = await overhead(kind, repeats);
   s3.push(o);
   check(`3 ${kind}: throughput under huptime / bare`, o.ratio, "≥ 0.97", o.ratio >= 0.97);
 }
 // Accept-bound: a new connection per request (nginx accepts non-blocking, python's
-// ThreadingHTTPServer blocking), so the accept and close hooks run on every request; the static
-// Go server's accept() goes through huptime's seccomp thread.
-for (const kind of ["nginx", "python", "go"] as Kind[]) {
+// ThreadingHTTPServer blocking), so the accept and close hooks run on every request. The static
+// Go server is measured in scenario 8.
+for (const kind of ["nginx", "python"] as Kind[]) {
   say(`scenario 3: ${kind} bare vs under huptime, Connection: close, ${repeats} repeats each, alternating`);
   const o = await overhead(kind, repeats, true);
   s3.push(o);
@@ -131,6 +126,10 @@ checks.push(...s6.checks);
 // 7. Against a plain restart and the limit.
 const s7 = await alone.compare();
 checks.push(...s7.checks);
+
+// 8. Static programs under seccomp.
+const s8 = await alone.static();
+checks.push(...s8.checks);
 
 const head = ["run", "phase", "requests", "failed", "req/s", "p50 ms", "p99 ms", "max ms"];
 const md = `# huptime benchmark
@@ -183,7 +182,8 @@ ${table(["what", "ms"], [
 ])}
 
 ${s6.section}
-${s7.section}`;
+${s7.section}
+${s8.section}`;
 
 const json = {
   date: new Date().toISOString(),
@@ -196,6 +196,7 @@ const json = {
   scenario5: s5,
   [s6.key]: s6.data,
   [s7.key]: s7.data,
+  [s8.key]: s8.data,
 };
 writeReport(out, md, json, latencySvg(`node, fork mode: latency of a probe request every 25 ms during ${nodeFork.restartsCompleted} restarts`, nodeFork.samples, nodeFork.marks));
 

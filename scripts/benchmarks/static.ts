@@ -1,0 +1,83 @@
+/**
+ * Scenario 8 of scripts/bench (issue 17): a static Go net/http server, which huptime restarts
+ * through seccomp user notification (no preload): restarts under load (Connection: close, 16
+ * connections, a SIGHUP every interval), its throughput under huptime against bare with
+ * keep-alive and with Connection: close, and what one accept() costs when it goes through
+ * huptime's seccomp thread (the call every new connection makes; it explains the Connection:
+ * close figure). Runs alone with `scripts/bench --scenario static`.
+ */
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { compileC } from "../../test/helpers/gcc";
+import { table, restartRows, f1, f2, type Check, type ScenarioPart } from "./report";
+import { median, overhead, restartsUnderLoad, type RestartRun } from "./scenarios";
+import { HUPTIME } from "./servers";
+
+/** Calls per accept() measurement. */
+const ACCEPTS = 100_000;
+
+/** Microseconds per accept() that finds no connection, bare and under huptime (median of `repeats`). */
+function acceptRoundTrip(repeats: number): { bareUs: number; huptimeUs: number } {
+  const prog = compileC(join(import.meta.dir, "servers", "accept_round_trip.c"), { flags: ["-static"] });
+  const run = (argv: string[]): number => {
+    const r = spawnSync(argv[0], argv.slice(1), { encoding: "utf8", timeout: 120_000 });
+    const m = /([\d.]+) us per accept4/.exec(r.stderr ?? "");
+    if (!m) throw new Error(`${argv.join(" ")}: no figure in its output (status ${r.status}): ${r.stderr}`);
+    return Number(m[1]);
+  };
+  const bare: number[] = [];
+  const under: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    bare.push(run([prog, String(ACCEPTS)]));
+    under.push(run([HUPTIME, prog, String(ACCEPTS)]));
+  }
+  return { bareUs: median(bare), huptimeUs: median(under) };
+}
+
+/** Scenario 8's figures, section and checks. */
+export async function staticPart(restarts: number, intervalMs: number, repeats: number, date: string, say: (s: string) => void): Promise<ScenarioPart> {
+  say(`scenario 8: static go (seccomp) fork, ${restarts} restarts every ${intervalMs} ms, 16 connections`);
+  const run: RestartRun = await restartsUnderLoad("go", "fork", restarts, intervalMs, true);
+  say(`scenario 8: static go bare vs under huptime, keep-alive and Connection: close, ${repeats} repeats each, alternating`);
+  const keepAlive = await overhead("go", repeats);
+  const close = await overhead("go", repeats, true);
+  say("scenario 8: one accept() bare and through huptime's seccomp thread");
+  const accept = acceptRoundTrip(repeats);
+  const { samples, marks, ...figures } = run;
+
+  const checks: Check[] = [];
+  const check = (what: string, value: number, target: string, pass: boolean, unit = "") =>
+    checks.push({ what, value: `${Number.isInteger(value) ? value : value.toFixed(2)}${unit}`, target, pass });
+  check("8 go (static, seccomp) fork: failed requests", run.load.failed, "0", run.load.failed === 0);
+  const sighups = run.marks.length; // sent before the load ended
+  check("8 go fork: restarts / SIGHUPs", run.restartsCompleted, "all", run.restartsCompleted === sighups, `/${sighups}`);
+  check("8 go: throughput under huptime / bare", keepAlive.ratio, "≥ 0.97", keepAlive.ratio >= 0.97);
+  check("8 go Connection: close: throughput under huptime / bare", close.ratio, "≥ 0.97", close.ratio >= 0.97);
+
+  const head = ["run", "phase", "requests", "failed", "req/s", "p50 ms", "p99 ms", "max ms"];
+  const extraUs = accept.huptimeUs - accept.bareUs;
+  const perRequestUs = 1e6 / close.bare.rps;
+  const section = `## 8. Static programs under seccomp (measured ${date})
+
+A static Go net/http server (CGO_ENABLED=0) under huptime, which it restarts through seccomp user
+notification: no preload; its bind(), listen() and accept() calls go to a thread of huptime.
+
+${table(head, restartRows([run]))}
+
+Restart latency (SIGHUP → new generation serving): median ${f1(median(run.readyMs))} ms (the preloaded servers' are in section 1).
+
+${table(["load", "bare req/s", "huptime req/s", "ratio", "bare p99 ms", "huptime p99 ms"], [keepAlive, close].map((o) => [o.close ? "Connection: close" : "keep-alive", f1(o.bare.rps), f1(o.huptime.rps), f2(o.ratio), f2(o.bare.p99Ms), f2(o.huptime.p99Ms)]))}
+
+One accept() that finds no connection: ${f2(accept.bareUs)} µs bare, ${f2(accept.huptimeUs)} µs through huptime's
+seccomp thread (median of ${repeats} × ${ACCEPTS.toLocaleString("en")} calls): ${f2(extraUs)} µs more per accept(). Every new
+connection costs at least one; bare, the server handled a Connection: close request every
+${f2(perRequestUs)} µs. Keep-alive connections make no such call per request.
+`;
+  return {
+    section,
+    key: "scenario8",
+    data: { restarts: figures, keepAlive, close, accept },
+    checks,
+    checkPrefix: "8 ",
+  };
+}
