@@ -121,18 +121,35 @@ pub fn unsupported() -> Option<String> {
 }
 
 /// [`unsupported`]'s judgement of the facts: the kernel release, whether user notification is
-/// available (the error of asking), whether pidfd_getfd exists.
+/// available (the error of asking), whether pidfd_getfd exists. The answer names what failed,
+/// with its errno and what that errno usually means, then the requirement.
 pub fn verdict(release: Option<(u32, u32)>, notify: std::io::Result<()>, getfd: bool) -> Option<String> {
-    let need = format!("Linux {}.{} or later with seccomp user notification", MIN_KERNEL.0, MIN_KERNEL.1);
+    let need = format!("it needs Linux {}.{} or later with the seccomp() system call allowed", MIN_KERNEL.0, MIN_KERNEL.1);
     match release {
         Some(r) if r >= MIN_KERNEL => {}
-        Some((a, b)) => return Some(format!("this kernel is {a}.{b}; it needs {need}")),
-        None => return Some(format!("can't read the kernel release; it needs {need}")),
+        Some((a, b)) => return Some(format!("this kernel is {a}.{b}; {need}")),
+        None => return Some(format!("can't read the kernel release; {need}")),
     }
     if let Err(e) = notify {
-        return Some(format!("seccomp user notification is not available here ({e}); it needs {need}"));
+        return Some(format!("seccomp() fails here with {}; {need}", seccomp_errno(&e)));
     }
-    (!getfd).then(|| format!("pidfd_getfd is not available here; it needs {need}"))
+    (!getfd).then(|| format!("pidfd_getfd() fails here with ENOSYS (Function not implemented); {need}"))
+}
+
+/// How seccomp(SECCOMP_GET_ACTION_AVAIL, SECCOMP_RET_USER_NOTIF) failed, in words: the errno's
+/// name, its text, and what it usually means there.
+fn seccomp_errno(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let (name, meaning) = match e.raw_os_error() {
+        Some(libc::EPERM) => ("EPERM", "a seccomp profile forbids the call (as a container's may)"),
+        Some(libc::EACCES) => ("EACCES", "a seccomp profile or a security module forbids the call"),
+        Some(libc::ENOSYS) => ("ENOSYS", "the kernel has no seccomp, or a seccomp profile hides the call"),
+        Some(libc::EINVAL) => ("EINVAL", "this kernel's seccomp predates user notification"),
+        Some(libc::EOPNOTSUPP) => ("EOPNOTSUPP", "this kernel's seccomp has no user notification"),
+        _ => return format!("errno {} ({text})", e.raw_os_error().unwrap_or(0)),
+    };
+    format!("{name} ({text}), which means {meaning}")
 }
 
 #[cfg(test)]
@@ -155,13 +172,21 @@ mod tests {
     }
 
     #[test]
-    fn what_is_missing_is_named_with_the_requirement() {
-        let denied = || Err(std::io::Error::from_raw_os_error(libc::EPERM));
+    fn what_is_missing_is_named_with_its_errno_and_the_requirement() {
+        let failed = |e| Err(std::io::Error::from_raw_os_error(e));
+        let need = "it needs Linux 5.9 or later with the seccomp() system call allowed";
         assert_eq!(verdict(Some((6, 18)), Ok(()), true), None);
-        assert_eq!(verdict(Some((5, 4)), Ok(()), true).unwrap(), "this kernel is 5.4; it needs Linux 5.9 or later with seccomp user notification");
-        let msg = verdict(Some((6, 1)), denied(), true).unwrap();
-        assert!(msg.starts_with("seccomp user notification is not available here (Operation not permitted"), "{msg}");
-        assert!(verdict(Some((5, 9)), Ok(()), false).unwrap().starts_with("pidfd_getfd is not available here"));
+        assert_eq!(verdict(Some((5, 4)), Ok(()), true).unwrap(), format!("this kernel is 5.4; {need}"));
+        assert_eq!(
+            verdict(Some((6, 1)), failed(libc::EPERM), true).unwrap(),
+            format!("seccomp() fails here with EPERM (Operation not permitted), which means a seccomp profile forbids the call (as a container's may); {need}")
+        );
+        assert_eq!(
+            verdict(Some((6, 1)), failed(libc::ENOSYS), true).unwrap(),
+            format!("seccomp() fails here with ENOSYS (Function not implemented), which means the kernel has no seccomp, or a seccomp profile hides the call; {need}")
+        );
+        assert_eq!(verdict(Some((6, 1)), failed(libc::E2BIG), true).unwrap(), format!("seccomp() fails here with errno 7 (Argument list too long); {need}"));
+        assert_eq!(verdict(Some((5, 9)), Ok(()), false).unwrap(), format!("pidfd_getfd() fails here with ENOSYS (Function not implemented); {need}"));
         assert!(verdict(None, Ok(()), true).unwrap().starts_with("can't read the kernel release"));
         assert_eq!(unsupported(), None, "this machine runs the seccomp tests");
     }
