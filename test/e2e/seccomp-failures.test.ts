@@ -1,16 +1,21 @@
 /**
  * Static programs when seccomp user notification fails them. Where the seccomp() system call is
  * unavailable (a container's seccomp profile: EPERM; a kernel without seccomp: ENOSYS), a static
- * program is refused with one line that says why, and nothing starts.
+ * program is refused with one line that says why, and nothing starts. When huptime dies while a
+ * call of the program waits for its answer, the call fails with ENOSYS (the kernel fails pending
+ * calls when the notification fd closes), so do the program's later bind(), listen() and accept()
+ * calls, and the program gets SIGTERM (PR_SET_PDEATHSIG). (seccomp.test.ts has the Go server's
+ * view of huptime's death: SIGTERM, and a later bind() failing.)
  */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { procStat } from "../../src/instances";
 import { ROOT, serve } from "../helpers/cli";
 import { compileC } from "../helpers/gcc";
 import { freePort, request } from "../helpers/net";
-import { processesTitled, waitFor } from "../helpers/procs";
+import { alive, processesTitled, waitFor } from "../helpers/procs";
 import type { Exit, Group } from "../helpers/spawn";
 
 /** A C fixture of test/fixtures/seccomp, built static. */
@@ -24,6 +29,27 @@ async function exitOf(s: Group): Promise<Exit> {
   void s.exited.then((e) => (exit = e));
   await waitFor(() => exit !== undefined, `huptime (pid ${s.pid}) to exit; it said:\n${s.output()}`, 30_000);
   return exit!;
+}
+
+/** Whether every thread of `pid` is stopped (state T): none of them can answer a notification. */
+function allThreadsStopped(pid: number): boolean {
+  return readdirSync(`/proc/${pid}/task`).every((tid) => {
+    const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    return s.slice(s.lastIndexOf(")") + 2).startsWith("T");
+  });
+}
+
+/** bind's system call number, as /proc/PID/syscall shows it. */
+const SYS_BIND = ({ x64: 49, arm64: 200 } as Record<string, number>)[process.arch];
+
+/** The number of the system call `pid` is blocked in (/proc/PID/syscall), or undefined when it runs or is gone. */
+function blockedIn(pid: number): number | undefined {
+  try {
+    const first = readFileSync(`/proc/${pid}/syscall`, "utf8").split(" ")[0];
+    return /^\d+$/.test(first) ? Number(first) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 describe("static programs when seccomp fails them", () => {
@@ -54,4 +80,39 @@ describe("static programs when seccomp fails them", () => {
       }
     }, 60_000);
   }
+
+  test("huptime killed while a bind() waits for its answer: that bind() fails with ENOSYS, so do later listen(), accept4() and bind(), and the program gets SIGTERM", async () => {
+    const program = staticFixture("orphaned_calls");
+    const report = join(mkdtempSync(join(tmpdir(), "huptime-seccomp-orphan-")), "report");
+    const s = serve([program, report]);
+    let pid = 0;
+    try {
+      await waitFor(() => /generation 1 \(pid \d+\) is ready after/.test(s.output()), `the program to be ready; huptime said:\n${s.output()}`);
+      pid = Number(/generation 1 \(pid (\d+)\)/.exec(s.output())![1]);
+      const port = Number(/^listening (\d+)\n$/.exec(readFileSync(report, "utf8"))?.[1]);
+      expect(port).toBeGreaterThan(0);
+      // Every thread of huptime stopped: the program's next call is received by none of them.
+      process.kill(s.pid, "SIGSTOP");
+      await waitFor(() => allThreadsStopped(s.pid), `every thread of huptime (pid ${s.pid}) to stop`);
+      process.kill(pid, "SIGUSR1");
+      await waitFor(() => blockedIn(pid) === SYS_BIND, `the program (pid ${pid}) to wait in bind(); it is in system call ${blockedIn(pid)}`);
+      expect(readFileSync(report, "utf8")).toBe(`listening ${port}\n`);
+      process.kill(s.pid, "SIGKILL");
+      await waitFor(() => !alive(pid), `the program (pid ${pid}) to end on SIGTERM; it reported:\n${readFileSync(report, "utf8")}`);
+      expect(readFileSync(report, "utf8")).toBe(
+        [
+          `listening ${port}`,
+          "bind() waiting for huptime: -1 ENOSYS",
+          "listen() afterwards: -1 ENOSYS",
+          "accept4() afterwards: -1 ENOSYS",
+          "bind() afterwards: -1 ENOSYS",
+          "SIGTERM",
+          "",
+        ].join("\n"),
+      );
+    } finally {
+      s.killGroup();
+      if (pid && procStat(pid)?.pgrp === pid) process.kill(-pid, "SIGKILL");
+    }
+  }, 60_000);
 });
