@@ -1,7 +1,8 @@
 /**
- * Static programs when seccomp user notification fails them. Where the seccomp() system call is
- * unavailable (a container's seccomp profile: EPERM; a kernel without seccomp: ENOSYS), a static
- * program is refused with one line that says why, and nothing starts. When huptime dies while a
+ * Static programs when seccomp user notification fails them. Where it is unavailable (a
+ * container's seccomp profile: seccomp() fails with EPERM; a kernel without seccomp: ENOSYS; a
+ * user-notification filter already installed: huptime's fails with EBUSY), a static program is
+ * refused with one line that says why, and nothing starts. When huptime dies while a
  * call of the program waits for its answer, the call fails with ENOSYS (the kernel fails pending
  * calls when the notification fd closes), so do the program's later bind(), listen() and accept()
  * calls, and the program gets SIGTERM (PR_SET_PDEATHSIG). (seccomp.test.ts has the Go server's
@@ -53,25 +54,27 @@ function blockedIn(pid: number): number | undefined {
 }
 
 describe("static programs when seccomp fails them", () => {
-  const meaning: Record<string, string> = {
-    EPERM: "EPERM (Operation not permitted), which means a seccomp profile forbids the call (as a container's may)",
-    ENOSYS: "ENOSYS (Function not implemented), which means the kernel has no seccomp, or a seccomp profile hides the call",
+  /** What fails in each case (container_seccomp.c's modes), as the message says it. */
+  const failure: Record<string, string> = {
+    EPERM: "seccomp() fails here with EPERM (Operation not permitted), which means a seccomp profile forbids the call (as a container's may)",
+    ENOSYS: "seccomp() fails here with ENOSYS (Function not implemented), which means the kernel has no seccomp, or a seccomp profile hides the call",
+    LISTENER: "installing huptime's seccomp filter fails here with EBUSY (Device or resource busy), which means another seccomp filter here already uses user notification (there can be one only)",
   };
-  for (const errno of ["EPERM", "ENOSYS"]) {
-    test(`seccomp() failing with ${errno}: refused in one line naming the program, the errno, the kernel requirement and --listen-fds; nothing starts`, async () => {
-      const deny = staticFixture("deny_seccomp");
+  for (const [mode, what] of [["EPERM", "seccomp() failing with EPERM"], ["ENOSYS", "seccomp() failing with ENOSYS"], ["LISTENER", "a user-notification filter already installed"]]) {
+    test(`${what}: refused in one line naming the program, the call and errno, the kernel requirement and --listen-fds; nothing starts`, async () => {
+      const container = staticFixture("container_seccomp");
       const server = compileC(join(ROOT, "test", "fixtures", "servers", "c_server.c"), { name: "c_server_seccomp_denied", flags: ["-static"] });
       const dir = mkdtempSync(join(tmpdir(), "huptime-seccomp-denied-"));
       const cookie = join(dir, "cookie");
       writeFileSync(cookie, "c1");
       const port = await freePort();
-      const s = serve([server, String(port), cookie], { prefix: [deny, errno] });
+      const s = serve([server, String(port), cookie], { prefix: [container, mode] });
       try {
         const exit = await exitOf(s);
         expect([exit, s.stdout(), s.stderr()]).toEqual([
           { code: 1, signal: null },
           "",
-          `huptime: can't run ${server}: it is statically linked (LD_PRELOAD works through the dynamic loader only), and huptime's way for static programs, seccomp user notification, is unavailable: seccomp() fails here with ${meaning[errno]}; it needs Linux 5.9 or later with the seccomp() system call allowed; if the program supports socket activation, run it with --listen ADDR --listen-fds, which needs neither\n`,
+          `huptime: can't run ${server}: it is statically linked (LD_PRELOAD works through the dynamic loader only), and huptime's way for static programs, seccomp user notification, is unavailable: ${failure[mode]}; it needs Linux 5.9 or later, the seccomp() system call allowed, and no seccomp user notification already in use; if the program supports socket activation, run it with --listen ADDR --listen-fds, which needs neither\n`,
         ]);
         expect(processesTitled(server)).toEqual([]);
         expect((await request(port, "/", 2000)).ok).toBe(false);
