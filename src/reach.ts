@@ -3,7 +3,8 @@
  * it: a statically linked program has no dynamic loader to read it, and the loader ignores it
  * when the kernel runs a setuid, setgid or file-capability program in secure-execution mode (the
  * rules are in crates/huptime/src/reach.rs). Started anyway, the program would run without
- * huptime's hooks and a SIGHUP would just end it.
+ * huptime's hooks and a SIGHUP would just end it. A static program is run by seccomp user
+ * notification instead, and refused only when that is unavailable too.
  */
 import { HuptimeError } from "./errors";
 import { native } from "./native";
@@ -16,7 +17,7 @@ function explain(it: string, file: string, reason: string, id: number | null | u
   const [uid, euid, gid, egid] = [process.getuid?.(), process.geteuid?.(), process.getgid?.(), process.getegid?.()];
   switch (reason) {
     case "static":
-      return `${it} is statically linked (LD_PRELOAD works through the dynamic loader only); if it supports socket activation, run it with --listen ADDR --listen-fds, which needs no preload`;
+      return `${it} is statically linked (LD_PRELOAD works through the dynamic loader only)`;
     case "setuid":
       return `${it} is setuid to uid ${id} and you are uid ${uid}, ${SECURE}; run huptime as uid ${id}, drop the bit (chmod u-s ${file}), or ${LISTEN_FDS}`;
     case "setgid":
@@ -30,11 +31,28 @@ function explain(it: string, file: string, reason: string, id: number | null | u
 
 /**
  * Throws a HuptimeError naming `file` (a resolved program path) and the reason when the preload
- * library would not be loaded into it (followed by `more`); returns when it would.
+ * library would not be loaded into it; returns when it would.
  */
-export function assertPreloadReaches(file: string, more = ""): void {
+export function assertPreloadReaches(file: string): void {
   const o = native().preloadObstacle(file);
   if (!o) return;
-  const it = o.file === file ? "it" : `its interpreter ${o.file}`;
-  throw new HuptimeError(`can't preload huptime into ${file}: ${explain(it, o.file, o.reason, o.id)}${more}`);
+  throw new HuptimeError(`can't preload huptime into ${file}: ${explain(subject(file, o.file), o.file, o.reason, o.id)}`);
+}
+
+/**
+ * Throws the HuptimeError refusing `file` (a resolved program path, statically linked or run by
+ * a static interpreter) when seccomp user notification cannot run it either: `why` is the native
+ * module's reason (the call that failed, its errno, the kernel requirement).
+ */
+export function refuseStatic(file: string, why: string): never {
+  const o = native().preloadObstacle(file);
+  const it = subject(file, o?.file ?? file);
+  throw new HuptimeError(
+    `can't run ${file}: ${explain(it, o?.file ?? file, "static", null)}, and huptime's way for static programs, seccomp user notification, is unavailable: ${why}; if the program supports socket activation, run it with --listen ADDR --listen-fds, which needs neither`,
+  );
+}
+
+/** How the messages call the file LD_PRELOAD would not reach: the program itself, or its interpreter. */
+function subject(program: string, file: string): string {
+  return file === program ? "it" : `its interpreter ${file}`;
 }

@@ -9,7 +9,7 @@ import { EXIT_NOT_EXECUTABLE, HuptimeError } from "../errors";
 import { DEFAULT_DRAIN_IDLE_MS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_READY_TIMEOUT_MS, INIT_VAR, RESTART_MODES } from "../generated/protocol";
 import { debug } from "../log";
 import { native } from "../native";
-import { assertPreloadReaches } from "../reach";
+import { assertPreloadReaches, refuseStatic } from "../reach";
 import { resolveCommand } from "../resolve";
 import { shimPath } from "../shim";
 import { HuptimeCommand } from "./base";
@@ -187,7 +187,7 @@ export class RunCommand extends HuptimeCommand {
   /** A statically linked program: huptime stays the parent and hands sockets over by seccomp. */
   private async runStatic(file: string, argv: string[], notifySocket: string | undefined): Promise<number> {
     const why = native().seccompUnsupported();
-    if (why) assertPreloadReaches(file, `; huptime runs static programs by seccomp user notification, but ${why}`);
+    if (why) refuseStatic(file, why);
     if (this.exec) {
       throw new HuptimeError(`--exec cannot restart ${file}: it is statically linked, and a restart in place (same pid) needs huptime's code inside the program, which only LD_PRELOAD puts there; leave out --exec (fork mode: the new generation starts beside the old one)`);
     }

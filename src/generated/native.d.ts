@@ -176,8 +176,8 @@ export declare function seccompReleaseAccepts(pid: number): void
 export declare function seccompSpawn(file: string, argv: Array<string>, env: Array<string>, stderrFd: number): number
 
 /**
- * Why this kernel cannot run a static program under huptime (it needs Linux 5.9 with seccomp
- * user notification), or null when it can.
+ * Why this machine cannot run a static program under huptime (it needs Linux 5.9 with seccomp
+ * user notification, and huptime's filter must install), or null when it can.
  */
 export declare function seccompUnsupported(): string | null
 

@@ -106,7 +106,8 @@ pub const MIN_KERNEL: (u32, u32) = (5, 9);
 
 /// Why this kernel cannot run a static program under huptime, or None when it can: user
 /// notification must be available to this process (seccomp may itself be filtered, in a
-/// container), with ADDFD and pidfd_getfd (Linux 5.9).
+/// container), with ADDFD and pidfd_getfd (Linux 5.9), and the filter must install (it does not
+/// where a user-notification filter is already in place: a process has one at most).
 pub fn unsupported() -> Option<String> {
     let action: u32 = libc::SECCOMP_RET_USER_NOTIF;
     // SAFETY: SECCOMP_GET_ACTION_AVAIL reads one u32.
@@ -117,22 +118,72 @@ pub fn unsupported() -> Option<String> {
     // pidfd_getfd on an invalid pidfd: EBADF when the call exists, ENOSYS when it does not.
     // SAFETY: the call fails on fd -1 without side effects.
     let getfd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, -1, 0, 0) } == 0 || crate::sys::errno() != libc::ENOSYS;
-    verdict(kernel_release(), notify, getfd)
+    verdict(kernel_release(), notify, getfd, try_install)
+}
+
+/// Whether [`install`] succeeds here, tried in a child process (a filter cannot be removed) that
+/// exits with 0 or the errno. Asking the kernel which actions it has is not enough: where a
+/// filter with user notification is already installed (by a container's supervisor, say), a
+/// second one fails with EBUSY.
+fn try_install() -> std::io::Result<()> {
+    // SAFETY: the child makes only async-signal-safe calls (`install` is) and then _exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: the child of fork; _exit runs nothing of the parent's.
+        unsafe { libc::_exit(install().err().unwrap_or(0)) }
+    }
+    let mut status = 0;
+    // SAFETY: reaping our own child into a local.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
+        if crate::sys::errno() != libc::EINTR {
+            return Ok(()); // reaped by someone else: the spawn will say what fails, if anything
+        }
+    }
+    match (libc::WIFEXITED(status), libc::WEXITSTATUS(status)) {
+        (true, 0) => Ok(()),
+        (true, e) => Err(std::io::Error::from_raw_os_error(e)),
+        _ => Err(std::io::Error::other(format!("the process trying it ended with signal {}", libc::WTERMSIG(status)))),
+    }
 }
 
 /// [`unsupported`]'s judgement of the facts: the kernel release, whether user notification is
-/// available (the error of asking), whether pidfd_getfd exists.
-pub fn verdict(release: Option<(u32, u32)>, notify: std::io::Result<()>, getfd: bool) -> Option<String> {
-    let need = format!("Linux {}.{} or later with seccomp user notification", MIN_KERNEL.0, MIN_KERNEL.1);
+/// available (the error of asking), whether pidfd_getfd exists, and whether the filter installs
+/// (asked last, and only when all else is there: it costs a fork). The answer names what failed,
+/// with its errno and what that errno usually means, then the requirement.
+pub fn verdict(release: Option<(u32, u32)>, notify: std::io::Result<()>, getfd: bool, install: impl FnOnce() -> std::io::Result<()>) -> Option<String> {
+    let need = format!("it needs Linux {}.{} or later, the seccomp() system call allowed, and no seccomp user notification already in use", MIN_KERNEL.0, MIN_KERNEL.1);
     match release {
         Some(r) if r >= MIN_KERNEL => {}
-        Some((a, b)) => return Some(format!("this kernel is {a}.{b}; it needs {need}")),
-        None => return Some(format!("can't read the kernel release; it needs {need}")),
+        Some((a, b)) => return Some(format!("this kernel is {a}.{b}; {need}")),
+        None => return Some(format!("can't read the kernel release; {need}")),
     }
     if let Err(e) = notify {
-        return Some(format!("seccomp user notification is not available here ({e}); it needs {need}"));
+        return Some(format!("seccomp() fails here with {}; {need}", seccomp_errno(&e)));
     }
-    (!getfd).then(|| format!("pidfd_getfd is not available here; it needs {need}"))
+    if !getfd {
+        return Some(format!("pidfd_getfd() fails here with ENOSYS (Function not implemented); {need}"));
+    }
+    install().err().map(|e| format!("installing huptime's seccomp filter fails here with {}; {need}", seccomp_errno(&e)))
+}
+
+/// How seccomp() failed (asking for SECCOMP_RET_USER_NOTIF, or installing the filter), in words:
+/// the errno's name, its text, and what it usually means there.
+fn seccomp_errno(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let (name, meaning) = match e.raw_os_error() {
+        Some(libc::EPERM) => ("EPERM", "a seccomp profile forbids the call (as a container's may)"),
+        Some(libc::EACCES) => ("EACCES", "a seccomp profile or a security module forbids the call"),
+        Some(libc::ENOSYS) => ("ENOSYS", "the kernel has no seccomp, or a seccomp profile hides the call"),
+        Some(libc::EINVAL) => ("EINVAL", "this kernel's seccomp predates user notification"),
+        Some(libc::EOPNOTSUPP) => ("EOPNOTSUPP", "this kernel's seccomp has no user notification"),
+        Some(libc::EBUSY) => ("EBUSY", "another seccomp filter here already uses user notification (there can be one only)"),
+        _ => return format!("errno {} ({text})", e.raw_os_error().unwrap_or(0)),
+    };
+    format!("{name} ({text}), which means {meaning}")
 }
 
 #[cfg(test)]
@@ -155,14 +206,28 @@ mod tests {
     }
 
     #[test]
-    fn what_is_missing_is_named_with_the_requirement() {
-        let denied = || Err(std::io::Error::from_raw_os_error(libc::EPERM));
-        assert_eq!(verdict(Some((6, 18)), Ok(()), true), None);
-        assert_eq!(verdict(Some((5, 4)), Ok(()), true).unwrap(), "this kernel is 5.4; it needs Linux 5.9 or later with seccomp user notification");
-        let msg = verdict(Some((6, 1)), denied(), true).unwrap();
-        assert!(msg.starts_with("seccomp user notification is not available here (Operation not permitted"), "{msg}");
-        assert!(verdict(Some((5, 9)), Ok(()), false).unwrap().starts_with("pidfd_getfd is not available here"));
-        assert!(verdict(None, Ok(()), true).unwrap().starts_with("can't read the kernel release"));
+    fn what_is_missing_is_named_with_its_errno_and_the_requirement() {
+        let failed = |e| Err(std::io::Error::from_raw_os_error(e));
+        let installs = || Ok(());
+        let not_asked = || -> std::io::Result<()> { panic!("the filter is tried only when all else is there") };
+        let need = "it needs Linux 5.9 or later, the seccomp() system call allowed, and no seccomp user notification already in use";
+        assert_eq!(verdict(Some((6, 18)), Ok(()), true, installs), None);
+        assert_eq!(verdict(Some((5, 4)), Ok(()), true, not_asked).unwrap(), format!("this kernel is 5.4; {need}"));
+        assert_eq!(
+            verdict(Some((6, 1)), failed(libc::EPERM), true, not_asked).unwrap(),
+            format!("seccomp() fails here with EPERM (Operation not permitted), which means a seccomp profile forbids the call (as a container's may); {need}")
+        );
+        assert_eq!(
+            verdict(Some((6, 1)), failed(libc::ENOSYS), true, not_asked).unwrap(),
+            format!("seccomp() fails here with ENOSYS (Function not implemented), which means the kernel has no seccomp, or a seccomp profile hides the call; {need}")
+        );
+        assert_eq!(verdict(Some((6, 1)), failed(libc::E2BIG), true, not_asked).unwrap(), format!("seccomp() fails here with errno 7 (Argument list too long); {need}"));
+        assert_eq!(verdict(Some((5, 9)), Ok(()), false, not_asked).unwrap(), format!("pidfd_getfd() fails here with ENOSYS (Function not implemented); {need}"));
+        assert_eq!(
+            verdict(Some((6, 1)), Ok(()), true, || failed(libc::EBUSY)).unwrap(),
+            format!("installing huptime's seccomp filter fails here with EBUSY (Device or resource busy), which means another seccomp filter here already uses user notification (there can be one only); {need}")
+        );
+        assert!(verdict(None, Ok(()), true, not_asked).unwrap().starts_with("can't read the kernel release"));
         assert_eq!(unsupported(), None, "this machine runs the seccomp tests");
     }
 

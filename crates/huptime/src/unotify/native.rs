@@ -4,8 +4,8 @@ use super::{filter, fresh, held, ready, spawn, supervisor};
 use napi::{Error, Result, Status};
 use napi_derive::napi;
 
-/// Why this kernel cannot run a static program under huptime (it needs Linux 5.9 with seccomp
-/// user notification), or null when it can.
+/// Why this machine cannot run a static program under huptime (it needs Linux 5.9 with seccomp
+/// user notification, and huptime's filter must install), or null when it can.
 #[napi]
 pub fn seccomp_unsupported() -> Option<String> {
     filter::unsupported()
