@@ -13,10 +13,11 @@ export { DEFAULT_READY_TIMEOUT_MS };
 
 /**
  * Time on top of the published timeouts. The shim holds back a SIGHUP that comes while the
- * previous generation still drains until that one is gone, or at most 10 s past its drain
- * deadline; and its own steps around the ready clock (taking the signal, spawning the new copy
- * before the clock starts; after a timeout, killing and reaping that copy, then publishing the
- * rollback) take a moment more on a slow, loaded machine: 5 s is ample for those.
+ * previous generation still drains until that one is gone (its drain deadline, then the second
+ * its resets may take), and refuses the restart if it still runs at --ready-timeout; and its own
+ * steps around the ready clock (taking the signal, spawning the new copy before the clock starts;
+ * after a timeout, killing and reaping that copy, then publishing the rollback) take a moment
+ * more on a slow, loaded machine: 15 s is ample for those.
  */
 export const RESTART_MARGIN_MS = 15_000;
 

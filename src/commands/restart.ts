@@ -1,8 +1,9 @@
 /**
  * `huptime --restart <command...>`: SIGHUP to every running instance, then wait until each one's
- * next generation serves (success), or the restart was rolled back (failure, exit 1). Shows the
- * steps as they happen (see Progress) and ends with one line per instance: the restart's receipt
- * (see statusfile.ts) as the generation that ran it wrote it, once the old generation has drained.
+ * next generation serves (success), or the restart was rolled back or refused (failure, exit 1).
+ * Shows the steps as they happen (see Progress) and ends with one line per instance: the
+ * restart's receipt (see statusfile.ts) as the generation that ran it wrote it, once the old
+ * generation has drained.
  */
 import { Command, Option } from "clipanion";
 import { HuptimeError } from "../errors";
@@ -125,9 +126,21 @@ async function waitUntil(pred: () => boolean, ms: number): Promise<void> {
   while (!pred() && Date.now() < end) await Bun.sleep(5);
 }
 
+/**
+ * The instances of `masters` to restart: all but an old generation that has handed over and still
+ * drains while its successor is one of them. The successor is the one to restart (it holds its
+ * restart back until the old one has ended, or refuses it); the old one has no next generation
+ * to wait for, and a SIGHUP would only hurry its drain, as the successor's does.
+ */
+function toRestart(masters: Instance[], dir: string): Instance[] {
+  const published = masters.map((m) => readPublished(dir, m.pid));
+  const replaced = new Set(published.flatMap((p) => (p && p.previous !== p.pid ? [p.previous] : [])));
+  return masters.filter((m, i) => !(replaced.has(m.pid) && published[i]?.state === STATUS_STATES.draining));
+}
+
 /** Restarts every instance of `command`; exit 0 when all new generations serve, 1 otherwise. */
 async function restartCommand(command: string[], dir: string, out: NodeJS.WritableStream, err: NodeJS.WriteStream): Promise<number> {
-  const masters = findMasters(command);
+  const masters = toRestart(findMasters(command), dir);
   if (masters.length === 0) {
     throw new HuptimeError(`no running instance of '${command.join(" ")}' under huptime`);
   }

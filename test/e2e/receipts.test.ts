@@ -2,22 +2,43 @@
  * Every restart leaves a receipt (crates/huptime/src/receipt.rs), written by the generation that
  * ran it and shown as `last_restart` by `huptime --status --json`, in the table, in the log:
  * a successful one with figures that fit the connections the test held and cut, a rolled-back
- * one and a refused one (the preload library is gone) with their reason.
+ * one, and refused ones (the preload library is gone; the previous generation still drains at
+ * --ready-timeout) with their reason.
  */
 import { describe, expect, test } from "bun:test";
-import { copyFileSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { appSource, serveApp, waitForVersion } from "../helpers/app";
-import { runCli } from "../helpers/cli";
-import { hold, persistent } from "../helpers/net";
-import { waitFor } from "../helpers/procs";
+import { appSource, pythonApp, serveApp, waitForVersion } from "../helpers/app";
+import { runCli, serve } from "../helpers/cli";
+import { freePort, hold, persistent, request } from "../helpers/net";
+import { watchGenerations } from "../helpers/generations";
+import { alive, waitFor } from "../helpers/procs";
 import { statusRows } from "../helpers/status";
 import type { StatusRow } from "../../src/inventory";
 
 // Long enough that the held connections, which send only once the old generation drains, do so
 // before its deadline however slow the machine (the busy one is cut there).
 const DRAIN_TIMEOUT_S = 15;
+
+// Short, so that a restart held back by a draining generation is refused soon; long enough for
+// a new python generation to be ready on a slow, loaded machine.
+const READY_TIMEOUT_S = 4;
+
+/** Python (after the server is made, see appSource): `GET /hold` creates `holding`, then is
+ * answered only once the file `release` exists. */
+function holdUntil(holding: string, release: string): string {
+  return `
+class Held(H):
+    def do_GET(self):
+        if self.path == "/hold":
+            open(${JSON.stringify(holding)}, "w").close()
+            while not os.path.exists(${JSON.stringify(release)}):
+                time.sleep(0.01)
+        H.do_GET(self)
+srv.RequestHandlerClass = Held
+`;
+}
 
 /** The row of `pid` in `huptime --status --json` (env: a private cache directory's). */
 function rowOf(pid: number, env?: NodeJS.ProcessEnv): StatusRow | undefined {
@@ -115,6 +136,68 @@ describe("restart receipts", () => {
       rmSync(cache, { recursive: true, force: true });
     }
   }, 60_000);
+
+  test("a restart refused because the previous generation still drains at --ready-timeout: the reason, never three generations, and once it has ended a SIGHUP restarts", async () => {
+    const app = pythonApp("v1");
+    const holding = join(app.dir, "holding");
+    const release = join(app.dir, "release");
+    const source = (version: string) => appSource(version, { beforeServe: holdUntil(holding, release) });
+    app.write(source("v1"));
+    const port = await freePort();
+    // The drain deadline is far away: only the slow request's end lets generation 1 go.
+    const s = serve([`--ready-timeout=${READY_TIMEOUT_S}`, "--drain-timeout=300", "python3", app.file, String(port)], { cwd: app.dir });
+    const generations = watchGenerations(s);
+    try {
+      await waitForVersion(port, "v1");
+      const slow = await persistent(port);
+      const answer = slow.ask("/hold");
+      await waitFor(() => existsSync(holding), "the slow request to be in progress");
+      process.kill(s.pid, "SIGHUP");
+      await waitFor(() => rowOf(s.pid)?.state === "draining", "generation 2 to be ready and generation 1 to drain", 30_000);
+      let second: StatusRow | undefined;
+      await waitFor(() => (second = statusRows(["python3", app.file]).find((r) => r.generation === 2))?.state === "serving", "generation 2 to serve");
+      const next = second!.pid;
+
+      // SIGHUP to generation 2 while generation 1 still drains the slow request: held back, then
+      // refused at --ready-timeout, by generation 2, on its own row.
+      const t0 = Date.now();
+      process.kill(next, "SIGHUP");
+      await waitFor(() => rowOf(next)?.last_restart?.outcome === "refused", "the refusal's receipt", 30_000);
+      const r = rowOf(next)!.last_restart!;
+      expect(r).toMatchObject({ generation: 3, outcome: "refused", previous: next, sighup_to_ready_ms: null, handover_ms: null, connections_drained: null, connections_cut: null });
+      expect(r.at - t0).toBeGreaterThanOrEqual(READY_TIMEOUT_S * 1000);
+      const reason = `generation 1 \\(pid ${s.pid}\\) is still draining ${READY_TIMEOUT_S} s after the SIGHUP \\(1 connection in progress\\); SIGHUP again once it has ended`;
+      expect(r.reason).toMatch(new RegExp(`^${reason}$`));
+      expect(r.summary).toMatch(new RegExp(`^pid ${next}, restart refused: ${reason}`));
+      await waitFor(() => new RegExp(`not restarted: pid ${next}, restart refused: ${reason}`).test(s.output()), "the refusal in the log");
+
+      // huptime --restart restarts generation 2 (not the draining one) and says it was refused.
+      const again = runCli(["--restart", "python3", app.file]);
+      expect(again.code, again.stderr).toBe(1);
+      expect(again.stderr).toMatch(new RegExp(`restart of ${next} was refused: ${reason}\\n`));
+      expect(again.stdout).toBe("");
+
+      // Generation 1 still drains the slow request; generation 2 serves.
+      expect(rowOf(s.pid)?.state).toBe("draining");
+      const now = await request(port);
+      expect(now.ok && now.body).toBe(`v1 ${next}\n`);
+
+      // Once the slow request is answered generation 1 ends, and a SIGHUP restarts as usual.
+      writeFileSync(release, "");
+      expect((await answer).body).toBe(`v1 ${s.pid}\n`);
+      await waitFor(() => !alive(s.pid), "generation 1 to end", 30_000);
+      app.write(source("v2"));
+      const last = runCli(["--restart", "python3", app.file]);
+      expect(last.code, last.stderr).toBe(0);
+      expect(last.stdout).toMatch(new RegExp(`^huptime: restarted: pid ${next} -> \\d+, ready in `));
+      await waitForVersion(port, "v2");
+      await generations.stop();
+      expect(generations.maxAlive()).toBe(2); // generations 1 and 2 side by side, never a third
+    } finally {
+      await generations.stop();
+      s.killGroup();
+    }
+  }, 120_000);
 
   test("exec mode: a refusal's receipt, then the exec restart's own (carried across the exec)", async () => {
     const cache = mkdtempSync(join(tmpdir(), "huptime-receipt-cache-"));

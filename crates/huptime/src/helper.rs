@@ -3,15 +3,18 @@
 //! generation that still drains; and it carries out what follows in normal context:
 //!
 //! - a *master* (the process that bound the sockets, or one whose parent is gone) restarts the
-//!   configured way ([`crate::fork_restart`], [`crate::exec_restart`]); a SIGHUP that comes while the previous generation still drains is
-//!   passed on to it (it hurries: closes its idle connections at once) and the restart deferred
-//!   until that one has ended, so that never more than two generations run at once;
+//!   configured way ([`crate::fork_restart`], [`crate::exec_restart`]); a SIGHUP that comes while
+//!   the previous generation still drains is passed on to it (it hurries: closes its idle
+//!   connections at once) and the restart deferred until that one has ended, so that never more
+//!   than two generations run at once. The deferral lasts at most `--ready-timeout` (the time a
+//!   restart has to produce a ready copy); a predecessor still running then gets the restart
+//!   refused ([`crate::restart::refuse`]), and a later SIGHUP tries again;
 //! - a *worker* (a process the master forked: prefork pools, fork-per-connection) drains and exits
 //!   when its master restarts, so no old code keeps taking connections.
 
 use crate::config::{self, Mode};
 use crate::fdtable::{internal, SOCKETS};
-use crate::{drain, exec_restart, fork_restart, lifecycle, lineage, log, readiness, real, receipt, signals, sys};
+use crate::{drain, exec_restart, fork_restart, lifecycle, lineage, log, procnet, readiness, real, receipt, restart, signals, sys};
 use core::sync::atomic::{AtomicBool, Ordering};
 use libc::c_int;
 
@@ -108,34 +111,79 @@ pub fn watch_predecessor(awaited: bool) {
     }
 }
 
-/// A SIGHUP that came while the previous generation still drained: when (monotonic ms).
+/// A restart held back because the previous generation still drains (fork mode). Owner: the
+/// helper thread.
 struct Deferral {
+    /// When the SIGHUP that started the wait came (monotonic ms); None: no restart waits.
     since: Option<u64>,
 }
 
+/// What a restart that waits for the previous generation does next.
+#[derive(Debug, PartialEq, Eq)]
+enum Wait {
+    /// Nothing waits.
+    Idle,
+    /// Keep waiting, at most this many ms more.
+    Until(u64),
+    /// The previous generation has ended: restart now.
+    Restart,
+    /// `--ready-timeout` passed with the previous generation still running: refuse.
+    Refuse,
+}
+
 impl Deferral {
-    /// Whether the previous generation's process is still running (draining). A predecessor that
-    /// outlives its drain deadline by 10 s (it should have cut its connections by then) no longer
-    /// holds restarts back.
-    fn predecessor_running(&self) -> bool {
-        let fd = internal::get(internal::PREDECESSOR);
-        if fd < 0 {
-            return false;
-        }
-        let limit = config::get().drain_timeout_ms;
-        if let Some(since) = self.since {
-            if limit > 0 && sys::now_ms().saturating_sub(since) > limit + 10_000 {
-                info!("the previous generation is still running {} s after a SIGHUP; restarting anyway", (limit + 10_000) / 1000);
-                sys::close(internal::take(internal::PREDECESSOR));
-                return false;
-            }
-        }
-        if !sys::pidfd_exited(fd) {
-            return true;
-        }
-        sys::close(internal::take(internal::PREDECESSOR));
-        false
+    /// Ms left at `now` (monotonic ms) of the `limit` ms a waiting restart has from its SIGHUP;
+    /// None when nothing waits.
+    fn left(&self, now: u64, limit: u64) -> Option<u64> {
+        self.since.map(|since| (since + limit).saturating_sub(now))
     }
+
+    /// Where the wait stands at `now`, with `limit` ms allowed from the SIGHUP and whether the
+    /// previous generation still runs (asked only while a restart waits).
+    fn next(&self, now: u64, limit: u64, running: impl FnOnce() -> bool) -> Wait {
+        match self.left(now, limit) {
+            None => Wait::Idle,
+            Some(_) if !running() => Wait::Restart,
+            Some(0) => Wait::Refuse,
+            Some(left) => Wait::Until(left),
+        }
+    }
+}
+
+/// Whether the previous generation's process (watched by [`watch_predecessor`]) still runs; its
+/// pidfd is closed once it has ended.
+fn predecessor_running() -> bool {
+    let fd = internal::get(internal::PREDECESSOR);
+    if fd < 0 {
+        return false;
+    }
+    if !sys::pidfd_exited(fd) {
+        return true;
+    }
+    sys::close(internal::take(internal::PREDECESSOR));
+    false
+}
+
+/// Why a restart is refused: generation `generation` (`pid`) still drains `limit_ms` after the
+/// SIGHUP, with `open` client connections if they could be counted.
+fn still_draining(generation: u32, pid: libc::pid_t, limit_ms: u64, open: Option<u32>) -> String {
+    let held = match open {
+        Some(1) => " (1 connection in progress)".to_string(),
+        Some(n) if n > 0 => format!(" ({n} connections in progress)"),
+        _ => String::new(),
+    };
+    format!("generation {generation} (pid {pid}) is still draining {} s after the SIGHUP{held}; SIGHUP again once it has ended", limit_ms as f64 / 1000.0)
+}
+
+/// Refuses the restart that waited `limit_ms` for the previous generation (helper thread: reads
+/// /proc for its connections).
+fn refuse_still_draining(limit_ms: u64) {
+    let pid = lineage::previous_generation_pid();
+    let generation = log::GENERATION.load(Ordering::Relaxed).saturating_sub(1);
+    // Its client connections from the kernel's socket tables (it keeps its listening sockets
+    // while it drains); none counted: its workers or children may hold what keeps it running.
+    let open = procnet::of_pid(pid).map(|s| s.connections);
+    restart::refuse(&still_draining(generation, pid, limit_ms, open));
 }
 
 extern "C" fn main(_: *mut libc::c_void) -> *mut libc::c_void {
@@ -157,13 +205,16 @@ extern "C" fn main(_: *mut libc::c_void) -> *mut libc::c_void {
         // exited (the master may well be gone by the time the notice is read).
         let notice = if lineage::is_forked_copy() { internal::get(internal::LINEAGE_R) } else { -1 };
         let previous = if deferral.since.is_some() { internal::get(internal::PREDECESSOR) } else { -1 };
+        // A waiting restart is refused on time: the poll ends at its deadline.
+        let limit = config::get().ready_timeout_ms;
+        let wait_ms = deferral.left(sys::now_ms(), limit).map_or(1000, |left| left.min(1000));
         let mut fds = [
             libc::pollfd { fd: hup, events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: notice, events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: previous, events: libc::POLLIN, revents: 0 },
         ];
         // SAFETY: valid pollfd array; a negative fd is ignored by poll.
-        let r = unsafe { real::poll(fds.as_mut_ptr(), 3, 1000) };
+        let r = unsafe { real::poll(fds.as_mut_ptr(), 3, wait_ms as c_int) };
         if r > 0 && fds[0].revents != 0 {
             sys::eventfd_clear(hup);
         }
@@ -175,11 +226,18 @@ extern "C" fn main(_: *mut libc::c_void) -> *mut libc::c_void {
             // connections on every inherited socket, see handover::mark_serving).
             lifecycle::enter(lifecycle::Step::Listening { announce: false });
         }
-        if deferral.since.is_some() && !deferral.predecessor_running() {
-            deferral.since = None;
-            info!("the previous generation has ended; restarting as SIGHUP asked");
-            signals::set_pending();
-            continue;
+        match deferral.next(sys::now_ms(), limit, predecessor_running) {
+            Wait::Restart => {
+                deferral.since = None;
+                info!("the previous generation has ended; restarting as SIGHUP asked");
+                signals::set_pending();
+                continue;
+            }
+            Wait::Refuse => {
+                deferral.since = None;
+                refuse_still_draining(limit);
+            }
+            Wait::Idle | Wait::Until(_) => {}
         }
         if r > 0 && fds[1].revents != 0 {
             // Also when this process was forked by an already draining one (nginx's master
@@ -199,7 +257,7 @@ fn on_hup(deferral: &mut Deferral) {
         debug!("SIGHUP in a worker: draining");
         drain::drain_and_exit();
     }
-    if config::get().mode == Mode::Fork && deferral.predecessor_running() {
+    if config::get().mode == Mode::Fork && predecessor_running() {
         // A draining generation that gets SIGHUP hurries: it closes its idle connections now and
         // ends as soon as the requests in progress are answered (see drain::wait_idle).
         sys::pidfd_signal(internal::get(internal::PREDECESSOR), libc::SIGHUP);
@@ -207,8 +265,9 @@ fn on_hup(deferral: &mut Deferral) {
             deferral.since = Some(sys::now_ms());
             let pid = lineage::previous_generation_pid();
             info!(
-                "SIGHUP: generation {} (pid {pid}) is still draining; told it to close its idle connections now, restarting once it has ended",
-                log::GENERATION.load(Ordering::Relaxed).saturating_sub(1)
+                "SIGHUP: generation {} (pid {pid}) is still draining; told it to close its idle connections now, restarting once it has ended (refused if it still runs in {} s)",
+                log::GENERATION.load(Ordering::Relaxed).saturating_sub(1),
+                config::get().ready_timeout_ms as f64 / 1000.0
             );
         }
         return;
@@ -216,5 +275,41 @@ fn on_hup(deferral: &mut Deferral) {
     match config::get().mode {
         Mode::Fork => fork_restart::restart(),
         Mode::Exec => exec_restart::restart(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deferred_restart_waits_for_its_predecessor_at_most_the_limit() {
+        let none = Deferral { since: None };
+        assert_eq!(none.next(5_000, 2_000, || panic!("nothing waits: the predecessor is not asked")), Wait::Idle);
+        assert_eq!(none.left(5_000, 2_000), None);
+        let d = Deferral { since: Some(1_000) };
+        assert_eq!(d.next(1_500, 2_000, || true), Wait::Until(1_500));
+        assert_eq!(d.next(2_999, 2_000, || true), Wait::Until(1));
+        assert_eq!(d.next(3_000, 2_000, || true), Wait::Refuse);
+        assert_eq!(d.next(9_000, 2_000, || true), Wait::Refuse);
+        assert_eq!(d.next(1_500, 2_000, || false), Wait::Restart);
+        assert_eq!(d.next(9_000, 2_000, || false), Wait::Restart, "ended by the deadline: the restart goes ahead");
+        assert_eq!(d.left(1_500, 2_000), Some(1_500));
+        assert_eq!(d.left(9_000, 2_000), Some(0));
+    }
+
+    #[test]
+    fn a_refusal_names_the_predecessor_and_what_holds_it() {
+        assert_eq!(
+            still_draining(1, 4242, 2_000, Some(1)),
+            "generation 1 (pid 4242) is still draining 2 s after the SIGHUP (1 connection in progress); SIGHUP again once it has ended"
+        );
+        assert_eq!(
+            still_draining(3, 7, 1_500, Some(4)),
+            "generation 3 (pid 7) is still draining 1.5 s after the SIGHUP (4 connections in progress); SIGHUP again once it has ended"
+        );
+        for unknown in [None, Some(0)] {
+            assert_eq!(still_draining(1, 42, 60_000, unknown), "generation 1 (pid 42) is still draining 60 s after the SIGHUP; SIGHUP again once it has ended");
+        }
     }
 }

@@ -84,7 +84,8 @@ pub mod outcome {
     /// The new generation failed (before it was ready, or while the old one still drained); the
     /// old one serves on.
     pub const ROLLED_BACK: &str = "rolled_back";
-    /// The restart could not be attempted (the program or the preload library is gone).
+    /// The restart could not be attempted: the program or the preload library is gone, or the
+    /// previous generation still drained `--ready-timeout` after the SIGHUP.
     pub const REFUSED: &str = "refused";
     /// Every value.
     pub const ALL: [&str; 3] = [READY, ROLLED_BACK, REFUSED];
