@@ -16,6 +16,7 @@
 import { constants } from "node:os";
 import { VAR_PREFIX, STATUS_STATES } from "../generated/protocol";
 import { describeEnd, generation, pumpOutputs, reportFailure, signalGroup, type Generation as BaseGeneration } from "../generations";
+import { HuptimeError } from "../errors";
 import { info } from "../log";
 import { native } from "../native";
 import { Notifier } from "../notify";
@@ -64,11 +65,16 @@ export async function seccompCommand(file: string, argv: string[], baseEnv: Node
     });
   };
 
-  const start = (n: number, previous: number): Generation => {
+  /** Starts generation `n`, or says why it could not (no process: fork, the socketpair or the
+   * filter failed, e.g. EAGAIN at a process limit). */
+  const start = (n: number, previous: number): Generation | string => {
     const [r, w] = nat.makePipe();
     let pid: number;
     try {
       pid = nat.seccompSpawn(file, argv, env, w);
+    } catch (e) {
+      nat.closeFd(r);
+      return `generation ${n}: ${e instanceof Error ? e.message : String(e)}`; // "can't start FILE: can't fork: ..."
     } finally {
       nat.closeFd(w);
     }
@@ -138,7 +144,19 @@ export async function seccompCommand(file: string, argv: string[], baseEnv: Node
     nat.seccompReleaseAccepts(g.pid);
   };
 
-  let current = start(1, 0);
+  const started = start(1, 0);
+  if (typeof started === "string") throw new HuptimeError(started.slice(started.indexOf(": ") + 2));
+  let current = started;
+
+  /** The restart failed (`why`): the current generation keeps serving, and says so. */
+  const rollBack = (why: string): void => {
+    info(`rollback: generation ${current.n} (pid ${current.pid}) keeps serving`);
+    nat.seccompKeepOnly(current.pid); // what only the failed one listened on
+    current.rollbacks++;
+    current.lastError = why;
+    publish(current);
+    notifier.ready(`restart rolled back: ${why}`);
+  };
   info(`generation 1 is pid ${current.pid} (a static program: its bind() and listen() go through huptime by seccomp)`);
   const first = await waitReady(current);
   if (first === "ready") {
@@ -186,6 +204,11 @@ export async function seccompCommand(file: string, argv: string[], baseEnv: Node
       hup = false;
       notifier.reloading(`restarting: starting generation ${current.n + 1}`);
       const next = start(current.n + 1, current.pid);
+      if (typeof next === "string") {
+        info(next);
+        rollBack(next);
+        continue;
+      }
       info(`restarting: generation ${next.n} is pid ${next.pid}`);
       const outcome = await waitReady(next);
       if (outcome === "ready") {
@@ -197,13 +220,7 @@ export async function seccompCommand(file: string, argv: string[], baseEnv: Node
         await retire(old);
         notifier.ready(`serving: generation ${current.n} (pid ${current.pid})`);
       } else if (outcome !== "stopped") {
-        const why = reportFailure(next, outcome, o.readyTimeoutMs);
-        info(`rollback: generation ${current.n} (pid ${current.pid}) keeps serving`);
-        nat.seccompKeepOnly(current.pid); // what only the failed one listened on
-        current.rollbacks++;
-        current.lastError = why;
-        publish(current);
-        notifier.ready(`restart rolled back: ${why}`);
+        rollBack(reportFailure(next, outcome, o.readyTimeoutMs));
       }
       continue;
     }

@@ -17,6 +17,7 @@ import { compileC } from "../helpers/gcc";
 import { goFixture } from "../helpers/go";
 import { freePort, loadLoop, request } from "../helpers/net";
 import { notifyListener } from "../helpers/notify";
+import { limitForks } from "../helpers/pids-limit";
 import { childPids, procStat } from "../../src/instances";
 import { alive, waitFor } from "../helpers/procs";
 import type { Group } from "../helpers/spawn";
@@ -186,6 +187,30 @@ describe("static programs under seccomp", () => {
       expect(await answer(port, "v1", s)).toEqual({ version: "v1", build: "a", pid });
     } finally {
       cleanup(s);
+    }
+  }, 120_000);
+
+  test("a restart that cannot fork (a process limit reached) is rolled back with the reason; the old generation keeps serving, and the next SIGHUP restarts", async () => {
+    const { s, port, pid, server } = await startGo("v1");
+    const limit = limitForks(s.pid);
+    try {
+      process.kill(s.pid, "SIGHUP");
+      await waitFor(() => /rollback: generation 1/.test(s.output()), `a rollback; huptime said:\n${s.output()}`);
+      expect(s.output()).toMatch(/gen=0: generation 2: can't start \S+\/server: can't fork: Resource temporarily unavailable \(os error 11\)\n.*rollback: generation 1 \(pid \d+\) keeps serving/);
+      expect(s.output()).not.toMatch(/internal error/);
+      expect(await answer(port, "v1", s)).toEqual({ version: "v1", build: "a", pid });
+
+      limit.lift();
+      install(builds.b, server);
+      process.kill(s.pid, "SIGHUP");
+      await waitFor(async () => { const r = await request(port, "/", 2000); return r.ok && r.body.startsWith("v1 b "); }, `build b to answer; huptime said:\n${s.output()}`);
+      expect(alive(s.pid)).toBe(true);
+    } finally {
+      try {
+        cleanup(s);
+      } finally {
+        limit.remove();
+      }
     }
   }, 120_000);
 
