@@ -17,6 +17,7 @@ pub mod answer;
 pub mod filter;
 pub mod fresh;
 pub mod held;
+pub mod memory;
 pub mod native;
 pub mod ready;
 pub mod spawn;
