@@ -4,7 +4,7 @@
  * generation starts under a filter that sends its bind() and listen() calls to huptime, which
  * holds the listening sockets and hands them to the next generation's bind(). On SIGHUP a new
  * generation starts beside the old one; once it waits for connections on its sockets (a thread
- * in accept, or the socket registered with its epoll), the old one is refused new connections
+ * in accept, poll or select on them, or the socket registered with its epoll), the old one is refused new connections
  * (its accept() calls go through huptime too), reads those it accepted, and is sent
  * --stop-signal (SIGTERM by default: Go's http.Server.Shutdown, most servers' graceful stop); it
  * finishes and exits; after --drain-timeout its process group is killed. A generation that exits or is not ready within

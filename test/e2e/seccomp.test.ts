@@ -12,14 +12,14 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROOT, runCli, serve } from "../helpers/cli";
-import { compileC } from "../helpers/gcc";
+import { runCli, serve } from "../helpers/cli";
 import { goFixture } from "../helpers/go";
 import { freePort, loadLoop, request } from "../helpers/net";
 import { notifyListener } from "../helpers/notify";
 import { limitForks } from "../helpers/pids-limit";
-import { childPids, procStat } from "../../src/instances";
+import { childPids } from "../../src/instances";
 import { alive, waitFor } from "../helpers/procs";
+import { killSeccompRun, staticCServer } from "../helpers/seccomp";
 import type { Group } from "../helpers/spawn";
 
 let builds: Record<"a" | "b", string> = { a: "", b: "" };
@@ -68,18 +68,6 @@ async function answer(port: number, version: string, s: Group, timeoutMs = 30_00
     return v === version;
   }, `${version} to answer; huptime said:\n${s.output()}`, timeoutMs);
   return got!;
-}
-
-/**
- * Kills huptime's process group and each generation's (a generation is the leader of its own
- * group, and one that ignores SIGTERM outlives huptime).
- */
-function cleanup(s: Group): void {
-  s.killGroup();
-  for (const m of s.output().matchAll(/generation \d+ is pid (\d+)/g)) {
-    const pid = Number(m[1]);
-    if (procStat(pid)?.pgrp === pid) process.kill(-pid, "SIGKILL");
-  }
 }
 
 /** The TCP ports `pid` has listening sockets on (its fds against /proc/net/tcp and tcp6). */
@@ -134,7 +122,7 @@ describe("static programs under seccomp", () => {
       process.kill(s.pid, "SIGTERM");
       expect((await s.exited).code, s.output()).toBe(0);
     } finally {
-      cleanup(s);
+      killSeccompRun(s);
     }
   }, 180_000);
 
@@ -161,7 +149,7 @@ describe("static programs under seccomp", () => {
       expect(restarts).toBeGreaterThanOrEqual(1);
       expect(restarts).toBeLessThan(20);
     } finally {
-      cleanup(s);
+      killSeccompRun(s);
     }
   }, 120_000);
 
@@ -186,7 +174,7 @@ describe("static programs under seccomp", () => {
       await waitFor(() => !alive(hung), `the hung generation (pid ${hung}) to be gone`);
       expect(await answer(port, "v1", s)).toEqual({ version: "v1", build: "a", pid });
     } finally {
-      cleanup(s);
+      killSeccompRun(s);
     }
   }, 120_000);
 
@@ -207,7 +195,7 @@ describe("static programs under seccomp", () => {
       expect(alive(s.pid)).toBe(true);
     } finally {
       try {
-        cleanup(s);
+        killSeccompRun(s);
       } finally {
         limit.remove();
       }
@@ -224,12 +212,12 @@ describe("static programs under seccomp", () => {
       await answer(port, "v2", s);
       expect(listeningPorts(s.pid)).toEqual([port]);
     } finally {
-      cleanup(s);
+      killSeccompRun(s);
     }
   }, 60_000);
 
   test("a static C server with a blocking accept loop: 3 restarts, each new pid answers (its bind() returns 0)", async () => {
-    const c = compileC(join(ROOT, "test", "fixtures", "servers", "c_server.c"), { name: "c_server_static", flags: ["-static"] });
+    const c = staticCServer();
     const dir = workdir();
     const cookie = join(dir, "cookie");
     writeFileSync(cookie, "c1");
@@ -254,7 +242,7 @@ describe("static programs under seccomp", () => {
       process.kill(s.pid, "SIGTERM");
       await s.exited;
     } finally {
-      cleanup(s);
+      killSeccompRun(s);
     }
   }, 120_000);
 
@@ -273,7 +261,7 @@ describe("static programs under seccomp", () => {
       await waitFor(() => !alive(pid), `the old generation (pid ${pid}) to be killed`);
       expect(s.output()).toContain(`generation 1 (pid ${pid}) still running 3 s after SIGTERM; killing its process group`);
     } finally {
-      cleanup(s);
+      killSeccompRun(s);
     }
   }, 120_000);
 
@@ -296,7 +284,7 @@ describe("static programs under seccomp", () => {
       expect((await s.exited).code, s.output()).toBe(0);
       expect(s.output()).toContain(`SIGTERM: stopping generation 2 (pid ${next}) with SIGTERM`);
     } finally {
-      cleanup(s);
+      killSeccompRun(s);
     }
   }, 120_000);
 
@@ -312,7 +300,7 @@ describe("static programs under seccomp", () => {
       expect(bad.code).toBe(2);
       expect(bad.stderr).toContain("--stop-signal: KILL is not a signal a program can handle");
     } finally {
-      cleanup(s);
+      killSeccompRun(s);
     }
   }, 120_000);
 
@@ -330,8 +318,8 @@ describe("static programs under seccomp", () => {
       await waitFor(() => existsSync(`${late.config}.late`), "the program to try listening again");
       expect(readFileSync(`${late.config}.late`, "utf8")).toBe("listen tcp 127.0.0.1:0: bind: function not implemented\n");
     } finally {
-      cleanup(plain.s);
-      cleanup(late.s);
+      killSeccompRun(plain.s);
+      killSeccompRun(late.s);
     }
   }, 120_000);
 
@@ -351,7 +339,7 @@ describe("static programs under seccomp", () => {
       await sd.next((n) => n.fields.STOPPING === "1", mark, "STOPPING=1");
       expect(sd.notices.every((n) => n.pid === s.pid)).toBe(true);
     } finally {
-      cleanup(s);
+      killSeccompRun(s);
       sd.stop();
     }
   }, 60_000);
@@ -369,7 +357,7 @@ describe("static programs under seccomp", () => {
       expect(readFileSync(`/proc/${a.pid}/maps`, "utf8")).toMatch(/\/huptime-[0-9a-f]{32}\.so/);
       expect(s.output()).not.toContain("seccomp");
     } finally {
-      cleanup(s);
+      killSeccompRun(s);
     }
   }, 300_000);
 });

@@ -19,6 +19,7 @@
 //! pidfd and before anything is done with it, so that a reused pid is never acted on.
 
 use super::held::{self, Accepts};
+use super::memory;
 use crate::sockkey::SockKey;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -95,16 +96,6 @@ fn close_on_exec(pid: i32, fd: u64) -> bool {
     fd_flags(pid, fd).is_some_and(|f| f & libc::O_CLOEXEC as i64 != 0)
 }
 
-/// Reads `len` bytes at `addr` in process `pid`.
-fn read_memory(pid: i32, addr: u64, len: usize) -> Option<Vec<u8>> {
-    let mut buf = vec![0u8; len];
-    let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: len };
-    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: len };
-    // SAFETY: one local iovec over `buf`; the remote one is only read by the kernel.
-    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
-    (n == len as isize).then_some(buf)
-}
-
 /// Answers a `listen(fd)` of generation `gen`: holds the socket, lets the call go on.
 pub fn on_listen(listener: libc::c_int, req: &libc::seccomp_notif, gen: i32) -> Reply {
     let Some(pid) = tgid_of(req.pid) else { return Reply::Continue };
@@ -167,7 +158,7 @@ pub fn on_bind(listener: libc::c_int, req: &libc::seccomp_notif, gen: i32) -> Re
     let [fd, addr, len, ..] = req.data.args;
     let Some(pid) = tgid_of(req.pid) else { return Reply::Continue };
     let len = (len as usize).min(core::mem::size_of::<libc::sockaddr_storage>());
-    let Some(raw) = read_memory(req.pid as i32, addr, len) else { return Reply::Continue };
+    let Some(raw) = memory::read(req.pid as i32, addr, len) else { return Reply::Continue };
     let Some(pfd) = pidfd(pid) else { return Reply::Continue };
     if !still_pending(listener, req.id) {
         return Reply::Continue;

@@ -6,7 +6,8 @@
 //! answered by installing the held socket at the program's fd number (SECCOMP_IOCTL_NOTIF_ADDFD)
 //! and replying success ([`answer`]). Readiness is read from /proc ([`ready`]): a generation is
 //! ready once it waits for connections on every socket it listened on (a thread blocked in
-//! accept on it, or the socket registered with an epoll instance). An old generation is refused
+//! accept on it, or in poll or select with it among the fds it waits to read, or the socket
+//! registered with an epoll instance); [`memory`] reads the program's memory for both. An old generation is refused
 //! new connections and given time to read those it accepted ([`fresh`]) before its stop signal.
 //! The generation's lifecycle
 //! (stop signal, drain, rollback) is the CLI's (src/seccomp.ts); [`native`] is its napi surface.
@@ -17,6 +18,7 @@ pub mod answer;
 pub mod filter;
 pub mod fresh;
 pub mod held;
+pub mod memory;
 pub mod native;
 pub mod ready;
 pub mod spawn;
