@@ -4,7 +4,7 @@
  * statusfile.ts) and ends on the first of: the next generation serves, the restart was rolled
  * back, the process exited with no successor, the caller gave up, or the time limit passed.
  */
-import { DEFAULT_READY_TIMEOUT_MS, STATUS_STATES } from "./generated/protocol";
+import { DEFAULT_READY_TIMEOUT_MS, RESTART_MODES, STATUS_STATES } from "./generated/protocol";
 import { isRunning } from "./instances";
 import { readAllPublished, readPublished, type Published } from "./statusfile";
 
@@ -24,13 +24,15 @@ export const RESTART_MARGIN_MS = 15_000;
 /**
  * How long a restart of `before` may take before the CLI stops waiting: its --ready-timeout
  * (the new generation's time to become ready), plus its --drain-timeout (in exec mode the old
- * image drains before it execs the new code; in either mode a SIGHUP waits for a previous
- * generation that still drains; 0, no drain limit, adds nothing: the wait would have no bound),
- * plus the margin above.
+ * image drains before it execs the new code; in fork mode the receipt is written once the old
+ * generation has drained; 0, no drain limit, adds nothing: the wait would have no bound), plus in
+ * fork mode --ready-timeout once more (a SIGHUP waits that long at most for a previous
+ * generation that still drains, then the restart is refused), plus the margin above.
  */
 export function restartLimitMs(before: Published): number {
   const ready = before.readyTimeoutMs || DEFAULT_READY_TIMEOUT_MS;
-  return ready + (before.drainTimeoutMs ?? 0) + RESTART_MARGIN_MS;
+  const deferral = before.mode === RESTART_MODES.fork ? ready : 0;
+  return deferral + ready + (before.drainTimeoutMs ?? 0) + RESTART_MARGIN_MS;
 }
 
 /** How the wait ended. */

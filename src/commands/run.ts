@@ -79,7 +79,7 @@ export class RunCommand extends HuptimeCommand {
   revive = Option.Boolean("--revive", false, { description: "start the program again when it exits, keeping its sockets" });
   wait = Option.Boolean("--wait", false, { description: "before a generation ends, also wait for its child processes" });
   unlink = Option.String("--unlink", { description: "remove FILE (a pidfile) before each new generation starts" });
-  readyTimeout = Option.String("--ready-timeout", { validator: positiveSeconds, description: `seconds a new generation has to become ready before it is killed and rolled back (default ${DEFAULT_READY_TIMEOUT_MS / 1000})` });
+  readyTimeout = Option.String("--ready-timeout", { validator: positiveSeconds, description: `seconds a new generation has to become ready before it is killed and rolled back; in fork mode also how long a SIGHUP waits for a previous generation still draining before the restart is refused (default ${DEFAULT_READY_TIMEOUT_MS / 1000})` });
   drainTimeout = Option.String("--drain-timeout", { validator: seconds, description: `seconds an old generation may take to finish its connections before it cuts them, each between two requests, the busy ones reset min(S, 1) s later (default ${DEFAULT_DRAIN_TIMEOUT_MS / 1000}; 0: no limit)` });
   drainIdle = Option.String("--drain-idle", { validator: seconds, description: `seconds a connection of an old generation must have moved no data to count as idle; idle connections are closed (FIN) while it drains (default ${DEFAULT_DRAIN_IDLE_MS / 1000})` });
   notify = Option.Boolean("--notify", false, { description: "tell systemd about readiness, restarts and stops (sd_notify; automatic when NOTIFY_SOCKET is set)" });

@@ -11,12 +11,16 @@ const published = (over: Partial<Published> = {}): Published => ({
   pid: process.pid, generation: 1, mode: "fork", state: "serving", previous: 0, rollbacks: 0, lastError: "", ...over,
 });
 
-test("the limit is the process's own --ready-timeout and --drain-timeout plus the margin", () => {
-  expect(restartLimitMs(published({ readyTimeoutMs: 2_000, drainTimeoutMs: 500 }))).toBe(2_500 + RESTART_MARGIN_MS);
-  expect(restartLimitMs(published({ readyTimeoutMs: 300_000, drainTimeoutMs: 30_000 }))).toBe(330_000 + RESTART_MARGIN_MS);
+test("the limit is the process's own --ready-timeout and --drain-timeout plus the margin, and in fork mode --ready-timeout once more (the wait for a draining predecessor)", () => {
+  const exec = (o: Partial<Published>) => published({ mode: "exec", ...o });
+  expect(restartLimitMs(exec({ readyTimeoutMs: 2_000, drainTimeoutMs: 500 }))).toBe(2_500 + RESTART_MARGIN_MS);
+  expect(restartLimitMs(exec({ readyTimeoutMs: 300_000, drainTimeoutMs: 30_000 }))).toBe(330_000 + RESTART_MARGIN_MS);
+  expect(restartLimitMs(published({ readyTimeoutMs: 2_000, drainTimeoutMs: 500 }))).toBe(4_500 + RESTART_MARGIN_MS);
   // No drain limit adds nothing; a file that does not say (an older shim) means the default.
-  expect(restartLimitMs(published({ readyTimeoutMs: 2_000, drainTimeoutMs: 0 }))).toBe(2_000 + RESTART_MARGIN_MS);
-  expect(restartLimitMs(published())).toBe(DEFAULT_READY_TIMEOUT_MS + RESTART_MARGIN_MS);
+  expect(restartLimitMs(exec({ readyTimeoutMs: 2_000, drainTimeoutMs: 0 }))).toBe(2_000 + RESTART_MARGIN_MS);
+  expect(restartLimitMs(published({ readyTimeoutMs: 2_000, drainTimeoutMs: 0 }))).toBe(4_000 + RESTART_MARGIN_MS);
+  expect(restartLimitMs(exec({}))).toBe(DEFAULT_READY_TIMEOUT_MS + RESTART_MARGIN_MS);
+  expect(restartLimitMs(published())).toBe(2 * DEFAULT_READY_TIMEOUT_MS + RESTART_MARGIN_MS);
 });
 
 /** A private state directory holding this process's own state file with `fields`. */

@@ -122,6 +122,7 @@ pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut 
 /// # Safety
 /// As for execl(): `path` and the NULL-terminated list in `argv` (then execle's environment) are
 /// valid.
+#[cfg(target_arch = "x86_64")] // called by the x86_64 trampoline only
 unsafe extern "C" fn exec_list(path: *const c_char, argv: Argv, kind: c_int) -> c_int {
     // SAFETY: the program's arguments: `argv` is its NULL-terminated argument list, laid out by
     // the trampoline, and for execle the environment pointer follows that NULL (its contract).

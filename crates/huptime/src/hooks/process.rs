@@ -64,12 +64,14 @@ pub unsafe extern "C" fn vfork() -> libc::pid_t {
     )
 }
 
+#[cfg(target_arch = "x86_64")] // called by the x86_64 trampoline only
 extern "C" fn vfork_begin() {
     crate::guard::set_vforking(true);
 }
 
 /// In the parent once the child has exec'd or exited: clears the mark; `r` is the system call's
 /// result (a pid, or a negated errno).
+#[cfg(target_arch = "x86_64")] // called by the x86_64 trampoline only
 extern "C" fn vfork_end(r: libc::c_long) -> libc::pid_t {
     crate::guard::set_vforking(false);
     if r < 0 {

@@ -65,6 +65,7 @@ pub unsafe extern "C" fn syscall(n: c_long, a: c_long, b: c_long, c: c_long, d: 
             // SAFETY: as for accept4 above.
             libc::SYS_accept => unsafe { accept(a as c_int, b as *mut sockaddr, c as *mut socklen_t) },
             libc::SYS_close => fd::close(a as c_int),
+            #[cfg(target_arch = "x86_64")] // aarch64 has dup3 only
             libc::SYS_dup2 => fd::dup2(a as c_int, b as c_int),
             libc::SYS_dup3 => fd::dup3(a as c_int, b as c_int, c as c_int),
             libc::SYS_close_range => fd::close_range(a as libc::c_uint, b as libc::c_uint, c as c_int),
