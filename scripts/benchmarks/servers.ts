@@ -51,13 +51,14 @@ const published = (pid: number) => readPublished(statusDir(), pid);
 
 /**
  * The next generation of `pid` once it serves: `pid` itself (exec mode) or a sibling that names it
- * as its previous one (fork mode starts the next generation beside the old one). Looks only at
+ * as its previous one (fork mode starts the next generation beside the old one), among the
+ * children of `parent`, the old one's parent read before the restart (the old one may have
+ * drained and exited before the new one is first looked for). Looks only at
  * those processes: the state directory keeps the files of every process killed before it could
  * remove its own (thousands on a test machine), too many to read every few milliseconds while the
  * load runs.
  */
-function successor(pid: number, generation: number): Published | undefined {
-  const parent = procStat(pid)?.ppid;
+function successor(pid: number, generation: number, parent: number | undefined): Published | undefined {
   const candidates = [pid, ...(parent ? childPids(parent) : [])];
   for (const c of candidates) {
     const p = published(c);
@@ -147,6 +148,7 @@ export async function startServer(kind: Kind, mode: Mode, port: number, extra: s
     current: () => pid,
     async restart() {
       const gen = generation();
+      const parent = procStat(pid)?.ppid;
       const t0 = performance.now();
       try {
         process.kill(supervised ? child.pid! : pid, "SIGHUP");
@@ -162,7 +164,7 @@ export async function startServer(kind: Kind, mode: Mode, port: number, extra: s
         const next =
           kind === "nginx"
             ? fromPidfile && fromPidfile !== old && published(fromPidfile)?.state === STATUS_STATES.serving ? { pid: fromPidfile } : undefined
-            : successor(old, gen);
+            : successor(old, gen, parent);
         if (next) {
           pid = next.pid;
           seen.add(pid);

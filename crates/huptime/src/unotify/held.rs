@@ -116,6 +116,22 @@ impl Table {
         }
     }
 
+    /// The inodes of the sockets generation `pid` listened on or was handed.
+    pub fn listened_inodes(&mut self, pid: i32) -> Vec<u64> {
+        self.generation(pid).listened.iter().map(|&(_, i)| i).collect()
+    }
+
+    /// Forgets the sockets of generation `pid` that are no longer open in it (`open`: the socket
+    /// inodes /proc showed; empty when it could not be read, then nothing is forgotten). Only
+    /// those recorded before /proc was read (`before`) can be judged: one the notification thread
+    /// recorded meanwhile (a bind answered with a held socket, a listen) may be newer than that
+    /// reading, and forgetting it would leave the generation never ready.
+    pub fn forget_closed(&mut self, pid: i32, before: &[u64], open: &[u64]) {
+        if !open.is_empty() {
+            self.generation(pid).listened.retain(|(_, i)| open.contains(i) || !before.contains(i));
+        }
+    }
+
     /// Forgets generation `pid` (it ended).
     pub fn forget(&mut self, pid: i32) {
         self.generations.retain(|g| g.pid != pid);
@@ -154,5 +170,18 @@ mod tests {
         assert!(t.find(&key(443)).is_none() && t.find(&key(80)).is_some());
         t.forget(7);
         assert!(t.generation(7).listened.is_empty(), "a fresh record");
+    }
+
+    #[test]
+    fn a_socket_recorded_after_proc_was_read_is_not_taken_for_closed() {
+        let mut t = Table::default();
+        t.listened(7, key(80), 1); // a probe it listened on, then closed
+        let before = t.listened_inodes(7);
+        let open = [5]; // /proc, read now: some other socket, not yet the held one
+        t.listened(7, key(81), 2); // the held socket installed and recorded meanwhile
+        t.forget_closed(7, &before, &open);
+        assert_eq!(t.listened_inodes(7), vec![2]);
+        t.forget_closed(7, &[2], &[]); // /proc unreadable: nothing judged
+        assert_eq!(t.listened_inodes(7), vec![2]);
     }
 }

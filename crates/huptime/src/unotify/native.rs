@@ -40,12 +40,11 @@ pub struct SeccompGeneration {
 /// a port, say) is forgotten first: it is neither waited for nor kept for the next generation.
 #[napi]
 pub fn seccomp_generation(pid: i32) -> SeccompGeneration {
+    let before = held::with(|t| t.listened_inodes(pid));
     let open = ready::open_sockets(pid);
     let (listening, inodes, taken_over, answered) = held::with(|t| {
+        t.forget_closed(pid, &before, &open);
         let g = t.generation(pid);
-        if !open.is_empty() {
-            g.listened.retain(|(_, i)| open.contains(i));
-        }
         (g.listened.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>(), g.listened.iter().map(|&(_, i)| i).collect::<Vec<_>>(), g.taken_over, g.answered)
     });
     SeccompGeneration { listening, taken_over, ready: ready::is_ready(pid, &inodes), answered: answered as f64 }
