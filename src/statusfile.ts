@@ -9,7 +9,7 @@
  * owner only, that owner is root or the process's (real or effective) uid, and the file is a
  * regular file (no symbolic link, no FIFO to block on) of that same owner.
  */
-import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, statSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, openSync, readdirSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { RECEIPT_FIELDS as R, RECEIPT_SUFFIX, STATUS_FIELDS as F, STATUS_SUFFIX } from "./generated/protocol";
 import { procStat, procUids } from "./instances";
@@ -111,13 +111,25 @@ function readTrusted(dir: string, pid: number, suffix: string): string | undefin
   }
 }
 
+/**
+ * The start time of `pid` if it runs (not a zombie), else undefined. Looked at before its files
+ * are read: a state directory keeps the files of every process killed before it could remove its
+ * own (thousands on a test machine), and a wait that reads them all every few milliseconds keeps a
+ * CPU busy.
+ */
+function liveStart(pid: number): string | undefined {
+  if (!existsSync(`/proc/${pid}`)) return undefined; // no exception thrown and caught: cheap
+  const st = procStat(pid);
+  return st && st.state !== "Z" ? st.start : undefined;
+}
+
 /** The published state of `pid`, if it has a current one. */
 export function readPublished(dir: string, pid: number): Published | undefined {
-  const text = readTrusted(dir, pid, STATUS_SUFFIX);
+  const start = liveStart(pid);
+  const text = start === undefined ? undefined : readTrusted(dir, pid, STATUS_SUFFIX);
   if (text === undefined) return undefined;
   const f = parse(text);
-  const st = procStat(pid);
-  if (!st || st.state === "Z" || f[F.start] !== st.start) return undefined;
+  if (f[F.start] !== start) return undefined;
   return {
     pid,
     generation: Number(f[F.generation]),
@@ -134,11 +146,11 @@ export function readPublished(dir: string, pid: number): Published | undefined {
 
 /** The receipt of `pid`'s last restart, if it has a current one. */
 export function readReceipt(dir: string, pid: number): LastRestart | undefined {
-  const text = readTrusted(dir, pid, RECEIPT_SUFFIX);
+  const start = liveStart(pid);
+  const text = start === undefined ? undefined : readTrusted(dir, pid, RECEIPT_SUFFIX);
   if (text === undefined) return undefined;
   const f = parse(text);
-  const st = procStat(pid);
-  if (!st || st.state === "Z" || f[R.start] !== st.start || f[R.pid] !== String(pid)) return undefined;
+  if (f[R.start] !== start || f[R.pid] !== String(pid)) return undefined;
   return {
     [R.generation]: Number(f[R.generation]),
     [R.outcome]: f[R.outcome] ?? "",

@@ -120,7 +120,7 @@ fn announce(step: Step<'_>, from: Phase, to: Phase) {
         Step::RestartStarted { generation } | Step::Drain { exec_generation: Some(generation) } => notify::reloading(generation),
         Step::SuccessorReady { pid, generation } => {
             notify::handed_over(pid, generation);
-            status::successor_ready(me);
+            status::successor_ready(me, pid);
         }
         Step::RolledBack { why } => notify::rolled_back(why),
         Step::TakenBack { generation, .. } => notify::handed_over(me, generation),
