@@ -6,6 +6,9 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { cacheDir } from "../../src/cachedir";
+import { STATUS_STATES } from "../../src/generated/protocol";
+import { readPublished } from "../../src/statusfile";
 import { runCli } from "../helpers/cli";
 import { writeNginxConf } from "../helpers/nginx";
 import { freePort, loadLoop, request } from "../helpers/net";
@@ -45,6 +48,10 @@ describe("real servers", () => {
         }, `generation ${gen} to answer`);
         await waitFor(() => !alive(master), `the old master ${master} to exit`);
         await waitFor(() => existsSync(pidfile), "the new pidfile");
+        // The new master is published as serving (its workers told the old one it is ready; a
+        // daemon's master cannot know it, the old generation marks it).
+        const next = Number(readFileSync(pidfile, "utf8"));
+        await waitFor(() => readPublished(join(cacheDir(), "status"), next)?.state === STATUS_STATES.serving, `the new master ${next} to be published as serving`);
       }
       const stats = await load.stop();
       expect(stats.failed, stats.errors.join(", ")).toBe(0);
