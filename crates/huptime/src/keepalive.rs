@@ -83,6 +83,8 @@ const IDLE_CHECK_MS: u64 = 20;
 pub struct IdleCloser {
     /// The grace (ms): `--drain-idle`, 0 once the drain is hurried.
     pub grace_ms: u64,
+    /// The grace of a connection that has carried nothing yet (kept when hurried).
+    fresh_grace_ms: u64,
     /// Connections shut so far.
     pub closed: usize,
     next_at: u64,
@@ -91,7 +93,8 @@ pub struct IdleCloser {
 impl IdleCloser {
     /// Closes connections idle for `grace_ms`.
     pub fn new(grace_ms: u64) -> IdleCloser {
-        IdleCloser { grace_ms, closed: 0, next_at: 0 }
+        let fresh_grace_ms = if grace_ms == 0 { 0 } else { grace_ms.max(FRESH_GRACE_MS) };
+        IdleCloser { grace_ms, fresh_grace_ms, closed: 0, next_at: 0 }
     }
 
     /// Closes the idle connections if it is time (`now`, monotonic ms) to look; returns how
@@ -101,13 +104,14 @@ impl IdleCloser {
             return 0;
         }
         self.next_at = now + IDLE_CHECK_MS;
-        let fresh = if self.grace_ms == 0 { 0 } else { self.grace_ms.max(FRESH_GRACE_MS) };
-        let n = close_idle(Through::Acknowledged, self.grace_ms, fresh);
+        let n = close_idle(Through::Acknowledged, self.grace_ms, self.fresh_grace_ms);
         self.closed += n;
         n
     }
 
-    /// Looks at once from now on with no grace (a SIGHUP came during the drain).
+    /// Looks at once from now on with no grace (a SIGHUP came during the drain), except for a
+    /// connection that has carried nothing yet: its first request may be on its way (a FIN then
+    /// fails it; a SIGHUP storm showed it once the handover no longer took 100 ms).
     pub fn hurry(&mut self) {
         self.grace_ms = 0;
         self.next_at = 0;
