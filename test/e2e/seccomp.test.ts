@@ -206,6 +206,8 @@ describe("static programs under seccomp", () => {
     const { s, port, setVersion } = await startGo("probe");
     try {
       await waitFor(() => /probed 127\.0\.0\.1:\d+/.test(s.output()), `the probe line; huptime said:\n${s.output()}`);
+      // huptime lets go of the probe once the generation is ready (it can answer a moment before).
+      await waitFor(() => /generation 1 \(pid \d+\) is ready after/.test(s.output()), `the ready line; huptime said:\n${s.output()}`);
       expect(listeningPorts(s.pid)).toEqual([port]);
       setVersion("v2");
       process.kill(s.pid, "SIGHUP");
