@@ -124,12 +124,7 @@ fn live_children() -> usize {
     let mut n = 0;
     for t in tasks.flatten() {
         let Ok(list) = std::fs::read_to_string(t.path().join("children")) else { continue };
-        for pid in list.split_whitespace() {
-            let state = pid.parse().ok().and_then(sys::proc_stat_fields).and_then(|f| f.chars().next()).unwrap_or('Z');
-            if state != 'Z' && state != 'X' {
-                n += 1;
-            }
-        }
+        n += list.split_whitespace().filter_map(|pid| pid.parse().ok()).filter(|&pid| sys::running(pid)).count();
     }
     n
 }

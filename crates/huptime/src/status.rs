@@ -262,34 +262,26 @@ fn replace(tmp: &std::path::Path, path: &std::path::Path, body: &str) {
 /// The generation this process started (`successor`, the process it forked) is ready: a
 /// successor still marked `starting` (a daemon master, whose workers reported readiness and which
 /// cannot know it) is marked `serving`. The successor's own file is looked at first, if it still
-/// runs; only when it is not the one naming this process (a daemon's master is a process of its
-/// own, forked by the successor, which has exited) are the other
-/// files read, those of live processes only: the directory keeps the files of every process
-/// killed before it could remove its own (thousands on a test machine), and reading them all took
+/// runs. A daemon's first process has exited by the time its master is ready (maybe unreaped,
+/// its file behind), and its master is a process of its own: then the other files are read,
+/// those of running processes only. The directory keeps the files of every process killed
+/// before it could remove its own (thousands on a test machine), and reading them all took
 /// 100 ms of CPU at every handover, beside the new generation starting to serve.
 pub fn successor_ready(me: libc::pid_t, successor: libc::pid_t) {
     let Some(Some(dir)) = DIR.get() else { return };
-    if alive(successor) && mark_serving(&dir.join(format!("{successor}{SUFFIX}")), me) {
+    if crate::sys::running(successor) && mark_serving(&dir.join(format!("{successor}{SUFFIX}")), me) {
         return;
     }
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let name = e.file_name();
         let Some(pid) = name.to_str().and_then(|n| n.strip_suffix(SUFFIX)).and_then(|p| p.parse::<libc::pid_t>().ok()) else { continue };
-        if pid != successor && alive(pid) {
+        if pid != successor && crate::sys::running(pid) {
             mark_serving(&e.path(), me);
         }
     }
 }
 
-/// Whether process `pid` runs, not a zombie (a daemon's first process has exited by the time its
-/// master is ready, and may be left unreaped, its file behind). kill() first: a cheap no for the
-/// files of long-gone processes.
-fn alive(pid: libc::pid_t) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    let exists = unsafe { libc::kill(pid, 0) == 0 || crate::sys::errno() == libc::EPERM };
-    exists && crate::sys::proc_stat_fields(pid).and_then(|f| f.chars().next()).is_some_and(|s| s != 'Z' && s != 'X')
-}
 
 /// If the status file at `path` names `me` as its previous generation, marks it `serving` when it
 /// still says `starting`, and returns true.

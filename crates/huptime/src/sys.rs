@@ -176,6 +176,14 @@ pub fn now_us() -> u64 {
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }
 
+/// Whether process `pid` runs: it exists and is not a zombie (kill() first: a cheap no for a pid
+/// long gone, then its state in /proc/PID/stat).
+pub fn running(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    let exists = unsafe { libc::kill(pid, 0) == 0 || errno() == libc::EPERM };
+    exists && proc_stat_fields(pid).and_then(|f| f.chars().next()).is_some_and(|s| s != 'Z' && s != 'X')
+}
+
 /// The fields of /proc/PID/stat after the command name (which may hold spaces and parentheses):
 /// the state first, then the rest in the order of proc(5), field 3 onward. None if PID is gone.
 pub fn proc_stat_fields(pid: libc::pid_t) -> Option<String> {

@@ -291,58 +291,48 @@ mod tests {
         (l, inode, me)
     }
 
-    #[test]
-    fn a_thread_blocked_in_accept_makes_its_process_ready() {
-        let (l, inode, me) = listener();
-        assert!(!is_ready(me, &[]), "nothing listened on: not ready");
-        assert!(!is_ready(me, &[inode]), "nobody accepts yet");
+    /// Checks that this process is ready while a thread waits on `l` with `wait` (seen blocked in
+    /// one of `nrs`), then lets the thread go with a connection.
+    fn ready_while_blocked((l, inode, me): (std::net::TcpListener, u64, i32), wait: impl FnOnce(std::net::TcpListener) + Send + 'static, nrs: &[libc::c_long]) {
         let port = l.local_addr().unwrap().port();
-        let t = blocked_thread(move || drop(l.accept().unwrap()), &ACCEPTS);
+        let t = blocked_thread(move || wait(l), nrs);
         assert!(is_ready(me, &[inode]));
         std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         t.join().unwrap();
+    }
+
+    #[test]
+    fn a_thread_blocked_in_accept_makes_its_process_ready() {
+        let l = listener();
+        assert!(!is_ready(l.2, &[]), "nothing listened on: not ready");
+        assert!(!is_ready(l.2, &[l.1]), "nobody accepts yet");
+        ready_while_blocked(l, |l| drop(l.accept().unwrap()), &ACCEPTS);
     }
 
     #[test]
     fn a_thread_blocked_in_poll_for_input_on_the_socket_makes_its_process_ready() {
-        let (l, inode, me) = listener();
-        let port = l.local_addr().unwrap().port();
-        let t = blocked_thread(
-            move || {
-                let mut p = [libc::pollfd { fd: -1, events: libc::POLLIN, revents: 0 }, libc::pollfd { fd: l.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
-                // SAFETY: two valid pollfds.
-                assert_eq!(unsafe { libc::poll(p.as_mut_ptr(), 2, 20_000) }, 1);
-                drop(l);
-            },
-            &POLLS,
-        );
-        assert!(is_ready(me, &[inode]));
-        std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        t.join().unwrap();
+        let wait = |l: std::net::TcpListener| {
+            let mut p = [libc::pollfd { fd: -1, events: libc::POLLIN, revents: 0 }, libc::pollfd { fd: l.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+            // SAFETY: two valid pollfds.
+            assert_eq!(unsafe { libc::poll(p.as_mut_ptr(), 2, 20_000) }, 1);
+        };
+        ready_while_blocked(listener(), wait, &POLLS);
     }
 
     #[test]
     fn a_thread_blocked_in_select_with_the_socket_in_its_read_set_makes_its_process_ready() {
-        let (l, inode, me) = listener();
-        let port = l.local_addr().unwrap().port();
-        let t = blocked_thread(
-            move || {
-                let fd = l.as_raw_fd();
-                // SAFETY: fd_set is plain data; fd is below FD_SETSIZE (a test's few fds).
-                let n = unsafe {
-                    let mut set: libc::fd_set = core::mem::zeroed();
-                    libc::FD_SET(fd, &mut set);
-                    let mut tv = libc::timeval { tv_sec: 20, tv_usec: 0 };
-                    libc::select(fd + 1, &mut set, core::ptr::null_mut(), core::ptr::null_mut(), &mut tv)
-                };
-                assert_eq!(n, 1);
-                drop(l);
-            },
-            &SELECTS,
-        );
-        assert!(is_ready(me, &[inode]));
-        std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        t.join().unwrap();
+        let wait = |l: std::net::TcpListener| {
+            let fd = l.as_raw_fd();
+            // SAFETY: fd_set is plain data; fd is below FD_SETSIZE (a test's few fds).
+            let n = unsafe {
+                let mut set: libc::fd_set = core::mem::zeroed();
+                libc::FD_SET(fd, &mut set);
+                let mut tv = libc::timeval { tv_sec: 20, tv_usec: 0 };
+                libc::select(fd + 1, &mut set, core::ptr::null_mut(), core::ptr::null_mut(), &mut tv)
+            };
+            assert_eq!(n, 1);
+        };
+        ready_while_blocked(listener(), wait, &SELECTS);
     }
 
     #[test]
