@@ -2,9 +2,9 @@
  * Scenario 8 of scripts/bench (issue 17): a static Go net/http server, which huptime restarts
  * through seccomp user notification (no preload): restarts under load (Connection: close, 16
  * connections, a SIGHUP every interval), its throughput under huptime against bare with
- * keep-alive and with Connection: close, and what one accept() costs when it goes through
- * huptime's seccomp thread (the call every new connection makes; it explains the Connection:
- * close figure). Runs alone with `scripts/bench --scenario static`.
+ * keep-alive and with Connection: close, and what one accept() costs under huptime's seccomp
+ * filter (the call every new connection makes: not sent to huptime, its cost is the filter's).
+ * Runs alone with `scripts/bench --scenario static`.
  */
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
@@ -41,7 +41,7 @@ export async function staticPart(restarts: number, intervalMs: number, repeats: 
   say(`scenario 8: static go bare vs under huptime, keep-alive and Connection: close, ${repeats} repeats each, alternating`);
   const keepAlive = await overhead("go", repeats);
   const close = await overhead("go", repeats, true);
-  say("scenario 8: one accept() bare and through huptime's seccomp thread");
+  say("scenario 8: one accept() bare and under huptime's seccomp filter");
   const accept = acceptRoundTrip(repeats);
   const { samples, marks, ...figures } = run;
 
@@ -60,7 +60,8 @@ export async function staticPart(restarts: number, intervalMs: number, repeats: 
   const section = `## 8. Static programs under seccomp (measured ${date})
 
 A static Go net/http server (CGO_ENABLED=0) under huptime, which it restarts through seccomp user
-notification: no preload; its bind(), listen() and accept() calls go to a thread of huptime.
+notification: no preload; its bind() and listen() calls go to a thread of huptime. accept() is
+not sent: an old generation is kept from new connections by steering them to the new one's socket.
 
 ${table(head, restartRows([run]))}
 
@@ -68,10 +69,10 @@ Restart latency (SIGHUP → new generation serving): median ${f1(median(run.read
 
 ${table(["load", "bare req/s", "huptime req/s", "ratio", "bare p99 ms", "huptime p99 ms"], [keepAlive, close].map((o) => [o.close ? "Connection: close" : "keep-alive", f1(o.bare.rps), f1(o.huptime.rps), f2(o.ratio), f2(o.bare.p99Ms), f2(o.huptime.p99Ms)]))}
 
-One accept() that finds no connection: ${f2(accept.bareUs)} µs bare, ${f2(accept.huptimeUs)} µs through huptime's
-seccomp thread (median of ${repeats} × ${ACCEPTS.toLocaleString("en")} calls): ${f2(extraUs)} µs more per accept(). Every new
-connection costs at least one; bare, the server handled a Connection: close request every
-${f2(perRequestUs)} µs. Keep-alive connections make no such call per request.
+One accept() that finds no connection: ${f2(accept.bareUs)} µs bare, ${f2(accept.huptimeUs)} µs under huptime's
+seccomp filter (median of ${repeats} × ${ACCEPTS.toLocaleString("en")} calls): ${f2(extraUs)} µs more per accept(), the filter's
+cost (the call is not sent to huptime). Every new connection costs at least one; bare, the server
+handled a Connection: close request every ${f2(perRequestUs)} µs.
 `;
   return {
     section,

@@ -2,10 +2,13 @@
  * `huptime ./static-server`: a statically linked program (LD_PRELOAD cannot reach it) run under
  * seccomp user notification (crates/huptime/src/unotify). huptime stays the parent; each
  * generation starts under a filter that sends its bind() and listen() calls to huptime, which
- * holds the listening sockets and hands them to the next generation's bind(). On SIGHUP a new
- * generation starts beside the old one; once it waits for connections on its sockets (a thread
- * in accept, poll or select on them, or the socket registered with its epoll), the old one is refused new connections
- * (its accept() calls go through huptime too), reads those it accepted, and is sent
+ * holds the listening sockets. The next generation's bind() to a TCP address gets a socket of its
+ * own in the same SO_REUSEPORT group (else the held socket itself). On SIGHUP a new generation
+ * starts beside the old one; once it waits for connections on its sockets (a thread in accept,
+ * poll or select on them, or the socket registered with its epoll), the old one is refused new
+ * connections (new TCP connections are steered to the new one's sockets; where that can't be, its
+ * accept() calls are sent to huptime and refused), takes what its sockets queued, reads those
+ * it accepted, and is sent
  * --stop-signal (SIGTERM by default: Go's http.Server.Shutdown, most servers' graceful stop); it
  * finishes and exits; after --drain-timeout its process group is killed. A generation that exits or is not ready within
  * --ready-timeout is killed (process group) and the old one goes on serving.
@@ -71,7 +74,7 @@ export async function seccompCommand(file: string, argv: string[], baseEnv: Node
     const [r, w] = nat.makePipe();
     let pid: number;
     try {
-      pid = nat.seccompSpawn(file, argv, env, w);
+      pid = nat.seccompSpawn(file, argv, env, w, previous);
     } catch (e) {
       nat.closeFd(r);
       return `generation ${n}: ${e instanceof Error ? e.message : String(e)}`; // "can't start FILE: can't fork: ..."
@@ -118,7 +121,8 @@ export async function seccompCommand(file: string, argv: string[], baseEnv: Node
   const readyLine = (g: Generation): string => {
     const s = nat.seccompGeneration(g.pid);
     const took = s.takenOver ? `, ${s.takenOver} socket${s.takenOver === 1 ? "" : "s"} taken over` : "";
-    return `generation ${g.n} (pid ${g.pid}) is ready after ${Date.now() - g.startedAt} ms: listening on ${s.listening.join(", ")}${took}`;
+    const joined = s.joined ? `, ${s.joined} address${s.joined === 1 ? "" : "es"} joined beside the old socket${s.joined === 1 ? "" : "s"}` : "";
+    return `generation ${g.n} (pid ${g.pid}) is ready after ${Date.now() - g.startedAt} ms: listening on ${s.listening.join(", ")}${took}${joined}`;
   };
 
   /**
@@ -132,7 +136,8 @@ export async function seccompCommand(file: string, argv: string[], baseEnv: Node
     let fresh = nat.seccompRefuseAccepts(g.pid);
     publish(g, STATUS_STATES.draining);
     // An accept() let through just before the refusal may still be returning a connection to the
-    // program: the stop signal waits for three looks in a row, 2 ms apart, that find nothing fresh.
+    // program, and its sockets may still hold connections to take: the stop signal waits for
+    // three looks in a row, 2 ms apart, that find nothing fresh or queued.
     let quiet = fresh > 0 ? 0 : 1;
     while (quiet < 3 && !g.ended && Date.now() - began < (o.drainTimeoutMs || 10_000)) {
       pumpOutputs(gens);

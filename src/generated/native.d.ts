@@ -143,6 +143,11 @@ export interface SeccompGeneration {
   listening: Array<string>
   /** How many of its bind() calls got a socket huptime held. */
   takenOver: number
+  /**
+   * How many of its bind() calls got their own socket beside one huptime held (the same
+   * address; new connections are steered to it once it serves).
+   */
+  joined: number
   /** Whether it waits for connections on all of them (a thread in accept, or its epoll). */
   ready: boolean
   /** Notifications answered for it. */
@@ -159,9 +164,11 @@ export declare function seccompKeepOnly(pid: number): void
 export declare function seccompPublish(dir: string, s: GenerationStatus): void
 
 /**
- * Generation `pid` is being replaced: it takes no new connection from now on (accept fails with
- * EAGAIN on a non-blocking socket, waits on a blocking one). Returns how many connections it
- * accepted and has not read from yet (call again until 0, then send the stop signal).
+ * Generation `pid` is being replaced: it takes no new connection from now on (new TCP
+ * connections go to its successor's socket; where its filter sends accept(), that fails with
+ * EAGAIN on a non-blocking socket and waits on a blocking one). Returns how many connections it
+ * still has to take from its sockets, or accepted and has not read from yet (call again until
+ * 0, then send the stop signal).
  */
 export declare function seccompRefuseAccepts(pid: number): number
 
@@ -171,9 +178,10 @@ export declare function seccompReleaseAccepts(pid: number): void
 /**
  * Starts `file` as a new generation under the seccomp filter, with `stderr_fd` as its stderr
  * (-1: inherited), in its own process group; its bind() and listen() calls are answered from
- * now on. Returns its pid.
+ * now on. `previous` is the generation it is to replace (0: none), which decides whether its
+ * accept() calls are sent too ([`steer::sends_after`]). Returns its pid.
  */
-export declare function seccompSpawn(file: string, argv: Array<string>, env: Array<string>, stderrFd: number): number
+export declare function seccompSpawn(file: string, argv: Array<string>, env: Array<string>, stderrFd: number, previous: number): number
 
 /**
  * Why this machine cannot run a static program under huptime (it needs Linux 5.9 with seccomp

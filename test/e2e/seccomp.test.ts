@@ -3,8 +3,8 @@
  * stays the parent, holds the sockets the program listens on and answers the next generation's
  * bind() with them. A plain Go net/http server (ListenAndServe, Shutdown on SIGTERM) and a static
  * C server with a blocking accept loop are restarted without a failed request; versions that
- * exit or never listen are rolled back; a program that ignores SIGTERM is cut at
- * --drain-timeout; --status, --restart and --stop see the program; a cgo build of the same
+ * exit or never listen are rolled back; a program that ignores SIGTERM takes no new connection
+ * once replaced and is cut at --drain-timeout; --status, --restart and --stop see the program; a cgo build of the same
  * server goes through the preload; when huptime dies the program is told (SIGTERM), and its
  * later bind() fails with ENOSYS.
  */
@@ -118,7 +118,7 @@ describe("static programs under seccomp", () => {
       const stats = await load.stop();
       expect(stats.failed, `${stats.errors.join(", ")}\n${s.output()}`).toBe(0);
       expect(stats.ok).toBeGreaterThan(20);
-      expect(count(s.output(), "1 socket taken over; SIGTERM to generation")).toBe(5);
+      expect(count(s.output(), "1 address joined beside the old socket; SIGTERM to generation")).toBe(5);
       process.kill(s.pid, "SIGTERM");
       expect((await s.exited).code, s.output()).toBe(0);
     } finally {
@@ -238,7 +238,7 @@ describe("static programs under seccomp", () => {
           return last.startsWith(`c${i} `);
         }, `c${i} to answer; huptime said:\n${s.output()}`, 30_000);
       }
-      expect(count(s.output(), "1 socket taken over")).toBe(3);
+      expect(count(s.output(), "1 address joined beside the old socket")).toBe(3);
       expect(count(s.output(), `listening ${port}\n`)).toBe(4);
       expect(s.output()).not.toContain("bind/listen");
       process.kill(s.pid, "SIGTERM");
@@ -248,7 +248,7 @@ describe("static programs under seccomp", () => {
     }
   }, 120_000);
 
-  test("a program that ignores SIGTERM: a request that ends within --drain-timeout is finished, one still running then is cut with the process", async () => {
+  test("a program that ignores SIGTERM: no new connection reaches it once replaced; a request that ends within --drain-timeout is finished, one still running then is cut with the process", async () => {
     const { s, port, setVersion, pid } = await startGo("ignoreterm", ["--drain-timeout", "3"]);
     try {
       const short = request(port, "/?sleep=1s", 30_000);
@@ -257,6 +257,15 @@ describe("static programs under seccomp", () => {
       setVersion("v2");
       process.kill(s.pid, "SIGHUP");
       await answer(port, "v2", s);
+      // The old one still listens (it ignores SIGTERM) until it is killed, yet every new
+      // connection goes to the new one: huptime steered them to its socket.
+      const during: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const r = await request(port, "/", 5000);
+        during.push(r.ok ? r.body.trim() : `failed: ${r.error}`);
+      }
+      expect(alive(pid), "the old generation still runs").toBe(true);
+      expect(during.filter((b) => !b.startsWith("v2 ")), s.output()).toEqual([]);
       expect(await short).toEqual({ ok: true, body: `ignoreterm a ${pid}\n` });
       const cut = await long;
       expect(cut.ok).toBe(false);

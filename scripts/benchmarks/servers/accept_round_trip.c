@@ -1,5 +1,5 @@
-/* Benchmark program (scenario 8): the cost of one accept() that finds no connection, the call a
- * static program under huptime sends to huptime's seccomp thread. Listens on a free loopback
+/* Benchmark program (scenario 8): the cost of one accept() that finds no connection, the call
+ * every new connection of a static program under huptime's seccomp filter makes. Listens on a free loopback
  * port (non-blocking), calls accept4() N times (argv[1], default 100000) and prints
  * "US us per accept4" on stderr. Compiled with -static by scripts/bench. */
 #define _GNU_SOURCE

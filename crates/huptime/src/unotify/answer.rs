@@ -2,7 +2,10 @@
 //!
 //! - `listen(fd)`: huptime takes a duplicate of the socket (pidfd_getfd) and holds it for the
 //!   next generation, then lets the call go on (SECCOMP_USER_NOTIF_FLAG_CONTINUE).
-//! - `bind(fd, addr)` to an address huptime holds (same family, type and protocol): the held
+//! - `bind(fd, addr)` to a TCP address: SO_REUSEPORT is set on the program's socket, and the call
+//!   goes on, when no socket at that address is held or when the program's socket can listen
+//!   beside the held one ([`steer`]: the first generation's socket, and every successor's).
+//! - `bind(fd, addr)` to another address huptime holds (same family, type and protocol): the held
 //!   socket is installed at the program's fd number (SECCOMP_IOCTL_NOTIF_ADDFD with
 //!   SECCOMP_ADDFD_FLAG_SETFD, which closes the fresh socket there) and the call returns 0.
 //!   Not with SECCOMP_ADDFD_FLAG_SEND: that makes the call return the fd number, and bind()
@@ -20,6 +23,7 @@
 
 use super::held::{self, Accepts};
 use super::memory;
+use super::steer;
 use crate::sockkey::SockKey;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -167,9 +171,27 @@ pub fn on_bind(listener: libc::c_int, req: &libc::seccomp_notif, gen: i32) -> Re
     let Some(fresh_kind) = kind(&fresh) else { return Reply::Continue };
     let Some(key) = SockKey::from_sockaddr(fresh_kind.1, &raw) else { return Reply::Continue };
     held::with(|t| {
-        let Some(h) = t.find(&key) else { return Reply::Continue };
+        let Some(h) = t.find(&key) else {
+            // The first socket at this address: a successor can bind its own beside it.
+            if steer::steerable(&key) && key.port() != Some(0) {
+                steer::share_port(&fresh);
+            }
+            return Reply::Continue;
+        };
         if kind(&h.fd) != Some(fresh_kind) {
             return Reply::Continue; // another protocol at that address: the kernel decides
+        }
+        if t.has_listened(gen, h.inode) {
+            // Its own socket. Still open in it: a pool of its own at one address (SO_REUSEPORT),
+            // which the kernel judges. Closed (a probe, say): it gets that socket back below.
+            if super::ready::open_sockets(pid).contains(&h.inode) {
+                return Reply::Continue;
+            }
+        } else if steer::make_room(&key, &h.fd, h.inode) {
+            // Its own socket beside the held one, bound by the kernel with the program's rights.
+            steer::share_port(&fresh);
+            t.generation(gen).joined += 1;
+            return Reply::Continue;
         }
         // O_NONBLOCK lives in the shared file description: the program that binds now is the
         // one that will serve, so the socket gets its mode (a blocking accept loop must block).

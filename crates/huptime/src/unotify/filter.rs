@@ -1,13 +1,18 @@
 //! The seccomp filter a generation runs under, and installing it in the child before exec.
 //!
-//! The filter is nine BPF instructions: for the native architecture, `bind`, `listen`, `accept`
-//! and `accept4` return SECCOMP_RET_USER_NOTIF (the calling thread waits until huptime answers);
-//! every other call, and every call of another ABI (a 32-bit program on a 64-bit kernel), is
-//! allowed untouched. bind and listen are how sockets change hands; accept is sent so that an old
-//! generation can be stopped from taking new connections before it is told to stop (a server
-//! such as Go's http.Server drops a connection it accepted but had not read when its graceful
-//! stop began). Reading, writing and polling are never sent: serving a connection costs one
-//! round trip to huptime, at its accept.
+//! The filter is a few BPF instructions: for the native architecture, `bind` and `listen` (and,
+//! in one variant, `accept` and `accept4`) return SECCOMP_RET_USER_NOTIF (the calling thread
+//! waits until huptime answers); every other call, and every call of another ABI (a 32-bit
+//! program on a 64-bit kernel), is allowed untouched. bind and listen are how sockets change
+//! hands. Reading, writing and polling are never sent.
+//!
+//! Which calls are sent ([`Sends`]): an old generation must take no new connection once its
+//! successor serves and before it is told to stop (a server such as Go's http.Server drops a
+//! connection it accepted but had not read when its graceful stop began). For TCP, huptime does
+//! that by steering new connections away from the old generation's own socket ([`super::steer`]),
+//! so accept() needs no round trip to huptime. A generation whose predecessor listened on a socket
+//! that can't be steered (a unix socket) has its accept() calls sent, so that huptime can refuse
+//! them ([`super::answer::on_accept`]): each connection then costs one round trip.
 
 /// AUDIT_ARCH_* of the architecture this library is built for (linux/audit.h: the ELF machine
 /// number with the 64-bit and little-endian bits).
@@ -17,7 +22,16 @@ pub const AUDIT_ARCH: u32 = 0xC000_003E;
 #[cfg(target_arch = "aarch64")]
 pub const AUDIT_ARCH: u32 = 0xC000_00B7;
 
-/// The system calls sent to huptime.
+/// Which system calls a generation's filter sends to huptime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sends {
+    /// bind() and listen(): its old sockets are steered away from when it is replaced.
+    BindListen,
+    /// bind(), listen(), accept() and accept4(): its accept() calls can be refused.
+    BindListenAccept,
+}
+
+/// The system calls sent to huptime by [`Sends::BindListenAccept`] (the first two by both).
 pub const NOTIFIED: [libc::c_long; 4] = [libc::SYS_bind, libc::SYS_listen, libc::SYS_accept, libc::SYS_accept4];
 
 /// Offsets in `struct seccomp_data`.
@@ -32,52 +46,73 @@ const fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
     libc::sock_filter { code: code as u16, jt, jf, k }
 }
 
-/// Number of instructions in [`program`].
-pub const LEN: usize = 9;
+use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
 
-/// The filter program (see the module's doc).
-pub const fn program() -> [libc::sock_filter; LEN] {
-    use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
-    [
-        /* 0 */ stmt(BPF_LD | BPF_W | BPF_ABS, ARCH_OFFSET),
-        /* 1 */ jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH, 0, 6), // other ABI: 8
-        /* 2 */ stmt(BPF_LD | BPF_W | BPF_ABS, NR_OFFSET),
-        /* 3 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[0] as u32, 3, 0), // bind: 7
-        /* 4 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[1] as u32, 2, 0), // listen: 7
-        /* 5 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[2] as u32, 1, 0), // accept: 7
-        /* 6 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[3] as u32, 0, 1), // accept4: 7, else 8
-        /* 7 */ stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_USER_NOTIF),
-        /* 8 */ stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW),
-    ]
+/// [`Sends::BindListenAccept`]'s program.
+const WITH_ACCEPT: [libc::sock_filter; 9] = [
+    /* 0 */ stmt(BPF_LD | BPF_W | BPF_ABS, ARCH_OFFSET),
+    /* 1 */ jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH, 0, 6), // other ABI: 8
+    /* 2 */ stmt(BPF_LD | BPF_W | BPF_ABS, NR_OFFSET),
+    /* 3 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[0] as u32, 3, 0), // bind: 7
+    /* 4 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[1] as u32, 2, 0), // listen: 7
+    /* 5 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[2] as u32, 1, 0), // accept: 7
+    /* 6 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[3] as u32, 0, 1), // accept4: 7, else 8
+    /* 7 */ stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_USER_NOTIF),
+    /* 8 */ stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW),
+];
+
+/// [`Sends::BindListen`]'s program.
+const WITHOUT_ACCEPT: [libc::sock_filter; 7] = [
+    /* 0 */ stmt(BPF_LD | BPF_W | BPF_ABS, ARCH_OFFSET),
+    /* 1 */ jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH, 0, 4), // other ABI: 6
+    /* 2 */ stmt(BPF_LD | BPF_W | BPF_ABS, NR_OFFSET),
+    /* 3 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[0] as u32, 1, 0), // bind: 5
+    /* 4 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[1] as u32, 0, 1), // listen: 5, else 6
+    /* 5 */ stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_USER_NOTIF),
+    /* 6 */ stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW),
+];
+
+/// The filter program for `sends` (see the module's doc).
+pub const fn program(sends: Sends) -> &'static [libc::sock_filter] {
+    match sends {
+        Sends::BindListen => &WITHOUT_ACCEPT,
+        Sends::BindListenAccept => &WITH_ACCEPT,
+    }
 }
 
-/// Installs the filter on the calling thread (no_new_privs first, which an unprivileged process
-/// needs) and returns the notification fd (close-on-exec), or the errno. With
-/// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux 5.19) a call huptime has received is no longer
-/// interrupted by the program's signals (a Go program gets many: SIGURG preemption); older
-/// kernels refuse the flag and get the filter without it (an interrupted bind is restarted and
-/// sent again, which [`super::answer`] handles the same way).
+/// Installs the filter for `sends` on the calling thread (no_new_privs first, which an
+/// unprivileged process needs) and returns the notification fd (close-on-exec), or the errno.
+/// Flags, each dropped when the kernel refuses it (EINVAL), newest first:
+/// - SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux 5.19): a call huptime has received is no longer
+///   interrupted by the program's signals (a Go program gets many: SIGURG preemption); without
+///   it an interrupted bind is restarted and sent again, which [`super::answer`] handles the same
+///   way.
+/// - SECCOMP_FILTER_FLAG_SPEC_ALLOW (Linux 4.17): the program keeps the speculation mitigations it
+///   would have without huptime. Without the flag, a kernel whose speculative-store-bypass
+///   mitigation is in its "seccomp" mode (the default before Linux 5.16) turns it on for every
+///   process under a filter, which can slow a server down by several percent.
 ///
 /// Async-signal-safe (system calls on locals only): it runs in the child between fork and exec.
-pub fn install() -> Result<libc::c_int, libc::c_int> {
-    let prog = program();
-    let fprog = libc::sock_fprog { len: LEN as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
+pub fn install(sends: Sends) -> Result<libc::c_int, libc::c_int> {
+    let prog = program(sends);
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
+    let optional = [libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW];
     // SAFETY: prctl with integers; seccomp reads `fprog` and the program it points to, both live.
     unsafe {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             return Err(*libc::__errno_location());
         }
-        let mut flags = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+        let mut flags = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | optional[0] | optional[1];
         loop {
             let fd = libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, flags, &fprog as *const libc::sock_fprog);
             if fd >= 0 {
                 return Ok(fd as libc::c_int);
             }
             let e = *libc::__errno_location();
-            if e != libc::EINVAL || flags & libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV == 0 {
-                return Err(e);
+            match optional.iter().find(|&&f| flags & f != 0) {
+                Some(&f) if e == libc::EINVAL => flags &= !f,
+                _ => return Err(e),
             }
-            flags &= !libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
         }
     }
 }
@@ -133,7 +168,7 @@ fn try_install() -> std::io::Result<()> {
     }
     if pid == 0 {
         // SAFETY: the child of fork; _exit runs nothing of the parent's.
-        unsafe { libc::_exit(install().err().unwrap_or(0)) }
+        unsafe { libc::_exit(install(Sends::BindListenAccept).err().unwrap_or(0)) }
     }
     let mut status = 0;
     // SAFETY: reaping our own child into a local.
@@ -190,18 +225,32 @@ fn seccomp_errno(e: &std::io::Error) -> String {
 mod tests {
     use super::*;
 
+    /// Runs `p` as the kernel would on (arch, nr) and returns the action.
+    fn run(p: &[libc::sock_filter], arch: u32, nr: u32) -> u32 {
+        let (mut pc, mut a) = (0usize, 0u32);
+        loop {
+            let i = p[pc];
+            match i.code as u32 {
+                c if c == BPF_LD | BPF_W | BPF_ABS => a = if i.k == ARCH_OFFSET { arch } else { nr },
+                c if c == BPF_JMP | BPF_JEQ | BPF_K => pc += if a == i.k { i.jt } else { i.jf } as usize,
+                c if c == BPF_RET | BPF_K => return i.k,
+                c => panic!("unexpected instruction {c:#x}"),
+            }
+            pc += 1;
+        }
+    }
+
     #[test]
-    fn the_filter_sends_bind_listen_and_accept_and_allows_the_rest() {
-        let p = program();
-        assert_eq!(p[1].k, AUDIT_ARCH);
-        assert_eq!([p[3].k, p[4].k, p[5].k, p[6].k], NOTIFIED.map(|n| n as u32));
-        assert_eq!((p[7].k, p[8].k), (libc::SECCOMP_RET_USER_NOTIF, libc::SECCOMP_RET_ALLOW));
-        // Every jump of a notified call lands on the notify return, every other one on allow.
-        let target = |i: usize, off: u8| i + 1 + off as usize;
-        assert_eq!(target(1, p[1].jf), 8);
-        for i in 3..=6 {
-            assert_eq!(target(i, p[i].jt), 7);
-            assert_eq!(target(i, p[i].jf), if i == 6 { 8 } else { i + 1 });
+    fn each_filter_sends_its_calls_and_allows_the_rest() {
+        let (notify, allow) = (libc::SECCOMP_RET_USER_NOTIF, libc::SECCOMP_RET_ALLOW);
+        let other = [libc::SYS_read, libc::SYS_write, libc::SYS_epoll_wait, libc::SYS_connect, libc::SYS_socket];
+        for (sends, sent) in [(Sends::BindListenAccept, &NOTIFIED[..]), (Sends::BindListen, &NOTIFIED[..2])] {
+            let p = program(sends);
+            for nr in NOTIFIED.iter().chain(&other) {
+                let want = if sent.contains(nr) { notify } else { allow };
+                assert_eq!(run(p, AUDIT_ARCH, *nr as u32), want, "{sends:?}, call {nr}");
+                assert_eq!(run(p, 0x4000_0003, *nr as u32), allow, "{sends:?}: another ABI's call {nr} is allowed");
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 //! generations come and go), and per generation the sockets it listened on or was handed.
 //! Behind one mutex, taken briefly by the notification thread and by the CLI's queries.
 
+use super::filter::Sends;
 use crate::sockkey::SockKey;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Mutex;
@@ -33,7 +34,6 @@ pub enum Accepts {
 }
 
 /// What one generation did with its sockets.
-#[derive(Default)]
 pub struct Generation {
     /// Its pid (the process huptime started).
     pub pid: i32,
@@ -48,6 +48,34 @@ pub struct Generation {
     /// Blocking accept() calls held while [`Accepts::Refused`] and not yet released
     /// (notification ids).
     pub parked: Vec<u64>,
+    /// Which of its calls its filter sends (without accept(), it is stopped from taking new
+    /// connections by steering them away: [`super::steer`]).
+    pub sends: Sends,
+    /// How many of its bind() calls were let through beside a held socket of the same address
+    /// (its own socket, in the same SO_REUSEPORT group).
+    pub joined: u32,
+    /// Once it is being replaced: the sockets its successor was steered to, and the handshakes to
+    /// their ports in progress when it was (None: not steered yet, or not looked at yet).
+    pub steered: Option<Vec<(SockKey, u64, Vec<super::steer::Peer>)>>,
+    /// How many times what it still has to take was asked ([`super::steer::away_from`]).
+    pub looks: u32,
+}
+
+impl Default for Generation {
+    fn default() -> Self {
+        Generation {
+            pid: 0,
+            listened: Vec::new(),
+            taken_over: 0,
+            answered: 0,
+            accepts: Accepts::Open,
+            parked: Vec::new(),
+            sends: Sends::BindListenAccept,
+            joined: 0,
+            steered: None,
+            looks: 0,
+        }
+    }
 }
 
 /// Everything the supervisor knows.
@@ -66,9 +94,10 @@ pub fn with<R>(f: impl FnOnce(&mut Table) -> R) -> R {
 }
 
 impl Table {
-    /// The held socket bound to `key`, if any.
+    /// The held socket bound to `key`, if any (the newest, while a successor's is held beside
+    /// its predecessor's).
     pub fn find(&self, key: &SockKey) -> Option<&Held> {
-        self.held.iter().find(|h| h.key == *key)
+        self.held.iter().rev().find(|h| h.key == *key)
     }
 
     /// Whether a socket with this inode is held.
@@ -76,9 +105,10 @@ impl Table {
         self.held.iter().any(|h| h.inode == inode)
     }
 
-    /// Holds `fd` (bound to `key`) unless that address is held already (then `fd` is closed).
+    /// Holds `fd` (bound to `key`) unless that socket is held already (then `fd` is closed). A
+    /// successor's own socket at an address held already is held beside the old one.
     pub fn hold(&mut self, key: SockKey, inode: u64, fd: OwnedFd) {
-        if self.find(&key).is_none() && !self.holds_inode(inode) {
+        if !self.holds_inode(inode) {
             self.held.push(Held { key, inode, fd });
         }
     }
@@ -114,6 +144,11 @@ impl Table {
         if !g.listened.iter().any(|&(_, i)| i == inode) {
             g.listened.push((key, inode));
         }
+    }
+
+    /// Whether generation `pid` listened on (or was handed) the socket `inode`.
+    pub fn has_listened(&self, pid: i32, inode: u64) -> bool {
+        self.generations.iter().any(|g| g.pid == pid && g.listened.iter().any(|&(_, i)| i == inode))
     }
 
     /// The inodes of the sockets generation `pid` listened on or was handed.
@@ -158,16 +193,19 @@ mod tests {
     fn an_address_is_held_once_and_let_go_when_the_serving_generation_does_not_use_it() {
         let mut t = Table::default();
         t.hold(key(80), 1, some_fd());
-        t.hold(key(80), 2, some_fd()); // same address: the first stays
         t.hold(key(81), 1, some_fd()); // same socket: not twice
         t.hold(key(443), 3, some_fd());
         assert_eq!(t.held.len(), 2);
         assert_eq!(t.find(&key(80)).map(|h| h.inode), Some(1));
-        t.listened(7, key(80), 1);
-        t.listened(7, key(80), 1);
+        t.hold(key(80), 2, some_fd()); // a successor's own socket at that address: held beside
+        assert_eq!(t.held.len(), 3);
+        assert_eq!(t.find(&key(80)).map(|h| h.inode), Some(2), "the newest");
+        t.listened(7, key(80), 2);
+        t.listened(7, key(80), 2);
         assert_eq!(t.generation(7).listened.len(), 1);
         t.keep_only_those_of(7);
-        assert!(t.find(&key(443)).is_none() && t.find(&key(80)).is_some());
+        assert!(t.find(&key(443)).is_none() && t.find(&key(80)).map(|h| h.inode) == Some(2));
+        assert!(!t.holds_inode(1), "the predecessor's socket is let go");
         t.forget(7);
         assert!(t.generation(7).listened.is_empty(), "a fresh record");
     }

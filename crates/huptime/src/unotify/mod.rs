@@ -1,16 +1,20 @@
 //! Restarts for programs LD_PRELOAD cannot reach (static binaries: Go with CGO_ENABLED=0, musl
 //! builds), by seccomp user notification. huptime stays the parent; each generation starts under a
-//! small seccomp filter ([`filter`]) that sends its `bind()`, `listen()` and `accept()` calls to huptime (a
+//! small seccomp filter ([`filter`]) that sends its `bind()` and `listen()` calls to huptime (a
 //! thread of the CLI process, [`supervisor`]). A `listen()` shows huptime a listening socket, which
-//! it then holds a duplicate of ([`held`]); a later generation's `bind()` to that address is
-//! answered by installing the held socket at the program's fd number (SECCOMP_IOCTL_NOTIF_ADDFD)
-//! and replying success ([`answer`]). Readiness is read from /proc ([`ready`]): a generation is
-//! ready once it waits for connections on every socket it listened on (a thread blocked in
-//! accept on it, or in poll or select with it among the fds it waits to read, or the socket
-//! registered with an epoll instance); [`memory`] reads the program's memory for both. An old generation is refused
-//! new connections and given time to read those it accepted ([`fresh`]) before its stop signal.
-//! The generation's lifecycle
-//! (stop signal, drain, rollback) is the CLI's (src/seccomp.ts); [`native`] is its napi surface.
+//! it then holds a duplicate of ([`held`]). A later generation's `bind()` to a TCP address gets a
+//! socket of its own in the same SO_REUSEPORT group, to which new connections are steered once it
+//! serves ([`steer`], with the kernel's socket lists read by [`sockdiag`]); to another address
+//! huptime holds (a unix socket), it is answered by installing the held socket at the program's fd
+//! number (SECCOMP_IOCTL_NOTIF_ADDFD) and replying success ([`answer`]). Readiness is read from
+//! /proc ([`ready`]): a generation is ready once it waits for connections on every socket it
+//! listened on (a thread blocked in accept on it, or in poll or select with it among the fds it
+//! waits to read, or the socket registered with an epoll instance); [`memory`] reads the program's
+//! memory for both. An old generation is refused new connections (steered away from, or its
+//! accept() calls refused where its filter sends them) and given time to take what its sockets
+//! queued and read those it accepted ([`fresh`]) before its stop signal. The generation's
+//! lifecycle (stop signal, drain, rollback) is the CLI's (src/seccomp.ts); [`native`] is its napi
+//! surface.
 //!
 //! Loaded as the CLI's native module only: nothing here runs in a preloaded program.
 
@@ -21,7 +25,9 @@ pub mod held;
 pub mod memory;
 pub mod native;
 pub mod ready;
+pub mod sockdiag;
 pub mod spawn;
+pub mod steer;
 pub mod supervisor;
 
 #[cfg(test)]
@@ -31,8 +37,9 @@ mod tests {
     use std::io::{BufRead, BufReader, Read};
     use std::os::fd::{FromRawFd, OwnedFd};
 
-    /// Starts `python3 -c code` under the filter; returns its pid and a reader of its stderr.
-    fn python(code: &str) -> (i32, BufReader<std::fs::File>) {
+    /// Starts `python3 -c code` under the filter for `sends`; returns its pid and a reader of its
+    /// stderr.
+    fn python(code: &str, sends: filter::Sends) -> (i32, BufReader<std::fs::File>) {
         let mut p = [-1; 2];
         // SAFETY: valid out-array.
         assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
@@ -44,7 +51,8 @@ mod tests {
         argv.push(core::ptr::null());
         let env = [core::ptr::null()];
         use std::os::fd::AsRawFd;
-        let (pid, fd) = spawn::start(&file, &argv, &env, w.as_raw_fd()).unwrap();
+        let (pid, fd) = spawn::start(&file, &argv, &env, w.as_raw_fd(), sends).unwrap();
+        held::with(|t| t.generation(pid).sends = sends);
         supervisor::watch(pid, fd).unwrap();
         (pid, BufReader::new(r))
     }
@@ -72,7 +80,7 @@ mod tests {
                     s=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(16)\n\
                     sys.stderr.write('%d\\n'%s.getsockname()[1]);sys.stderr.flush()\n\
                     while True:\n    c,_=s.accept();sys.stderr.write('accepted\\n');sys.stderr.flush();c.close()";
-        let (pid, mut r) = python(code);
+        let (pid, mut r) = python(code, filter::Sends::BindListenAccept);
         let port: u16 = line(&mut r).parse().unwrap();
         let _first = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         assert_eq!(line(&mut r), "accepted");
@@ -105,29 +113,54 @@ mod tests {
 
     /// One test: the held table is process-wide.
     #[test]
-    fn a_second_program_binding_the_same_address_gets_the_first_ones_socket() {
+    fn a_second_program_binding_the_same_address_listens_beside_the_first_or_gets_its_socket() {
         if let Some(why) = filter::unsupported() {
             panic!("this machine cannot run the test: {why}");
         }
+        // TCP: the second program's socket joins the first one's SO_REUSEPORT group, and new
+        // connections stay with the first until they are handed over.
         let code = "import socket,sys,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
                     s.bind(('127.0.0.1',int(sys.argv[1]) if len(sys.argv)>1 else 0))\ns.listen(16)\n\
                     sys.stderr.write('%d %d\\n'%(s.getsockname()[1],s.fileno()));sys.stderr.flush()\n\
-                    c,_=s.accept();c.sendall(b'ok');c.close();time.sleep(30)";
-        let (a, mut ra) = python(code);
+                    c,_=s.accept();c.sendall(b'WHO');c.close();time.sleep(30)";
+        // A port free now (a bind to port 0 is not made shareable: nothing can follow it there).
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let code = code.replace("int(sys.argv[1]) if len(sys.argv)>1 else 0", &free.to_string());
+        let (a, mut ra) = python(&code.replace("WHO", "a"), filter::Sends::BindListen);
         let first = line(&mut ra);
         let port: u16 = first.split(' ').next().unwrap().parse().unwrap();
         assert_eq!(held::with(|t| t.generation(a).listened.len()), 1, "{first}");
         // The second one binds the port the first listens on: without huptime, EADDRINUSE.
-        let code_b = code.replace("int(sys.argv[1]) if len(sys.argv)>1 else 0", &port.to_string());
-        let (b, mut rb) = python(&code_b);
+        let code_b = code.replace("WHO", "b");
+        let (b, mut rb) = python(&code_b, filter::Sends::BindListen);
         let second = line(&mut rb);
         assert!(second.starts_with(&format!("{port} ")), "{second}");
-        assert_eq!(held::with(|t| t.generation(b).taken_over), 1);
-        // Either may accept the next connection: the socket is one.
-        let mut got = String::new();
-        std::net::TcpStream::connect(("127.0.0.1", port)).unwrap().read_to_string(&mut got).unwrap();
-        assert_eq!(got, "ok");
-        for pid in [a, b] {
+        assert_eq!(held::with(|t| (t.generation(b).joined, t.generation(b).taken_over)), (1, 0));
+        let got = |port: u16| {
+            let mut got = String::new();
+            std::net::TcpStream::connect(("127.0.0.1", port)).unwrap().read_to_string(&mut got).unwrap();
+            got
+        };
+        assert_eq!(got(port), "a", "the first serves until it is handed over");
+        // Its filter sends bind() and listen() only: the accept() that took it was not sent.
+        assert_eq!(held::with(|t| t.generation(a).answered), 2);
+        // A unix socket at a path the first listens on: the second gets that very socket.
+        let dir = std::env::temp_dir().join(format!("huptime-unotify-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sock");
+        let unix = format!(
+            "import socket,sys,time\ns=socket.socket(socket.AF_UNIX)\ns.bind({path:?})\ns.listen(16)\n\
+             sys.stderr.write('%d\\n'%s.fileno());sys.stderr.flush()\nc,_=s.accept();c.sendall(b'WHO');c.close();time.sleep(30)"
+        );
+        let (c, mut rc) = python(&unix.replace("WHO", "c"), filter::Sends::BindListen);
+        line(&mut rc);
+        let (d, mut rd) = python(&unix.replace("WHO", "d"), filter::Sends::BindListen);
+        line(&mut rd);
+        assert_eq!(held::with(|t| (t.generation(d).joined, t.generation(d).taken_over)), (0, 1));
+        let mut got_unix = String::new();
+        std::os::unix::net::UnixStream::connect(&path).unwrap().read_to_string(&mut got_unix).unwrap();
+        assert!(got_unix == "c" || got_unix == "d", "either may accept: the socket is one ({got_unix:?})");
+        for pid in [a, b, c, d] {
             // SAFETY: killing and reaping our own children.
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
@@ -135,5 +168,6 @@ mod tests {
             }
             supervisor::unwatch(pid);
         }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

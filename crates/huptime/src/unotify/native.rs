@@ -1,6 +1,6 @@
 //! napi exports for running a static program under seccomp user notification (src/seccomp.ts).
 
-use super::{filter, fresh, held, ready, spawn, supervisor};
+use super::{filter, fresh, held, ready, spawn, steer, supervisor};
 use napi::{Error, Result, Status};
 use napi_derive::napi;
 
@@ -13,12 +13,15 @@ pub fn seccomp_unsupported() -> Option<String> {
 
 /// Starts `file` as a new generation under the seccomp filter, with `stderr_fd` as its stderr
 /// (-1: inherited), in its own process group; its bind() and listen() calls are answered from
-/// now on. Returns its pid.
+/// now on. `previous` is the generation it is to replace (0: none), which decides whether its
+/// accept() calls are sent too ([`steer::sends_after`]). Returns its pid.
 #[napi]
-pub fn seccomp_spawn(file: String, argv: Vec<String>, env: Vec<String>, stderr_fd: i32) -> Result<i32> {
+pub fn seccomp_spawn(file: String, argv: Vec<String>, env: Vec<String>, stderr_fd: i32, previous: i32) -> Result<i32> {
     let args = crate::native::ExecArgs::new(&file, argv, env)?;
     let fail = |e: String| Error::new(Status::GenericFailure, format!("can't start {file}: {e}"));
-    let (pid, fd) = spawn::start(&args.file, &args.argv, &args.env, stderr_fd).map_err(fail)?;
+    let sends = if previous > 0 { held::with(|t| steer::sends_after(t.generation(previous))) } else { filter::Sends::BindListen };
+    let (pid, fd) = spawn::start(&args.file, &args.argv, &args.env, stderr_fd, sends).map_err(fail)?;
+    held::with(|t| t.generation(pid).sends = sends);
     supervisor::watch(pid, fd).map_err(fail)?;
     Ok(pid)
 }
@@ -30,6 +33,9 @@ pub struct SeccompGeneration {
     pub listening: Vec<String>,
     /// How many of its bind() calls got a socket huptime held.
     pub taken_over: u32,
+    /// How many of its bind() calls got their own socket beside one huptime held (the same
+    /// address; new connections are steered to it once it serves).
+    pub joined: u32,
     /// Whether it waits for connections on all of them (a thread in accept, or its epoll).
     pub ready: bool,
     /// Notifications answered for it.
@@ -42,22 +48,24 @@ pub struct SeccompGeneration {
 pub fn seccomp_generation(pid: i32) -> SeccompGeneration {
     let before = held::with(|t| t.listened_inodes(pid));
     let open = ready::open_sockets(pid);
-    let (listening, inodes, taken_over, answered) = held::with(|t| {
+    let (listening, inodes, taken_over, joined, answered) = held::with(|t| {
         t.forget_closed(pid, &before, &open);
         let g = t.generation(pid);
-        (g.listened.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>(), g.listened.iter().map(|&(_, i)| i).collect::<Vec<_>>(), g.taken_over, g.answered)
+        (g.listened.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>(), g.listened.iter().map(|&(_, i)| i).collect::<Vec<_>>(), g.taken_over, g.joined, g.answered)
     });
-    SeccompGeneration { listening, taken_over, ready: ready::is_ready(pid, &inodes), answered: answered as f64 }
+    SeccompGeneration { listening, taken_over, joined, ready: ready::is_ready(pid, &inodes), answered: answered as f64 }
 }
 
-/// Generation `pid` is being replaced: it takes no new connection from now on (accept fails with
-/// EAGAIN on a non-blocking socket, waits on a blocking one). Returns how many connections it
-/// accepted and has not read from yet (call again until 0, then send the stop signal).
+/// Generation `pid` is being replaced: it takes no new connection from now on (new TCP
+/// connections go to its successor's socket; where its filter sends accept(), that fails with
+/// EAGAIN on a non-blocking socket and waits on a blocking one). Returns how many connections it
+/// still has to take from its sockets, or accepted and has not read from yet (call again until
+/// 0, then send the stop signal).
 #[napi]
 pub fn seccomp_refuse_accepts(pid: i32) -> u32 {
-    supervisor::refuse_accepts(pid);
+    let left = supervisor::refuse_accepts(pid);
     let ports: Vec<u16> = held::with(|t| t.generation(pid).listened.iter().filter_map(|(k, _)| k.port()).collect());
-    fresh::count(pid, &ports)
+    left + fresh::count(pid, &ports)
 }
 
 /// Generation `pid` was sent its stop signal: its waiting accept() calls fail with EINTR.

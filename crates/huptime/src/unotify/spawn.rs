@@ -5,6 +5,7 @@
 //! it can go unanswered. The filter and the notification fd pass on to the program's children:
 //! their bind()/listen() calls are answered the same way (they are part of the generation).
 
+use super::filter::Sends;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -12,9 +13,9 @@ fn os_error(what: &str) -> String {
     format!("{what}: {}", std::io::Error::last_os_error())
 }
 
-/// Starts `file` (argv, env: NULL-terminated arrays of C strings) under the filter with
-/// `stderr_fd` as its stderr (-1: inherited); returns its pid and the notification fd.
-pub fn start(file: &CString, argv: &[*const libc::c_char], env: &[*const libc::c_char], stderr_fd: libc::c_int) -> Result<(i32, OwnedFd), String> {
+/// Starts `file` (argv, env: NULL-terminated arrays of C strings) under the filter for `sends`
+/// with `stderr_fd` as its stderr (-1: inherited); returns its pid and the notification fd.
+pub fn start(file: &CString, argv: &[*const libc::c_char], env: &[*const libc::c_char], stderr_fd: libc::c_int, sends: Sends) -> Result<(i32, OwnedFd), String> {
     let mut pair = [-1; 2];
     // SAFETY: valid out-array.
     if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, pair.as_mut_ptr()) } != 0 {
@@ -30,7 +31,7 @@ pub fn start(file: &CString, argv: &[*const libc::c_char], env: &[*const libc::c
     }
     if pid == 0 {
         // SAFETY: the child of fork, see above.
-        unsafe { child(file, argv, env, stderr_fd, theirs.as_raw_fd()) }
+        unsafe { child(file, argv, env, stderr_fd, theirs.as_raw_fd(), sends) }
     }
     drop(theirs);
     match receive(&ours) {
@@ -77,7 +78,7 @@ fn receive(sock: &OwnedFd) -> Result<OwnedFd, String> {
 /// # Safety
 /// Only in the child of fork(), before anything else runs in it: it makes only async-signal-safe
 /// calls. `argv` and `env` are NULL-terminated arrays of NUL-terminated strings.
-unsafe fn child(file: &CString, argv: &[*const libc::c_char], env: &[*const libc::c_char], stderr_fd: libc::c_int, sock: libc::c_int) -> ! {
+unsafe fn child(file: &CString, argv: &[*const libc::c_char], env: &[*const libc::c_char], stderr_fd: libc::c_int, sock: libc::c_int, sends: Sends) -> ! {
     // SAFETY: system calls on integers and local buffers, all async-signal-safe (the contract).
     unsafe {
         libc::setpgid(0, 0);
@@ -86,7 +87,7 @@ unsafe fn child(file: &CString, argv: &[*const libc::c_char], env: &[*const libc
             libc::dup2(stderr_fd, 2);
         }
         crate::sys::default_signals();
-        let listener = super::filter::install();
+        let listener = super::filter::install(sends);
         let mut payload = match listener {
             Ok(_) => [0u8; 4],
             Err(e) => e.to_ne_bytes(),

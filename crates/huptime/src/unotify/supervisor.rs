@@ -9,7 +9,7 @@
 //! If huptime dies, the fds close with it: the programs' pending and later bind()/listen() calls
 //! then fail with ENOSYS (seccomp_unotify(2)), and they are sent SIGTERM (PR_SET_PDEATHSIG).
 
-use super::{answer, held};
+use super::{answer, held, steer};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Mutex, OnceLock};
 
@@ -86,9 +86,15 @@ pub fn unwatch(pid: i32) {
     held::with(|t| t.forget(pid));
 }
 
-/// Refuses generation `pid` new connections from now on (see [`held::Accepts`]).
-pub fn refuse_accepts(pid: i32) {
-    held::with(|t| t.generation(pid).accepts = held::Accepts::Refused);
+/// Refuses generation `pid` new connections from now on: its accept() calls, if its filter sends
+/// them (see [`held::Accepts`]), and the new connections of its TCP sockets, steered to its
+/// successor's ([`steer::away_from`]). Returns how many connections its sockets still have to
+/// take (queued, or in a handshake begun before they were steered away from).
+pub fn refuse_accepts(pid: i32) -> u32 {
+    held::with(|t| {
+        t.generation(pid).accepts = held::Accepts::Refused;
+        steer::away_from(t, pid)
+    })
 }
 
 /// Answers generation `pid`'s held accept() calls (it was sent its stop signal).
