@@ -96,7 +96,10 @@ export async function seccompCommand(file: string, argv: string[], baseEnv: Node
       const g = gens[i];
       if (!g.ended) continue;
       nat.seccompWithdraw(o.statusDir, g.pid);
-      if (g !== current && g.stderr < 0) gens.splice(i, 1);
+      if (g !== current && g.stderr < 0) {
+        gens.splice(i, 1);
+        nat.seccompSettle(current.pid); // its sockets alone at their addresses: no steering
+      }
     }
   };
 
@@ -106,12 +109,21 @@ export async function seccompCommand(file: string, argv: string[], baseEnv: Node
   process.on("SIGTERM", () => (stopSignal = "SIGTERM"));
   process.on("SIGINT", () => (stopSignal = "SIGINT"));
 
-  /** Waits until `g` waits for connections, ends, or runs out of time. */
-  const waitReady = async (g: Generation): Promise<"ready" | "ended" | "timeout" | "stopped"> => {
+  /**
+   * Waits until `g` waits for connections, ends, or runs out of time. If the generation it is to
+   * replace (`replacing`) ends meanwhile, new connections are sent to `g`'s sockets at once: they
+   * wait there for it rather than on a socket nobody accepts from.
+   */
+  const waitReady = async (g: Generation, replacing?: Generation): Promise<"ready" | "ended" | "timeout" | "stopped"> => {
+    let steered = false;
     for (;;) {
       pumpOutputs(gens);
       if (stopSignal) return "stopped";
       if (g.ended) return "ended";
+      if (replacing?.ended && !steered) {
+        nat.seccompSteerTo(g.pid);
+        steered = true;
+      }
       if (nat.seccompGeneration(g.pid).ready) return "ready";
       if (Date.now() - g.startedAt >= o.readyTimeoutMs) return "timeout";
       await Bun.sleep(5);
@@ -126,26 +138,31 @@ export async function seccompCommand(file: string, argv: string[], baseEnv: Node
   };
 
   /**
-   * Stops `g` taking new connections, waits until it has read those it took (a graceful stop may
-   * drop one it has not: Go's http.Server.Shutdown does), within its --drain-timeout (10 s
-   * without one), then sends it the stop signal; SIGKILL to its group after --drain-timeout.
+   * Stops `g` taking new connections, waits until it has taken what its sockets queued and read
+   * those it took (a graceful stop may drop one it has not: Go's http.Server.Shutdown does),
+   * within its --drain-timeout (10 s without one), then sends it the stop signal; SIGKILL to its
+   * group --drain-timeout after that.
    */
   const retire = async (g: Generation): Promise<void> => {
     const began = Date.now();
-    g.killAt = o.drainTimeoutMs > 0 ? began + o.drainTimeoutMs : undefined;
     let fresh = nat.seccompRefuseAccepts(g.pid);
     publish(g, STATUS_STATES.draining);
     // An accept() let through just before the refusal may still be returning a connection to the
     // program, and its sockets may still hold connections to take: the stop signal waits for
     // three looks in a row, 2 ms apart, that find nothing fresh or queued.
     let quiet = fresh > 0 ? 0 : 1;
-    while (quiet < 3 && !g.ended && Date.now() - began < (o.drainTimeoutMs || 10_000)) {
+    const limitMs = o.drainTimeoutMs || 10_000;
+    while (quiet < 3 && !g.ended && Date.now() - began < limitMs) {
       pumpOutputs(gens);
       await Bun.sleep(2);
       fresh = nat.seccompRefuseAccepts(g.pid);
       quiet = fresh > 0 ? 0 : quiet + 1;
     }
+    if (fresh > 0 && !g.ended) {
+      info(`generation ${g.n} (pid ${g.pid}) still has ${fresh} connection${fresh === 1 ? "" : "s"} to take or read ${limitMs / 1000} s after it was replaced; ${o.stopSignal} anyway`);
+    }
     signalGroup(g.pid, o.stopSignal);
+    g.killAt = o.drainTimeoutMs > 0 ? Date.now() + o.drainTimeoutMs : undefined;
     nat.seccompReleaseAccepts(g.pid);
   };
 
@@ -214,11 +231,13 @@ export async function seccompCommand(file: string, argv: string[], baseEnv: Node
         rollBack(next);
         continue;
       }
-      info(`restarting: generation ${next.n} is pid ${next.pid}`);
-      const outcome = await waitReady(next);
+      const gated = nat.seccompGeneration(next.pid).sendsAccept ? " (its accept() calls go through huptime: the last generation had a socket its new connections can't be steered away from)" : "";
+      info(`restarting: generation ${next.n} is pid ${next.pid}${gated}`);
+      const outcome = await waitReady(next, current);
       if (outcome === "ready") {
         info(`${readyLine(next)}; ${o.stopSignal} to generation ${current.n} (pid ${current.pid})`);
         publish(next, STATUS_STATES.serving);
+        nat.seccompSteerTo(next.pid); // new connections to its sockets (before the old ones are let go)
         nat.seccompKeepOnly(next.pid);
         const old = current;
         current = next;

@@ -150,6 +150,11 @@ export interface SeccompGeneration {
   joined: number
   /** Whether it waits for connections on all of them (a thread in accept, or its epoll). */
   ready: boolean
+  /**
+   * Whether its filter sends its accept() calls to huptime (the generation it replaced had a
+   * socket new connections can't be steered away from).
+   */
+  sendsAccept: boolean
   /** Notifications answered for it. */
   answered: number
 }
@@ -176,12 +181,25 @@ export declare function seccompRefuseAccepts(pid: number): number
 export declare function seccompReleaseAccepts(pid: number): void
 
 /**
+ * The generation generation `pid` replaced has ended: the kernel picks among `pid`'s sockets
+ * again (the steering program is taken off).
+ */
+export declare function seccompSettle(pid: number): void
+
+/**
  * Starts `file` as a new generation under the seccomp filter, with `stderr_fd` as its stderr
  * (-1: inherited), in its own process group; its bind() and listen() calls are answered from
  * now on. `previous` is the generation it is to replace (0: none), which decides whether its
  * accept() calls are sent too ([`steer::sends_after`]). Returns its pid.
  */
 export declare function seccompSpawn(file: string, argv: Array<string>, env: Array<string>, stderrFd: number, previous: number): number
+
+/**
+ * Generation `pid` serves (or the generation it replaces has ended): new connections to each
+ * address where it listens on a socket of its own beside another generation's go to it from now
+ * on. Call before [`seccomp_keep_only`].
+ */
+export declare function seccompSteerTo(pid: number): void
 
 /**
  * Why this machine cannot run a static program under huptime (it needs Linux 5.9 with seccomp

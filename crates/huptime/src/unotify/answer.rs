@@ -4,7 +4,8 @@
 //!   next generation, then lets the call go on (SECCOMP_USER_NOTIF_FLAG_CONTINUE).
 //! - `bind(fd, addr)` to a TCP address: SO_REUSEPORT is set on the program's socket, and the call
 //!   goes on, when no socket at that address is held or when the program's socket can listen
-//!   beside the held one ([`steer`]: the first generation's socket, and every successor's).
+//!   beside the held one, which another generation still has open ([`steer`]: the first
+//!   generation's socket, and every successor's).
 //! - `bind(fd, addr)` to another address huptime holds (same family, type and protocol): the held
 //!   socket is installed at the program's fd number (SECCOMP_IOCTL_NOTIF_ADDFD with
 //!   SECCOMP_ADDFD_FLAG_SETFD, which closes the fresh socket there) and the call returns 0.
@@ -12,8 +13,9 @@
 //!   must return 0 (`if (bind(...) != 0)` is common C). Install and reply are two steps; the
 //!   thread stays blocked in between, and a bind interrupted after the install is sent again and
 //!   answered the same way.
-//! - `accept`/`accept4` of a generation being replaced (see [`held::Accepts`]): refused, so that
-//!   it takes no new connection before it is told to stop; otherwise let through.
+//! - `accept`/`accept4` (sent by some generations only, see [`super::filter`]) of a generation
+//!   being replaced (see [`held::Accepts`]): refused on a socket it shares with its successor, so
+//!   that it takes no new connection before it is told to stop; otherwise let through.
 //! - anything else, or a bind to another address: the call goes on unchanged, so huptime never
 //!   binds anything itself: the kernel checks the program's own rights.
 //!
@@ -124,14 +126,22 @@ fn nonblocking(pid: i32, fd: u64) -> bool {
     fd_flags(pid, fd).is_some_and(|f| f & libc::O_NONBLOCK as i64 != 0)
 }
 
-/// Answers an `accept(fd)` or `accept4(fd)` of generation `gen`.
+/// Answers an `accept(fd)` or `accept4(fd)` of generation `gen`. Refused on a socket it shares
+/// with its successor; let through on one of its own whose new connections go to its successor
+/// (it is to take what that socket still queues).
 pub fn on_accept(req: &libc::seccomp_notif, gen: i32) -> Reply {
-    match held::with(|t| t.generation(gen).accepts) {
-        Accepts::Open => Reply::Continue,
-        Accepts::Refused => match tgid_of(req.pid) {
-            Some(pid) if nonblocking(pid, req.data.args[0]) => Reply::Fail(libc::EAGAIN),
-            _ => Reply::Hold,
-        },
+    let (accepts, steered) = held::with(|t| {
+        let g = t.generation(gen);
+        (g.accepts, g.steered.iter().map(|s| s.1).collect::<Vec<_>>())
+    });
+    if accepts == Accepts::Open {
+        return Reply::Continue;
+    }
+    let fd = req.data.args[0];
+    match tgid_of(req.pid) {
+        Some(pid) if i32::try_from(fd).ok().and_then(|fd| super::ready::inode_of(pid, fd)).is_some_and(|i| steered.contains(&i)) => Reply::Continue,
+        Some(pid) if nonblocking(pid, fd) => Reply::Fail(libc::EAGAIN),
+        _ => Reply::Hold,
     }
 }
 
@@ -171,9 +181,12 @@ pub fn on_bind(listener: libc::c_int, req: &libc::seccomp_notif, gen: i32) -> Re
     let Some(fresh_kind) = kind(&fresh) else { return Reply::Continue };
     let Some(key) = SockKey::from_sockaddr(fresh_kind.1, &raw) else { return Reply::Continue };
     held::with(|t| {
-        let Some(h) = t.find(&key) else {
-            // The first socket at this address: a successor can bind its own beside it.
-            if steer::steerable(&key) && key.port() != Some(0) {
+        let tcp = steer::steerable(&key) && steer::is_tcp(&fresh);
+        let Some(h) = t.find_for(gen, &key) else {
+            // The first socket at this address: a successor can bind its own beside it. Not when
+            // a held socket has the port at another address: a successor binding elsewhere on
+            // it fails as without huptime, instead of listening on both.
+            if tcp && key.port() != Some(0) && !t.holds_port(&key) {
                 steer::share_port(&fresh);
             }
             return Reply::Continue;
@@ -187,7 +200,7 @@ pub fn on_bind(listener: libc::c_int, req: &libc::seccomp_notif, gen: i32) -> Re
             if super::ready::open_sockets(pid).contains(&h.inode) {
                 return Reply::Continue;
             }
-        } else if steer::make_room(&key, &h.fd, h.inode) {
+        } else if tcp && t.in_use_by_another(gen, h.inode) && steer::make_room(&key, &h.fd, h.inode) {
             // Its own socket beside the held one, bound by the kernel with the program's rights.
             steer::share_port(&fresh);
             t.generation(gen).joined += 1;

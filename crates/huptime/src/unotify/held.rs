@@ -54,9 +54,9 @@ pub struct Generation {
     /// How many of its bind() calls were let through beside a held socket of the same address
     /// (its own socket, in the same SO_REUSEPORT group).
     pub joined: u32,
-    /// Once it is being replaced: the sockets its successor was steered to, and the handshakes to
-    /// their ports in progress when it was (None: not steered yet, or not looked at yet).
-    pub steered: Option<Vec<(SockKey, u64, Vec<super::steer::Peer>)>>,
+    /// Its sockets whose new connections were steered to a successor's ([`super::steer`]): the
+    /// address, the socket's inode, when, and the handshakes to it in progress then.
+    pub steered: Vec<(SockKey, u64, std::time::Instant, Vec<super::steer::Peer>)>,
     /// How many times what it still has to take was asked ([`super::steer::away_from`]).
     pub looks: u32,
 }
@@ -72,7 +72,7 @@ impl Default for Generation {
             parked: Vec::new(),
             sends: Sends::BindListenAccept,
             joined: 0,
-            steered: None,
+            steered: Vec::new(),
             looks: 0,
         }
     }
@@ -94,10 +94,51 @@ pub fn with<R>(f: impl FnOnce(&mut Table) -> R) -> R {
 }
 
 impl Table {
-    /// The held socket bound to `key`, if any (the newest, while a successor's is held beside
-    /// its predecessor's).
-    pub fn find(&self, key: &SockKey) -> Option<&Held> {
-        self.held.iter().rev().find(|h| h.key == *key)
+    /// The held socket bound to `key` for generation `gen`: the one it listened on there, if any,
+    /// else the newest (while a successor's is held beside its predecessor's).
+    pub fn find_for(&self, gen: i32, key: &SockKey) -> Option<&Held> {
+        let at = |h: &&Held| h.key == *key;
+        self.held.iter().filter(at).find(|h| self.has_listened(gen, h.inode)).or_else(|| self.held.iter().rev().find(at))
+    }
+
+    /// Whether socket `inode` is open in a process of a generation other than `gen` that listened
+    /// on it (a generation that serves or drains, not one that has ended).
+    pub fn in_use_by_another(&self, gen: i32, inode: u64) -> bool {
+        let owners = self.generations.iter().filter(|g| g.pid != gen && g.listened.iter().any(|&(_, i)| i == inode));
+        owners.into_iter().any(|g| super::ready::open_sockets(g.pid).contains(&inode))
+    }
+
+    /// Whether a held socket has the family, type and port of `key` (at any address).
+    pub fn holds_port(&self, key: &SockKey) -> bool {
+        self.held.iter().any(|h| h.key.family == key.family && h.key.socktype == key.socktype && h.key.port() == key.port())
+    }
+
+    /// The held socket with inode `inode`.
+    pub fn held_inode(&self, inode: u64) -> Option<&OwnedFd> {
+        self.held.iter().find(|h| h.inode == inode).map(|h| &h.fd)
+    }
+
+    /// The inodes of the sockets held at `key`, oldest first.
+    pub fn held_at(&self, key: &SockKey) -> Vec<u64> {
+        self.held.iter().filter(|h| h.key == *key).map(|h| h.inode).collect()
+    }
+
+    /// The sockets generation `pid` listened on or was handed (none for an unknown pid).
+    pub fn listened_by(&self, pid: i32) -> Vec<(SockKey, u64)> {
+        self.generations.iter().find(|g| g.pid == pid).map(|g| g.listened.clone()).unwrap_or_default()
+    }
+
+    /// Whether the new connections of socket `inode` were steered away already.
+    pub fn steered_inode(&self, inode: u64) -> bool {
+        self.generations.iter().any(|g| g.steered.iter().any(|s| s.1 == inode))
+    }
+
+    /// Records that the new connections of socket `inode` (at `key`) were steered away at `at`,
+    /// with the generation that listens on it.
+    pub fn mark_steered(&mut self, key: SockKey, inode: u64, at: std::time::Instant) {
+        if let Some(g) = self.generations.iter_mut().find(|g| g.listened.iter().any(|&(_, i)| i == inode)) {
+            g.steered.push((key, inode, at, Vec::new()));
+        }
     }
 
     /// Whether a socket with this inode is held.
@@ -196,15 +237,17 @@ mod tests {
         t.hold(key(81), 1, some_fd()); // same socket: not twice
         t.hold(key(443), 3, some_fd());
         assert_eq!(t.held.len(), 2);
-        assert_eq!(t.find(&key(80)).map(|h| h.inode), Some(1));
+        assert_eq!(t.find_for(7, &key(80)).map(|h| h.inode), Some(1));
         t.hold(key(80), 2, some_fd()); // a successor's own socket at that address: held beside
         assert_eq!(t.held.len(), 3);
-        assert_eq!(t.find(&key(80)).map(|h| h.inode), Some(2), "the newest");
+        assert_eq!(t.find_for(7, &key(80)).map(|h| h.inode), Some(2), "the newest");
+        t.listened(6, key(80), 1);
+        assert_eq!(t.find_for(6, &key(80)).map(|h| h.inode), Some(1), "the one it listened on");
         t.listened(7, key(80), 2);
         t.listened(7, key(80), 2);
         assert_eq!(t.generation(7).listened.len(), 1);
         t.keep_only_those_of(7);
-        assert!(t.find(&key(443)).is_none() && t.find(&key(80)).map(|h| h.inode) == Some(2));
+        assert!(t.find_for(7, &key(443)).is_none() && t.find_for(7, &key(80)).map(|h| h.inode) == Some(2));
         assert!(!t.holds_inode(1), "the predecessor's socket is let go");
         t.forget(7);
         assert!(t.generation(7).listened.is_empty(), "a fresh record");

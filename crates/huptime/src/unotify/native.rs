@@ -19,7 +19,7 @@ pub fn seccomp_unsupported() -> Option<String> {
 pub fn seccomp_spawn(file: String, argv: Vec<String>, env: Vec<String>, stderr_fd: i32, previous: i32) -> Result<i32> {
     let args = crate::native::ExecArgs::new(&file, argv, env)?;
     let fail = |e: String| Error::new(Status::GenericFailure, format!("can't start {file}: {e}"));
-    let sends = if previous > 0 { held::with(|t| steer::sends_after(t.generation(previous))) } else { filter::Sends::BindListen };
+    let sends = if previous > 0 { held::with(|t| steer::sends_after(t, previous)) } else { filter::Sends::BindListen };
     let (pid, fd) = spawn::start(&args.file, &args.argv, &args.env, stderr_fd, sends).map_err(fail)?;
     held::with(|t| t.generation(pid).sends = sends);
     supervisor::watch(pid, fd).map_err(fail)?;
@@ -38,6 +38,9 @@ pub struct SeccompGeneration {
     pub joined: u32,
     /// Whether it waits for connections on all of them (a thread in accept, or its epoll).
     pub ready: bool,
+    /// Whether its filter sends its accept() calls to huptime (the generation it replaced had a
+    /// socket new connections can't be steered away from).
+    pub sends_accept: bool,
     /// Notifications answered for it.
     pub answered: f64,
 }
@@ -48,12 +51,13 @@ pub struct SeccompGeneration {
 pub fn seccomp_generation(pid: i32) -> SeccompGeneration {
     let before = held::with(|t| t.listened_inodes(pid));
     let open = ready::open_sockets(pid);
-    let (listening, inodes, taken_over, joined, answered) = held::with(|t| {
+    let (listening, inodes, taken_over, joined, answered, sends) = held::with(|t| {
         t.forget_closed(pid, &before, &open);
         let g = t.generation(pid);
-        (g.listened.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>(), g.listened.iter().map(|&(_, i)| i).collect::<Vec<_>>(), g.taken_over, g.joined, g.answered)
+        (g.listened.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>(), g.listened.iter().map(|&(_, i)| i).collect::<Vec<_>>(), g.taken_over, g.joined, g.answered, g.sends)
     });
-    SeccompGeneration { listening, taken_over, joined, ready: ready::is_ready(pid, &inodes), answered: answered as f64 }
+    let sends_accept = sends == filter::Sends::BindListenAccept;
+    SeccompGeneration { listening, taken_over, joined, ready: ready::is_ready(pid, &inodes), sends_accept, answered: answered as f64 }
 }
 
 /// Generation `pid` is being replaced: it takes no new connection from now on (new TCP
@@ -66,6 +70,21 @@ pub fn seccomp_refuse_accepts(pid: i32) -> u32 {
     let left = supervisor::refuse_accepts(pid);
     let ports: Vec<u16> = held::with(|t| t.generation(pid).listened.iter().filter_map(|(k, _)| k.port()).collect());
     left + fresh::count(pid, &ports)
+}
+
+/// Generation `pid` serves (or the generation it replaces has ended): new connections to each
+/// address where it listens on a socket of its own beside another generation's go to it from now
+/// on. Call before [`seccomp_keep_only`].
+#[napi]
+pub fn seccomp_steer_to(pid: i32) {
+    held::with(|t| steer::steer_to(t, pid));
+}
+
+/// The generation generation `pid` replaced has ended: the kernel picks among `pid`'s sockets
+/// again (the steering program is taken off).
+#[napi]
+pub fn seccomp_settle(pid: i32) {
+    held::with(|t| steer::settle(t, pid));
 }
 
 /// Generation `pid` was sent its stop signal: its waiting accept() calls fail with EINTR.

@@ -120,7 +120,7 @@ fn read(path: &str) -> String {
 }
 
 /// The socket inode behind `pid`'s fd `fd`.
-fn inode_of(pid: i32, fd: i32) -> Option<u64> {
+pub fn inode_of(pid: i32, fd: i32) -> Option<u64> {
     socket_inode(&std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?.to_string_lossy())
 }
 

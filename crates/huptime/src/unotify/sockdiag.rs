@@ -8,11 +8,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// SOCK_DIAG_BY_FAMILY (linux/sock_diag.h; not in the libc crate).
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
-/// TCP states (linux/tcp_states.h): a handshake in progress, a listener.
+/// TCP states (linux/tcp_states.h): a handshake in progress, a listener. Asking for SYN_RECV
+/// lists request sockets too (TCP_NEW_SYN_RECV inside the kernel: a SYN answered, the final ACK
+/// awaited), with state SYN_RECV.
 const TCP_SYN_RECV: u8 = 3;
 const TCP_LISTEN: u8 = 10;
-/// Request sockets (a SYN answered, the final ACK awaited) are listed with this state.
-const TCP_NEW_SYN_RECV: u8 = 12;
 
 /// `struct inet_diag_sockid`: ports (big-endian), addresses, interface, cookie.
 const SOCKID_LEN: usize = 48;
@@ -25,7 +25,7 @@ const NLMSG_HDRLEN: usize = 16;
 /// One socket of a dump.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Seen {
-    /// TCP state (TCP_LISTEN, or TCP_NEW_SYN_RECV for a handshake in progress).
+    /// TCP state (TCP_LISTEN, or TCP_SYN_RECV for a handshake in progress).
     pub state: u8,
     /// Local port.
     pub port: u16,
@@ -46,9 +46,10 @@ impl Seen {
     }
 }
 
-/// The request: one `inet_diag_req_v2` for `family` and the states in `states` (a bit mask of
-/// 1 << state) behind a netlink header asking for a dump.
-fn request(family: u8, states: u32) -> [u8; NLMSG_HDRLEN + REQ_LEN] {
+/// The request: one `inet_diag_req_v2` for `family`, the states in `states` (a bit mask of
+/// 1 << state) and local port `port` (which the kernel filters on) behind a netlink header asking
+/// for a dump.
+fn request(family: u8, states: u32, port: u16) -> [u8; NLMSG_HDRLEN + REQ_LEN] {
     let mut b = [0u8; NLMSG_HDRLEN + REQ_LEN];
     b[0..4].copy_from_slice(&((NLMSG_HDRLEN + REQ_LEN) as u32).to_ne_bytes());
     b[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
@@ -56,6 +57,7 @@ fn request(family: u8, states: u32) -> [u8; NLMSG_HDRLEN + REQ_LEN] {
     b[16] = family;
     b[17] = libc::IPPROTO_TCP as u8;
     b[20..24].copy_from_slice(&states.to_ne_bytes());
+    b[24..26].copy_from_slice(&port.to_be_bytes());
     b
 }
 
@@ -111,7 +113,7 @@ fn dump(family: i32, states: u32, port: u16) -> Option<Vec<Seen>> {
     }
     // SAFETY: a fresh fd.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let req = request(family as u8, states);
+    let req = request(family as u8, states, port);
     // SAFETY: sending a local buffer to the kernel (a netlink socket with no address: the kernel).
     if unsafe { libc::send(fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) } != req.len() as isize {
         return None;
@@ -143,7 +145,7 @@ pub fn listeners(family: i32, port: u16) -> Option<Vec<Seen>> {
 /// the final ACK awaited): connections a listener will have in its accept queue once they
 /// complete. The kernel lists them when SYN_RECV is asked for.
 pub fn handshakes(family: i32, port: u16) -> Option<Vec<Seen>> {
-    Some(dump(family, (1 << TCP_SYN_RECV) | (1 << TCP_NEW_SYN_RECV), port)?.into_iter().filter(|s| !s.listening()).collect())
+    Some(dump(family, 1 << TCP_SYN_RECV, port)?.into_iter().filter(|s| !s.listening()).collect())
 }
 
 #[cfg(test)]
@@ -183,7 +185,7 @@ mod tests {
         msg[0..4].copy_from_slice(&((NLMSG_HDRLEN + MSG_LEN) as u32).to_ne_bytes());
         msg[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
         let p = NLMSG_HDRLEN;
-        msg[p + 1] = TCP_NEW_SYN_RECV;
+        msg[p + 1] = TCP_SYN_RECV;
         msg[p + 4..p + 6].copy_from_slice(&8080u16.to_be_bytes());
         msg[p + 6..p + 8].copy_from_slice(&40000u16.to_be_bytes());
         msg[p + 24] = 10; // remote 10.0.0.0
@@ -196,7 +198,7 @@ mod tests {
         let both = [&msg[..], &done[..]].concat();
         assert_eq!(parse_batch(&both, &mut out), Some(true));
         assert_eq!(out.len(), 2);
-        assert_eq!((out[0].state, out[0].port, out[0].remote.1, out[0].remote.0[0], out[0].queued), (TCP_NEW_SYN_RECV, 8080, 40000, 10, 3));
+        assert_eq!((out[0].state, out[0].port, out[0].remote.1, out[0].remote.0[0], out[0].queued), (TCP_SYN_RECV, 8080, 40000, 10, 3));
         let mut err = done;
         err[4..6].copy_from_slice(&(libc::NLMSG_ERROR as u16).to_ne_bytes());
         assert_eq!(parse_batch(&err, &mut out), None);

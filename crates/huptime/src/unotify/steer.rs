@@ -1,33 +1,56 @@
 //! Steering new TCP connections from an old generation to its successor without looking at a
 //! single accept(): each generation listens on its own socket, and the sockets of one address
-//! form one SO_REUSEPORT group, in which a one-instruction classic BPF program
-//! (SO_ATTACH_REUSEPORT_CBPF) picks the socket every new connection goes to.
+//! form one SO_REUSEPORT group, in which a classic BPF program (SO_ATTACH_REUSEPORT_CBPF) picks
+//! the socket every new connection goes to.
 //!
-//! - The first generation's `bind()` gets SO_REUSEPORT set on its socket before the kernel binds
-//!   it, so that a successor can bind the same address while it still listens.
-//! - A successor's `bind()` to that address, while the group has that one socket, is let through
-//!   with SO_REUSEPORT set too: its socket joins the group at its `listen()`, at index 1 (the
-//!   kernel keeps a group's sockets in the order they started listening). Before that, the group
-//!   is told to send everything to index 0, the old socket: a successor that is never ready takes
-//!   no connection, and its socket closes with it.
-//! - Once the successor serves, the group sends everything to index 1. Nothing new reaches the
-//!   old socket; the old generation accepts what its queue holds and what handshakes begun before
-//!   complete into it ([`pending`]), and only then is it told to stop.
-//! - When the old socket closes, the kernel fills its slot with the last one: the group holds one
-//!   socket, and index 1, now out of range, falls back to the kernel's choice among one.
+//! - A `bind()` to a TCP address no held socket has the port of gets SO_REUSEPORT set on the
+//!   program's socket before the kernel binds it, so that a successor can bind the same address
+//!   while it still listens.
+//! - A successor's `bind()` to that address, while the group holds that one socket and a process
+//!   of the old generation still has it, is let through with SO_REUSEPORT set too ([`make_room`]):
+//!   its socket joins the group at its `listen()`, after the old one (the kernel keeps a group's
+//!   sockets in the order they started listening, and fills a closed socket's slot with the last
+//!   one). Before that, the group is told to send everything to index 0, the old socket: a
+//!   successor that is never ready takes no connection, and its socket closes with it.
+//! - Once the successor serves ([`steer_to`]), the group sends everything to the successor's
+//!   sockets (index 1, or spread over 1..n when it has several). Nothing new reaches the old
+//!   socket; the old generation accepts what its queue holds and what handshakes begun before
+//!   complete into it ([`away_from`]), and only then is it told to stop.
+//! - Once the old generation has ended, the program is taken off the group ([`settle`]): the
+//!   kernel's own choice among the serving generation's sockets.
 //!
-//! Where the group holds other sockets (the program's own SO_REUSEPORT pool, another process on
-//! the port), indexes can't be known: the successor is then handed the old socket itself, as for
-//! a unix socket.
+//! Where the group holds other sockets (the old program's own SO_REUSEPORT pool, another process
+//! on the port), indexes can't be known: the successor is then handed the old socket itself, as
+//! for a unix socket, and its own successor has its accept() calls sent ([`sends_after`]).
 
 use super::filter::Sends;
 use super::{held, sockdiag};
 use crate::sockkey::SockKey;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
-/// Whether connections to `key` can be steered: TCP over IPv4 or IPv6.
+/// How long after the hand-over handshakes begun before it are waited for: a SYN-ACK is sent
+/// again after 1 s and 3 s, and a handshake that takes longer is most likely never completed
+/// (a client gone, a forged SYN), while the old generation waits for its stop signal meanwhile.
+pub const HANDSHAKE_WAIT: Duration = Duration::from_secs(3);
+
+/// Whether connections to `key` can be steered: a stream socket over IPv4 or IPv6 (TCP: see
+/// [`is_tcp`] for the protocol).
 pub fn steerable(key: &SockKey) -> bool {
     key.port().is_some() && key.socktype == libc::SOCK_STREAM
+}
+
+fn int_option(sock: &OwnedFd, level: libc::c_int, opt: libc::c_int) -> Option<libc::c_int> {
+    let mut v: libc::c_int = 0;
+    let mut len = 4 as libc::socklen_t;
+    // SAFETY: an int-sized out-value.
+    let r = unsafe { libc::getsockopt(sock.as_raw_fd(), level, opt, (&mut v as *mut libc::c_int).cast(), &mut len) };
+    (r == 0).then_some(v)
+}
+
+/// Whether `sock` is a TCP socket (not SCTP or MPTCP, also of type SOCK_STREAM).
+pub fn is_tcp(sock: &OwnedFd) -> bool {
+    int_option(sock, libc::SOL_SOCKET, libc::SO_PROTOCOL) == Some(libc::IPPROTO_TCP)
 }
 
 /// Sets SO_REUSEPORT on `sock` (a duplicate of the program's socket: the option is the socket's),
@@ -40,11 +63,7 @@ pub fn share_port(sock: &OwnedFd) -> bool {
 
 /// Whether `sock` has SO_REUSEPORT set.
 pub fn shares_port(sock: &OwnedFd) -> bool {
-    let mut v: libc::c_int = 0;
-    let mut len = 4 as libc::socklen_t;
-    // SAFETY: an int-sized out-value.
-    let r = unsafe { libc::getsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEPORT, (&mut v as *mut libc::c_int).cast(), &mut len) };
-    r == 0 && v != 0
+    int_option(sock, libc::SOL_SOCKET, libc::SO_REUSEPORT).is_some_and(|v| v != 0)
 }
 
 /// The address family of an inet key.
@@ -52,26 +71,35 @@ fn family(key: &SockKey) -> i32 {
     key.family as i32
 }
 
-/// Whether a listed socket's local address is `key`'s.
-fn same_address(key: &SockKey, s: &sockdiag::Seen) -> bool {
+/// `key`'s IP address bytes (4 for IPv4, 16 for IPv6).
+fn ip(key: &SockKey) -> &[u8] {
     match key.family as i32 {
-        libc::AF_INET => s.local[..4] == key.addr[4..8],
-        _ => s.local[..] == key.addr[8..24],
+        libc::AF_INET => &key.addr[4..8],
+        _ => &key.addr[8..24],
     }
 }
 
-/// The inodes of the sockets listening on `key`'s address and port (the SO_REUSEPORT group), or
-/// None when they could not be listed.
+/// Whether a listed socket's local address is `key`'s.
+fn same_address(key: &SockKey, s: &sockdiag::Seen) -> bool {
+    s.local[..ip(key).len()] == *ip(key)
+}
+
+/// Whether a connection to local address `s.local` reaches a socket bound to `key`'s address
+/// (the same address, or `key`'s is the wildcard).
+fn covers(key: &SockKey, s: &sockdiag::Seen) -> bool {
+    ip(key).iter().all(|&b| b == 0) || same_address(key, s)
+}
+
+/// The inodes of the sockets listening on `key`'s address and port (the SO_REUSEPORT group, in
+/// no particular order), or None when they could not be listed.
 pub fn group(key: &SockKey) -> Option<Vec<u64>> {
     let port = key.port()?;
     Some(sockdiag::listeners(family(key), port)?.iter().filter(|s| same_address(key, s)).map(|s| s.inode as u64).collect())
 }
 
-/// Sends every new connection of `sock`'s group to the socket at `index` (out of range: the
-/// kernel's own choice). Replaces the group's program, if any.
-pub fn to(sock: &OwnedFd, index: u32) -> bool {
-    let prog = [libc::sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: index }];
-    let fprog = libc::sock_fprog { len: 1, filter: prog.as_ptr() as *mut libc::sock_filter };
+/// Replaces the program of `sock`'s group with `prog`.
+fn attach(sock: &OwnedFd, prog: &[libc::sock_filter]) -> bool {
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
     // SAFETY: the kernel copies the program; both live for the call.
     unsafe {
         libc::setsockopt(
@@ -84,26 +112,72 @@ pub fn to(sock: &OwnedFd, index: u32) -> bool {
     }
 }
 
-/// A successor binding `key`, where huptime holds `held` (inode `inode`): whether it can have a
-/// socket of its own beside it. True once the group was told to keep sending new connections to
-/// `held` (the group holds that socket only, and it has SO_REUSEPORT).
-pub fn make_room(key: &SockKey, held: &OwnedFd, inode: u64) -> bool {
-    steerable(key) && shares_port(held) && group(key).is_some_and(|g| g == [inode]) && to(held, 0)
+const fn insn(code: u32, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code: code as u16, jt: 0, jf: 0, k }
 }
 
-/// Once a successor serves on `new` (inode `new_inode`) beside the old socket `old_inode`:
-/// sends every new connection to it. False (nothing changed) unless the group is exactly the
-/// two sockets, the old one first.
-pub fn hand_over(key: &SockKey, new: &OwnedFd, new_inode: u64, old_inode: u64) -> bool {
-    group(key).is_some_and(|g| g.len() == 2 && g.contains(&old_inode) && g.contains(&new_inode)) && to(new, 1)
+/// The program that sends every new connection to the socket at `index` (out of range: the
+/// kernel's own choice).
+pub fn only(index: u32) -> [libc::sock_filter; 1] {
+    [insn(libc::BPF_RET | libc::BPF_K, index)]
+}
+
+/// The program that spreads new connections at random over the sockets at `first..first + n`.
+pub fn spread(first: u32, n: u32) -> [libc::sock_filter; 4] {
+    use libc::{BPF_ABS, BPF_ADD, BPF_ALU, BPF_K, BPF_LD, BPF_MOD, BPF_RET, BPF_W};
+    [
+        insn(BPF_LD | BPF_W | BPF_ABS, (libc::SKF_AD_OFF + libc::SKF_AD_RANDOM) as u32),
+        insn(BPF_ALU | BPF_MOD | BPF_K, n.max(1)),
+        insn(BPF_ALU | BPF_ADD | BPF_K, first),
+        insn(BPF_RET | libc::BPF_A, 0),
+    ]
+}
+
+/// Takes any program off `sock`'s group (SO_DETACH_REUSEPORT_BPF, Linux 5.3; before, a program
+/// whose index is always out of range): the kernel's own choice again.
+pub fn release(sock: &OwnedFd) -> bool {
+    let zero: libc::c_int = 0;
+    // SAFETY: an int-sized option value (ignored by the kernel).
+    let detached = unsafe { libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_DETACH_REUSEPORT_BPF, (&zero as *const libc::c_int).cast(), 4) == 0 };
+    detached || crate::sys::errno() == libc::ENOENT || attach(sock, &only(u32::MAX))
+}
+
+/// Whether a successor binding `key`, where huptime holds `held` (inode `inode`), can have a
+/// socket of its own beside it: a TCP socket with SO_REUSEPORT, alone in its group.
+pub fn room(key: &SockKey, held: &OwnedFd, inode: u64) -> bool {
+    steerable(key) && is_tcp(held) && shares_port(held) && group(key).is_some_and(|g| g == [inode])
+}
+
+/// [`room`], and the group told to keep sending new connections to `held` meanwhile.
+pub fn make_room(key: &SockKey, held: &OwnedFd, inode: u64) -> bool {
+    room(key, held, inode) && attach(held, &only(0))
+}
+
+/// Sends the new connections of `key`'s group to the successor's sockets `successor` (their
+/// inodes; `sock` is any socket of the group) and away from the old socket `old`, which must be
+/// at index 0 ([`make_room`] saw to that). Where the group holds a socket of neither, the kernel's
+/// own choice is restored instead. True when the old socket gets nothing new from now on.
+pub fn hand_over(key: &SockKey, sock: &OwnedFd, old: u64, successor: &[u64]) -> bool {
+    let Some(g) = group(key) else { return false };
+    let others: Vec<u64> = g.iter().copied().filter(|&i| i != old).collect();
+    let all_successors = !others.is_empty() && others.iter().all(|i| successor.contains(i));
+    match (g.contains(&old), all_successors) {
+        (true, true) if others.len() == 1 => attach(sock, &only(1)),
+        (true, true) => attach(sock, &spread(1, others.len() as u32)),
+        (false, true) => release(sock),
+        _ => {
+            release(sock);
+            false
+        }
+    }
 }
 
 /// A handshake in progress: remote address and port.
 pub type Peer = ([u8; 16], u16);
 
-/// The handshakes to `key`'s port in progress now (None: they could not be listed).
+/// The handshakes in progress now to `key`'s address and port (None: they could not be listed).
 pub fn handshakes(key: &SockKey) -> Option<Vec<Peer>> {
-    Some(sockdiag::handshakes(family(key), key.port()?)?.iter().map(|s| s.remote).collect())
+    Some(sockdiag::handshakes(family(key), key.port()?)?.iter().filter(|s| covers(key, s)).map(|s| s.remote).collect())
 }
 
 /// What an old listener `inode` on `key` still has to take: the connections in its accept queue,
@@ -117,48 +191,85 @@ pub fn pending(key: &SockKey, inode: u64, begun: &[Peer]) -> Option<u32> {
 }
 
 /// What the successor of generation `previous` is to send to huptime: accept() as well when one
-/// of `previous`'s sockets could not be steered (a unix or UDP socket, or a socket it was handed
-/// instead of binding its own), since its successor will likely be handed the same, and then only
-/// refusing its accept() calls can stop it from taking new connections.
-pub fn sends_after(previous: &held::Generation) -> Sends {
-    let unsteerable = previous.listened.iter().any(|(k, _)| !steerable(k)) || previous.taken_over > 0;
-    if unsteerable { Sends::BindListenAccept } else { Sends::BindListen }
+/// of `previous`'s sockets can't be steered (a unix or UDP socket, or a TCP socket a successor
+/// can't listen beside: see [`room`]), since then only refusing `previous`'s successor's accept()
+/// calls will stop it from taking new connections when its own turn comes.
+pub fn sends_after(t: &held::Table, previous: i32) -> Sends {
+    let steerable_all = t.listened_by(previous).iter().all(|&(key, inode)| t.held_inode(inode).is_some_and(|fd| room(&key, fd, inode)));
+    if steerable_all { Sends::BindListen } else { Sends::BindListenAccept }
 }
 
-/// What generation `pid`'s sockets still have to take since it was refused new connections. The
-/// first call steers the new connections of each of its TCP sockets with a successor's own socket
-/// beside it to that one ([`hand_over`]); handshakes in progress at the first two calls are
-/// waited for. A socket it shares with its successor has nothing to wait for (its successor
-/// takes what is queued).
-pub fn away_from(t: &mut held::Table, pid: i32) -> u32 {
-    if t.generation(pid).steered.is_none() {
-        let mine = t.generation(pid).listened.clone();
-        let mut steered = Vec::new();
-        for (key, inode) in mine {
-            let Some(h) = t.find(&key) else { continue };
-            if h.inode != inode && hand_over(&key, &h.fd, h.inode, inode) {
-                steered.push((key, inode, Vec::new()));
-            }
+/// Generation `next` serves: every address where it listens on a socket of its own beside one
+/// huptime holds for another generation is handed over to it ([`hand_over`]). Each old socket
+/// handed over is recorded with the generation that listens on it, for [`away_from`].
+pub fn steer_to(t: &mut held::Table, next: i32) {
+    let mine = t.listened_by(next);
+    for &(key, _) in &mine {
+        let successor: Vec<u64> = mine.iter().filter(|(k, _)| *k == key).map(|&(_, i)| i).collect();
+        let olds = t.held_at(&key).into_iter().filter(|i| !successor.contains(i)).collect::<Vec<_>>();
+        let [old] = olds[..] else { continue };
+        if t.steered_inode(old) {
+            continue;
         }
-        t.generation(pid).steered = Some(steered);
+        let Some(fd) = t.held_inode(successor[0]) else { continue };
+        if hand_over(&key, fd, old, &successor) {
+            t.mark_steered(key, old, Instant::now());
+        }
     }
-    let g = t.generation(pid);
-    let early = g.looks < 2;
-    g.looks += 1;
+}
+
+/// What generation `pid`'s sockets still have to take since they were handed over: for each, its
+/// accept queue and the handshakes to it begun before (looked at on the first two calls, for a
+/// SYN the kernel was routing meanwhile, and waited for at most [`HANDSHAKE_WAIT`]). A socket it
+/// shares with its successor has nothing to wait for (the successor takes what is queued). Netlink
+/// is asked with the table unlocked.
+pub fn away_from(pid: i32) -> u32 {
+    let (early, sockets) = held::with(|t| {
+        let g = t.generation(pid);
+        g.looks += 1;
+        (g.looks <= 2, g.steered.clone())
+    });
     let mut left = 0;
-    for (key, inode, begun) in g.steered.iter_mut().flatten() {
+    let mut seen = Vec::new();
+    for (key, inode, at, begun) in &sockets {
+        let mut begun = begun.clone();
         if early {
-            // A connection whose SYN the kernel was routing while the program was replaced may
-            // still have gone to the old socket: looked at once more.
             for p in handshakes(key).unwrap_or_default() {
                 if !begun.contains(&p) {
                     begun.push(p);
                 }
             }
         }
-        left += pending(key, *inode, begun).unwrap_or(0);
+        let waited = if at.elapsed() < HANDSHAKE_WAIT { &begun[..] } else { &[][..] };
+        // Not listed: asked again on the next look.
+        left += pending(key, *inode, waited).unwrap_or(1);
+        seen.push(begun);
+    }
+    if early {
+        held::with(|t| {
+            for (s, begun) in t.generation(pid).steered.iter_mut().zip(seen) {
+                s.3 = begun;
+            }
+        });
     }
     left
+}
+
+/// The old generation has ended: each address of generation `current` is left to the kernel's
+/// own choice among its sockets, if they alone listen there.
+pub fn settle(t: &held::Table, current: i32) {
+    let mine = t.listened_by(current);
+    for &(key, inode) in &mine {
+        if !steerable(&key) {
+            continue;
+        }
+        let ours: Vec<u64> = mine.iter().filter(|(k, _)| *k == key).map(|&(_, i)| i).collect();
+        if let (Some(fd), Some(g)) = (t.held_inode(inode), group(&key)) {
+            if !g.is_empty() && g.iter().all(|i| ours.contains(i)) {
+                release(fd);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -210,7 +321,7 @@ mod tests {
         let conns: Vec<_> = (0..8).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
         assert_eq!((queued(&key, old_ino), queued(&key, new_ino)), (8, 0), "before the handover: all to the old socket");
         let new_fd: OwnedFd = new.try_clone().unwrap().into();
-        assert!(hand_over(&key, &new_fd, new_ino, old_ino));
+        assert!(hand_over(&key, &new_fd, old_ino, &[new_ino]));
         let more: Vec<_> = (0..8).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
         assert_eq!((queued(&key, old_ino), queued(&key, new_ino)), (8, 8), "after: all to the new one");
         for _ in 0..8 {
@@ -228,9 +339,34 @@ mod tests {
         }
         let last = TcpStream::connect(("127.0.0.1", port)).unwrap();
         assert_eq!(queued(&key, new_ino), 9);
+        assert!(release(&new_fd), "the program taken off");
+        assert!(release(&new_fd), "none to take off: nothing to do");
         // And a next successor finds room again, with everything kept on the serving socket.
         assert!(make_room(&key, &new_fd, new_ino));
+        let (_third, third_ino, _) = listener(port);
+        let _one = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        assert_eq!((queued(&key, new_ino), queued(&key, third_ino)), (10, 0));
         drop((conns, more, last));
+    }
+
+    #[test]
+    fn a_successor_with_several_sockets_gets_all_new_connections_spread_over_them() {
+        let (_old, old_ino, key) = listener(0);
+        let port = key.port().unwrap();
+        let old_fd: OwnedFd = _old.try_clone().unwrap().into();
+        assert!(make_room(&key, &old_fd, old_ino));
+        let (a, a_ino, _) = listener(port);
+        let (_b, b_ino, _) = listener(port);
+        let fd: OwnedFd = a.try_clone().unwrap().into();
+        assert!(hand_over(&key, &fd, old_ino, &[a_ino, b_ino]));
+        let conns: Vec<_> = (0..64).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+        let (qa, qb) = (queued(&key, a_ino), queued(&key, b_ino));
+        assert_eq!((queued(&key, old_ino), qa + qb), (0, 64), "none to the old socket");
+        assert!(qa > 0 && qb > 0, "spread over both: {qa} and {qb}");
+        // A socket of neither: the old one is not kept from new connections (hashing decides).
+        let (_c, _, _) = listener(port);
+        assert!(!hand_over(&key, &fd, old_ino, &[a_ino, b_ino]));
+        drop(conns);
     }
 
     /// A handshake begun before the handover completes into the old socket (the kernel keeps it
@@ -252,7 +388,7 @@ mod tests {
         let begun = handshakes(&key).unwrap();
         assert_eq!(begun.len(), 1, "the handshake is in progress");
         assert_eq!(begun[0].1, client.local_addr().unwrap().port());
-        assert!(hand_over(&key, &new.try_clone().unwrap().into(), new_ino, old_ino));
+        assert!(hand_over(&key, &new.try_clone().unwrap().into(), old_ino, &[new_ino]));
         assert_eq!(pending(&key, old_ino, &begun), Some(1), "in progress: waited for");
         client.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
         let start = std::time::Instant::now();
@@ -267,18 +403,21 @@ mod tests {
 
     #[test]
     fn a_successor_sends_accept_too_when_its_predecessor_had_a_socket_that_cannot_be_steered() {
-        let mut raw = [0u8; 16];
-        raw[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
-        raw[2..4].copy_from_slice(&8080u16.to_be_bytes());
-        let tcp = SockKey::from_sockaddr(libc::SOCK_STREAM, &raw).unwrap();
+        let (tcp, tcp_ino, tcp_key) = listener(0);
+        let mut t = held::Table::default();
+        t.hold(tcp_key, tcp_ino, tcp.try_clone().unwrap().into());
+        t.listened(1, tcp_key, tcp_ino);
+        assert_eq!(sends_after(&t, 1), Sends::BindListen);
+        // A unix socket.
         let unix = SockKey::from_sockaddr(libc::SOCK_STREAM, b"\x01\x00/tmp/x").unwrap();
-        let mut g = held::Generation { listened: vec![(tcp, 1)], ..Default::default() };
-        assert_eq!(sends_after(&g), Sends::BindListen);
-        g.listened.push((unix, 2));
-        assert_eq!(sends_after(&g), Sends::BindListenAccept, "a unix socket");
-        g.listened.pop();
-        g.taken_over = 1;
-        assert_eq!(sends_after(&g), Sends::BindListenAccept, "it was handed its socket");
+        t.hold(unix, 99, std::fs::File::open("/dev/null").unwrap().into());
+        t.listened(2, tcp_key, tcp_ino);
+        t.listened(2, unix, 99);
+        assert_eq!(sends_after(&t, 2), Sends::BindListenAccept, "a unix socket");
+        // A TCP socket that another one shares the group with (its own pool, say).
+        let (_pool, pool_ino, _) = listener(tcp_key.port().unwrap());
+        assert_eq!(sends_after(&t, 1), Sends::BindListenAccept, "no room beside it");
+        let _ = pool_ino;
     }
 
     #[test]

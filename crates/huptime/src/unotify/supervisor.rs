@@ -86,15 +86,13 @@ pub fn unwatch(pid: i32) {
     held::with(|t| t.forget(pid));
 }
 
-/// Refuses generation `pid` new connections from now on: its accept() calls, if its filter sends
-/// them (see [`held::Accepts`]), and the new connections of its TCP sockets, steered to its
-/// successor's ([`steer::away_from`]). Returns how many connections its sockets still have to
-/// take (queued, or in a handshake begun before they were steered away from).
+/// Refuses generation `pid` new connections from now on where its filter sends its accept()
+/// calls (see [`held::Accepts`]; the new connections of its TCP sockets were steered to its
+/// successor's already, [`steer::steer_to`]). Returns how many connections its own sockets still
+/// have to take (queued, or in a handshake begun before they were steered away from).
 pub fn refuse_accepts(pid: i32) -> u32 {
-    held::with(|t| {
-        t.generation(pid).accepts = held::Accepts::Refused;
-        steer::away_from(t, pid)
-    })
+    held::with(|t| t.generation(pid).accepts = held::Accepts::Refused);
+    steer::away_from(pid)
 }
 
 /// Answers generation `pid`'s held accept() calls (it was sent its stop signal).
