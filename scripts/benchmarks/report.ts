@@ -14,6 +14,7 @@ export interface Check {
 
 const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : "-");
 const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : "-");
+const f3 = (n: number) => (Number.isFinite(n) ? n.toFixed(3) : "-");
 
 /** A markdown table. */
 export function table(head: string[], rows: (string | number)[][]): string {
@@ -110,4 +111,4 @@ export function mergeScenario(dir: string, part: ScenarioPart): void {
   writeFileSync(jsonPath, JSON.stringify(json, null, 2) + "\n");
 }
 
-export { f1, f2 };
+export { f1, f2, f3 };

@@ -138,6 +138,45 @@ export async function overhead(kind: Kind, repeats: number, close = false, secon
   return { kind, close, repeats, bare: { rps: rps(bare), p99Ms: p99(bare) }, huptime: { rps: rps(under), p99Ms: p99(under) }, ratio: rps(under) / rps(bare), runs: { bare, huptime: under } };
 }
 
+/**
+ * Throughput and p99 bare vs under huptime with both servers running side by side (each idle
+ * while the other is measured), measured in `pairs` back-to-back pairs of `seconds`-long wrk runs,
+ * in alternating order (bare first, then huptime first), so that the machine's drift and a fresh
+ * process's warm-up weigh on both alike. A 3 s run of the same server moves by about 5% on a
+ * shared machine: a ratio near 1 needs many pairs to be told from 0.97. `ratio` is huptime's
+ * requests over bare's (equal durations), with the median of the pairs' own ratios beside it.
+ */
+export async function overheadSideBySide(kind: Kind, pairs: number, close = false, seconds = 2) {
+  const bare = await startServer(kind, "bare", await freePort());
+  const under = await startServer(kind, "fork", await freePort());
+  try {
+    const runs: { bare: WrkResult[]; huptime: WrkResult[] } = { bare: [], huptime: [] };
+    for (let i = 0; i < pairs; i++) {
+      for (const which of i % 2 === 0 ? (["bare", "huptime"] as const) : (["huptime", "bare"] as const)) {
+        runs[which].push(wrk((which === "bare" ? bare : under).url, { connections: 16, seconds, close }));
+      }
+    }
+    const sum = (rs: WrkResult[]) => rs.reduce((n, r) => n + r.requests, 0);
+    const pairRatios = runs.huptime.map((r, i) => r.rps / runs.bare[i].rps);
+    const summary = (rs: WrkResult[]) => ({ rps: sum(rs) / (rs.length * seconds), p99Ms: median(rs.map((r) => r.p99Ms)) });
+    const brief = (rs: WrkResult[]) => rs.map((r) => ({ rps: r.rps, p99Ms: r.p99Ms, failed: r.failed }));
+    return {
+      kind,
+      close,
+      pairs,
+      seconds,
+      bare: summary(runs.bare),
+      huptime: summary(runs.huptime),
+      ratio: sum(runs.huptime) / sum(runs.bare),
+      medianPairRatio: median(pairRatios),
+      runs: { bare: brief(runs.bare), huptime: brief(runs.huptime) },
+    };
+  } finally {
+    await under.stop();
+    await bare.stop();
+  }
+}
+
 /** hyperfine: mean seconds of each command (no shell). */
 function hyperfine(commands: string[], runs = 200): number[] {
   const file = join(mkdtempSync(join(tmpdir(), "huptime-hyperfine-")), "out.json");

@@ -56,7 +56,11 @@ export interface GenerationStatus {
  */
 export declare function listenSocket(family: string, host: string, port: number, label: string): number
 
-/** A close-on-exec pipe: `[read end (non-blocking), write end]`. */
+/**
+ * A close-on-exec pipe: `[read end (non-blocking), write end]`, of 1 MiB where the system allows
+ * it (fs.pipe-max-size; else the default 64 KiB): what a program writes to its stderr waits there
+ * between two looks of huptime's, rather than blocking the program.
+ */
 export declare function makePipe(): Array<number>
 
 /** CLOCK_MONOTONIC in microseconds (sd_notify's MONOTONIC_USEC). */

@@ -173,7 +173,9 @@ unsafe fn child_exec(file: &CString, argv: &[*const libc::c_char], env: &[*const
     }
 }
 
-/// A close-on-exec pipe: `[read end (non-blocking), write end]`.
+/// A close-on-exec pipe: `[read end (non-blocking), write end]`, of 1 MiB where the system allows
+/// it (fs.pipe-max-size; else the default 64 KiB): what a program writes to its stderr waits there
+/// between two looks of huptime's, rather than blocking the program.
 #[napi]
 pub fn make_pipe() -> Result<Vec<i32>> {
     let mut p = [-1; 2];
@@ -181,8 +183,11 @@ pub fn make_pipe() -> Result<Vec<i32>> {
     if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(os_err("can't create a pipe".into()));
     }
-    // SAFETY: plain fcntl on our own fd.
-    unsafe { crate::real::fcntl(p[0], libc::F_SETFL, libc::O_NONBLOCK as libc::c_long) };
+    // SAFETY: plain fcntl on our own fds.
+    unsafe {
+        crate::real::fcntl(p[0], libc::F_SETFL, libc::O_NONBLOCK as libc::c_long);
+        crate::real::fcntl(p[0], libc::F_SETPIPE_SZ, 1 << 20);
+    }
     Ok(vec![p[0], p[1]])
 }
 
