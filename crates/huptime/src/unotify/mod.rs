@@ -111,6 +111,41 @@ mod tests {
         supervisor::unwatch(pid);
     }
 
+    /// A generation that died leaves its socket to huptime alone: a successor is handed that very
+    /// socket, with the connection it queued, rather than binding its own beside it (new
+    /// connections would wait on the dead one's).
+    #[test]
+    fn a_socket_whose_generation_died_is_handed_over_with_what_it_queued() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let listen = format!("import socket,sys,time\ns=socket.socket()\ns.bind(('127.0.0.1',{port}))\ns.listen(16)\nsys.stderr.write('up\\n');sys.stderr.flush()\n");
+        let (a, mut ra) = python(&format!("{listen}time.sleep(30)"), filter::Sends::BindListen);
+        assert_eq!(line(&mut ra), "up");
+        let mut queued = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        queued.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        // SAFETY: killing and reaping our own child.
+        unsafe {
+            libc::kill(a, libc::SIGKILL);
+            libc::waitpid(a, core::ptr::null_mut(), 0);
+        }
+        let start = std::time::Instant::now();
+        while supervisor::watching(a) {
+            assert!(start.elapsed().as_secs() < 20, "huptime never saw the program end");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let (b, mut rb) = python(&format!("{listen}c,_=s.accept();c.sendall(b'b');c.close();time.sleep(30)"), filter::Sends::BindListen);
+        assert_eq!(line(&mut rb), "up");
+        assert_eq!(held::with(|t| (t.generation(b).joined, t.generation(b).taken_over)), (0, 1));
+        let mut got = String::new();
+        queued.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "b", "the connection queued on the dead one's socket was taken by the next");
+        // SAFETY: killing and reaping our own child.
+        unsafe {
+            libc::kill(b, libc::SIGKILL);
+            libc::waitpid(b, core::ptr::null_mut(), 0);
+        }
+        supervisor::unwatch(b);
+    }
+
     /// One test: the held table is process-wide.
     #[test]
     fn a_second_program_binding_the_same_address_listens_beside_the_first_or_gets_its_socket() {
