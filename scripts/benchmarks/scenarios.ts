@@ -139,21 +139,27 @@ export async function overhead(kind: Kind, repeats: number, close = false, secon
 }
 
 /**
- * Throughput and p99 bare vs under huptime with both servers running side by side (each idle
- * while the other is measured), measured in `pairs` back-to-back pairs of `seconds`-long wrk runs,
- * in alternating order (bare first, then huptime first), so that the machine's drift and a fresh
- * process's warm-up weigh on both alike. A 3 s run of the same server moves by about 5% on a
- * shared machine: a ratio near 1 needs many pairs to be told from 0.97. `ratio` is huptime's
- * requests over bare's (equal durations), with the median of the pairs' own ratios beside it.
+ * Throughput and p99 bare vs under huptime with the servers running side by side (each idle
+ * while another is measured), measured in `pairs` rounds of back-to-back `seconds`-long wrk runs,
+ * in rotating order, so that the machine's drift and a fresh process's warm-up weigh on all
+ * alike. A 3 s run of the same server moves by about 5% on a shared machine: a ratio near 1 needs
+ * many rounds to be told from 0.97. `ratio` is huptime's requests over bare's (equal durations),
+ * with the median of the rounds' own ratios beside it. With `floor` (a launcher that runs the
+ * program under something else huptime needs, e.g. a seccomp filter alone), a third server runs
+ * that way, and `floorRatio` is its requests over bare's: the cost huptime can't go below.
  */
-export async function overheadSideBySide(kind: Kind, pairs: number, close = false, seconds = 2) {
+export async function overheadSideBySide(kind: Kind, pairs: number, close = false, seconds = 2, floor?: string[]) {
   const bare = await startServer(kind, "bare", await freePort());
   const under = await startServer(kind, "fork", await freePort());
+  const limit = floor ? await startServer(kind, "bare", await freePort(), [], floor) : undefined;
   try {
-    const runs: { bare: WrkResult[]; huptime: WrkResult[] } = { bare: [], huptime: [] };
+    const runs: { bare: WrkResult[]; huptime: WrkResult[]; floor: WrkResult[] } = { bare: [], huptime: [], floor: [] };
+    const servers = { bare, huptime: under, floor: limit };
+    const order = (["bare", "huptime", "floor"] as const).filter((w) => servers[w]);
     for (let i = 0; i < pairs; i++) {
-      for (const which of i % 2 === 0 ? (["bare", "huptime"] as const) : (["huptime", "bare"] as const)) {
-        runs[which].push(wrk((which === "bare" ? bare : under).url, { connections: 16, seconds, close }));
+      for (let j = 0; j < order.length; j++) {
+        const which = order[(i + j) % order.length];
+        runs[which].push(wrk(servers[which]!.url, { connections: 16, seconds, close }));
       }
     }
     const sum = (rs: WrkResult[]) => rs.reduce((n, r) => n + r.requests, 0);
@@ -169,9 +175,11 @@ export async function overheadSideBySide(kind: Kind, pairs: number, close = fals
       huptime: summary(runs.huptime),
       ratio: sum(runs.huptime) / sum(runs.bare),
       medianPairRatio: median(pairRatios),
-      runs: { bare: brief(runs.bare), huptime: brief(runs.huptime) },
+      floorRatio: limit ? sum(runs.floor) / sum(runs.bare) : undefined,
+      runs: { bare: brief(runs.bare), huptime: brief(runs.huptime), floor: brief(runs.floor) },
     };
   } finally {
+    await limit?.stop();
     await under.stop();
     await bare.stop();
   }

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { compileC } from "../../test/helpers/gcc";
 import { table, restartRows, f1, f2, f3, type Check, type ScenarioPart } from "./report";
 import { median, overheadSideBySide, restartsUnderLoad, type RestartRun } from "./scenarios";
-import { HUPTIME } from "./servers";
+import { HUPTIME, ROOT } from "./servers";
 
 /** Calls per accept() measurement. */
 const ACCEPTS = 100_000;
@@ -43,11 +43,14 @@ function acceptRoundTrip(repeats: number): { bareUs: number; huptimeUs: number; 
 export async function staticPart(restarts: number, intervalMs: number, repeats: number, date: string, say: (s: string) => void): Promise<ScenarioPart> {
   say(`scenario 8: static go (seccomp) fork, ${restarts} restarts every ${intervalMs} ms, 16 connections`);
   const run: RestartRun = await restartsUnderLoad("go", "fork", restarts, intervalMs, true);
-  // 30 pairs of 2 s runs: about ±1.5% on the ratio here, where 5 runs of 3 s gave ±5%.
+  // 30 rounds of 2 s runs: about ±1.5% on the ratio here, where 5 runs of 3 s gave ±5%.
   const pairs = repeats * 6;
-  say(`scenario 8: static go bare vs under huptime side by side, keep-alive and Connection: close, ${pairs} pairs of 2 s runs each, alternating`);
-  const keepAlive = await overheadSideBySide("go", pairs);
-  const close = await overheadSideBySide("go", pairs, true);
+  // The floor: the same program under a seccomp filter huptime has nothing to do with (one that
+  // sends no call: test/fixtures/seccomp/container_seccomp.c), which any system call pays for.
+  const plainFilter = [compileC(join(ROOT, "test", "fixtures", "seccomp", "container_seccomp.c"), { flags: ["-static"] }), "LISTENER"];
+  say(`scenario 8: static go bare, under huptime and under a plain seccomp filter side by side, keep-alive and Connection: close, ${pairs} rounds of 2 s runs each, rotating`);
+  const keepAlive = await overheadSideBySide("go", pairs, false, 2, plainFilter);
+  const close = await overheadSideBySide("go", pairs, true, 2, plainFilter);
   say("scenario 8: one accept() bare and under huptime's seccomp filter");
   const accept = acceptRoundTrip(repeats);
   const { samples, marks, ...figures } = run;
@@ -74,12 +77,14 @@ ${table(head, restartRows([run]))}
 
 Restart latency (SIGHUP → new generation serving): median ${f1(median(run.readyMs))} ms (the preloaded servers' are in section 1).
 
-The same server bare and under huptime run side by side (each idle while the other is measured),
-measured in ${pairs} back-to-back pairs of 2 s wrk runs (16 connections), in alternating order. The
-ratio is huptime's requests over bare's; the median of the ${pairs} pairs' own ratios is beside it
-(one 3 s run of the same server moves by about 5% on this shared machine).
+The same server bare, under huptime and under a plain seccomp filter (one that sends no call,
+installed by test/fixtures/seccomp/container_seccomp.c: the cost of being filtered at all, which
+huptime can't go below) run side by side, each idle while another is measured, in ${pairs} rounds
+of back-to-back 2 s wrk runs (16 connections), in rotating order. The ratio is huptime's requests
+over bare's; the median of the ${pairs} rounds' own ratios is beside it (one 3 s run of the same
+server moves by about 5% on this shared machine).
 
-${table(["load", "bare req/s", "huptime req/s", "ratio", "median pair ratio", "bare p99 ms", "huptime p99 ms"], [keepAlive, close].map((o) => [o.close ? "Connection: close" : "keep-alive", f1(o.bare.rps), f1(o.huptime.rps), f2(o.ratio), f2(o.medianPairRatio), f2(o.bare.p99Ms), f2(o.huptime.p99Ms)]))}
+${table(["load", "bare req/s", "huptime req/s", "ratio", "median round ratio", "plain filter / bare", "bare p99 ms", "huptime p99 ms"], [keepAlive, close].map((o) => [o.close ? "Connection: close" : "keep-alive", f1(o.bare.rps), f1(o.huptime.rps), f2(o.ratio), f2(o.medianPairRatio), f2(o.floorRatio ?? NaN), f2(o.bare.p99Ms), f2(o.huptime.p99Ms)]))}
 
 One accept() that finds no connection: ${f2(accept.bareUs)} µs bare, ${f2(accept.huptimeUs)} µs under huptime's
 seccomp filter (median of ${repeats} × ${ACCEPTS.toLocaleString("en")} calls): ${f2(extraUs)} µs more per accept(), the filter's
