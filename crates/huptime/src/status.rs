@@ -282,7 +282,6 @@ pub fn successor_ready(me: libc::pid_t, successor: libc::pid_t) {
     }
 }
 
-
 /// If the status file at `path` names `me` as its previous generation, marks it `serving` when it
 /// still says `starting`, and returns true.
 fn mark_serving(path: &std::path::Path, me: libc::pid_t) -> bool {

@@ -224,7 +224,7 @@ pub fn relocate_internal(fd: c_int) {
 }
 
 /// An integer socket option of `fd` at SOL_SOCKET level, or None (not a socket, bad fd).
-fn socket_option(fd: c_int, opt: c_int) -> Option<c_int> {
+pub fn socket_option(fd: c_int, opt: c_int) -> Option<c_int> {
     let mut v: c_int = 0;
     let mut l = core::mem::size_of::<c_int>() as libc::socklen_t;
     // SAFETY: valid out-pointers.

@@ -71,17 +71,10 @@ fn still_pending(listener: libc::c_int, id: u64) -> bool {
     unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0 }
 }
 
-fn sockopt(fd: &OwnedFd, opt: libc::c_int) -> Option<libc::c_int> {
-    let mut v: libc::c_int = 0;
-    let mut len = 4 as libc::socklen_t;
-    // SAFETY: an int-sized out-value.
-    let r = unsafe { libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, opt, (&mut v as *mut libc::c_int).cast(), &mut len) };
-    (r == 0).then_some(v)
-}
-
 /// (domain, type, protocol) of a socket: what must match for a held socket to stand in.
 fn kind(fd: &OwnedFd) -> Option<(libc::c_int, libc::c_int, libc::c_int)> {
-    Some((sockopt(fd, libc::SO_DOMAIN)?, sockopt(fd, libc::SO_TYPE)?, sockopt(fd, libc::SO_PROTOCOL)?))
+    let opt = |o| crate::sys::socket_option(fd.as_raw_fd(), o);
+    Some((opt(libc::SO_DOMAIN)?, opt(libc::SO_TYPE)?, opt(libc::SO_PROTOCOL)?))
 }
 
 fn inode(fd: &OwnedFd) -> Option<u64> {
@@ -181,7 +174,7 @@ pub fn on_bind(listener: libc::c_int, req: &libc::seccomp_notif, gen: i32) -> Re
     let Some(fresh_kind) = kind(&fresh) else { return Reply::Continue };
     let Some(key) = SockKey::from_sockaddr(fresh_kind.1, &raw) else { return Reply::Continue };
     held::with(|t| {
-        let tcp = steer::steerable(&key) && steer::is_tcp(&fresh);
+        let tcp = steer::steerable(&key) && fresh_kind.2 == libc::IPPROTO_TCP;
         let Some(h) = t.find_for(gen, &key) else {
             // The first socket at this address: a successor can bind its own beside it. Not when
             // a held socket has the port at another address: a successor binding elsewhere on

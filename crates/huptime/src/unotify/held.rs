@@ -143,7 +143,7 @@ impl Table {
 
     /// Whether a socket with this inode is held.
     pub fn holds_inode(&self, inode: u64) -> bool {
-        self.held.iter().any(|h| h.inode == inode)
+        self.held_inode(inode).is_some()
     }
 
     /// Holds `fd` (bound to `key`) unless that socket is held already (then `fd` is closed). A

@@ -40,17 +40,9 @@ pub fn steerable(key: &SockKey) -> bool {
     key.port().is_some() && key.socktype == libc::SOCK_STREAM
 }
 
-fn int_option(sock: &OwnedFd, level: libc::c_int, opt: libc::c_int) -> Option<libc::c_int> {
-    let mut v: libc::c_int = 0;
-    let mut len = 4 as libc::socklen_t;
-    // SAFETY: an int-sized out-value.
-    let r = unsafe { libc::getsockopt(sock.as_raw_fd(), level, opt, (&mut v as *mut libc::c_int).cast(), &mut len) };
-    (r == 0).then_some(v)
-}
-
 /// Whether `sock` is a TCP socket (not SCTP or MPTCP, also of type SOCK_STREAM).
 pub fn is_tcp(sock: &OwnedFd) -> bool {
-    int_option(sock, libc::SOL_SOCKET, libc::SO_PROTOCOL) == Some(libc::IPPROTO_TCP)
+    crate::sys::socket_option(sock.as_raw_fd(), libc::SO_PROTOCOL) == Some(libc::IPPROTO_TCP)
 }
 
 /// Sets SO_REUSEPORT on `sock` (a duplicate of the program's socket: the option is the socket's),
@@ -63,7 +55,7 @@ pub fn share_port(sock: &OwnedFd) -> bool {
 
 /// Whether `sock` has SO_REUSEPORT set.
 pub fn shares_port(sock: &OwnedFd) -> bool {
-    int_option(sock, libc::SOL_SOCKET, libc::SO_REUSEPORT).is_some_and(|v| v != 0)
+    crate::sys::socket_option(sock.as_raw_fd(), libc::SO_REUSEPORT).is_some_and(|v| v != 0)
 }
 
 /// The address family of an inet key.
@@ -180,14 +172,15 @@ pub fn handshakes(key: &SockKey) -> Option<Vec<Peer>> {
     Some(sockdiag::handshakes(family(key), key.port()?)?.iter().filter(|s| covers(key, s)).map(|s| s.remote).collect())
 }
 
-/// What an old listener `inode` on `key` still has to take: the connections in its accept queue,
-/// plus those of the handshakes in `begun` (in progress when new connections were steered away)
-/// that are still in progress. None when the kernel could not be asked.
-pub fn pending(key: &SockKey, inode: u64, begun: &[Peer]) -> Option<u32> {
-    let port = key.port()?;
-    let queued: u32 = sockdiag::listeners(family(key), port)?.iter().filter(|s| s.inode as u64 == inode).map(|s| s.queued).sum();
-    let still = if begun.is_empty() { 0 } else { handshakes(key)?.iter().filter(|p| begun.contains(p)).count() as u32 };
-    Some(queued + still)
+/// The connections waiting in the accept queue of listener `inode` on `key` (None when the kernel
+/// could not be asked).
+pub fn queued(key: &SockKey, inode: u64) -> Option<u32> {
+    Some(sockdiag::listeners(family(key), key.port()?)?.iter().filter(|s| s.inode as u64 == inode).map(|s| s.queued).sum())
+}
+
+/// How many of the handshakes in `begun` are among those in progress `now`.
+fn still_in_progress(begun: &[Peer], now: &[Peer]) -> u32 {
+    now.iter().filter(|p| begun.contains(p)).count() as u32
 }
 
 /// What the successor of generation `previous` is to send to huptime: accept() as well when one
@@ -233,16 +226,23 @@ pub fn away_from(pid: i32) -> u32 {
     let mut seen = Vec::new();
     for (key, inode, at, begun) in &sockets {
         let mut begun = begun.clone();
+        let waiting = at.elapsed() < HANDSHAKE_WAIT;
+        // One listing of the handshakes per look, when they are to be recorded or waited for.
+        let now = if early || (waiting && !begun.is_empty()) { handshakes(key) } else { Some(Vec::new()) };
         if early {
-            for p in handshakes(key).unwrap_or_default() {
-                if !begun.contains(&p) {
-                    begun.push(p);
+            for p in now.iter().flatten() {
+                if !begun.contains(p) {
+                    begun.push(*p);
                 }
             }
         }
-        let waited = if at.elapsed() < HANDSHAKE_WAIT { &begun[..] } else { &[][..] };
+        let still = match (&now, waiting) {
+            (_, false) => Some(0),
+            (Some(now), true) => Some(still_in_progress(&begun, now)),
+            (None, true) => None,
+        };
         // Not listed: asked again on the next look.
-        left += pending(key, *inode, waited).unwrap_or(1);
+        left += queued(key, *inode).zip(still).map_or(1, |(q, s)| q + s);
         seen.push(begun);
     }
     if early {
@@ -278,6 +278,12 @@ mod tests {
     use std::net::{TcpListener, TcpStream};
     use std::os::fd::FromRawFd;
 
+    /// What an old listener `inode` still has to take: its queue and the handshakes of `begun`
+    /// still in progress (as [`away_from`] counts them).
+    fn pending(key: &SockKey, inode: u64, begun: &[Peer]) -> Option<u32> {
+        Some(queued(key, inode)? + still_in_progress(begun, &handshakes(key)?))
+    }
+
     /// A TCP socket with SO_REUSEPORT bound to `port` (0: any) and listening; returns it, its
     /// inode and its key.
     fn listener(port: u16) -> (TcpListener, u64, SockKey) {
@@ -304,10 +310,6 @@ mod tests {
         (l, st.st_ino, key)
     }
 
-    /// What listener `inode` has queued.
-    fn queued(key: &SockKey, inode: u64) -> u32 {
-        pending(key, inode, &[]).unwrap()
-    }
 
     #[test]
     fn connections_go_to_the_old_socket_until_handed_over_then_all_to_the_new_one() {
@@ -319,15 +321,15 @@ mod tests {
         let (new, new_ino, _) = listener(port);
         assert!(!make_room(&key, &old_fd, old_ino), "two sockets: no room for a third");
         let conns: Vec<_> = (0..8).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
-        assert_eq!((queued(&key, old_ino), queued(&key, new_ino)), (8, 0), "before the handover: all to the old socket");
+        assert_eq!((queued(&key, old_ino).unwrap(), queued(&key, new_ino).unwrap()), (8, 0), "before the handover: all to the old socket");
         let new_fd: OwnedFd = new.try_clone().unwrap().into();
         assert!(hand_over(&key, &new_fd, old_ino, &[new_ino]));
         let more: Vec<_> = (0..8).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
-        assert_eq!((queued(&key, old_ino), queued(&key, new_ino)), (8, 8), "after: all to the new one");
+        assert_eq!((queued(&key, old_ino).unwrap(), queued(&key, new_ino).unwrap()), (8, 8), "after: all to the new one");
         for _ in 0..8 {
             old.accept().unwrap();
         }
-        assert_eq!(queued(&key, old_ino), 0);
+        assert_eq!(queued(&key, old_ino).unwrap(), 0);
         // The old socket closes: the group holds the new one only, which takes everything.
         drop(old);
         drop(old_fd);
@@ -338,14 +340,14 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         let last = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        assert_eq!(queued(&key, new_ino), 9);
+        assert_eq!(queued(&key, new_ino).unwrap(), 9);
         assert!(release(&new_fd), "the program taken off");
         assert!(release(&new_fd), "none to take off: nothing to do");
         // And a next successor finds room again, with everything kept on the serving socket.
         assert!(make_room(&key, &new_fd, new_ino));
         let (_third, third_ino, _) = listener(port);
         let _one = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        assert_eq!((queued(&key, new_ino), queued(&key, third_ino)), (10, 0));
+        assert_eq!((queued(&key, new_ino).unwrap(), queued(&key, third_ino).unwrap()), (10, 0));
         drop((conns, more, last));
     }
 
@@ -360,8 +362,8 @@ mod tests {
         let fd: OwnedFd = a.try_clone().unwrap().into();
         assert!(hand_over(&key, &fd, old_ino, &[a_ino, b_ino]));
         let conns: Vec<_> = (0..64).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
-        let (qa, qb) = (queued(&key, a_ino), queued(&key, b_ino));
-        assert_eq!((queued(&key, old_ino), qa + qb), (0, 64), "none to the old socket");
+        let (qa, qb) = (queued(&key, a_ino).unwrap(), queued(&key, b_ino).unwrap());
+        assert_eq!((queued(&key, old_ino).unwrap(), qa + qb), (0, 64), "none to the old socket");
         assert!(qa > 0 && qb > 0, "spread over both: {qa} and {qb}");
         // A socket of neither: the old one is not kept from new connections (hashing decides).
         let (_c, _, _) = listener(port);
@@ -392,11 +394,11 @@ mod tests {
         assert_eq!(pending(&key, old_ino, &begun), Some(1), "in progress: waited for");
         client.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
         let start = std::time::Instant::now();
-        while queued(&key, old_ino) == 0 {
+        while queued(&key, old_ino).unwrap() == 0 {
             assert!(start.elapsed().as_secs() < 10, "the connection never completed");
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        assert_eq!((pending(&key, old_ino, &begun), queued(&key, new_ino)), (Some(1), 0), "complete, in the old socket's queue");
+        assert_eq!((pending(&key, old_ino, &begun), queued(&key, new_ino).unwrap()), (Some(1), 0), "complete, in the old socket's queue");
         old.accept().unwrap();
         assert_eq!(pending(&key, old_ino, &begun), Some(0));
     }
