@@ -8,26 +8,12 @@
  */
 import { expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { serve } from "../helpers/cli";
-import { freePort, request } from "../helpers/net";
+import { count, serve } from "../helpers/cli";
+import { freePort, request, unixRequest } from "../helpers/net";
 import { alive, waitFor } from "../helpers/procs";
 import { killSeccompRun, staticCServer } from "../helpers/seccomp";
-
-/** One HTTP/1.0 request over the unix socket at `path`: the reply's body (bounded: 10 s). */
-function unixRequest(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = createConnection({ path });
-    let got = "";
-    const timer = setTimeout(() => (c.destroy(), reject(new Error(`no reply on ${path} within 10 s`))), 10_000);
-    c.on("connect", () => c.write("GET / HTTP/1.0\r\n\r\n"));
-    c.on("data", (d) => (got += d));
-    c.on("error", (e) => (clearTimeout(timer), reject(e)));
-    c.on("close", () => (clearTimeout(timer), resolve(got.split("\r\n\r\n")[1] ?? "")));
-  });
-}
 
 /** Connections waiting in the accept queues of the TCP listeners on 127.0.0.1:`port`. */
 function queuedOn(port: number): number {
@@ -37,11 +23,6 @@ function queuedOn(port: number): number {
     if (f[3] === "0A" && f[1] === `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`) n += parseInt(f[4].split(":")[1], 16);
   }
   return n;
-}
-
-/** How many times `text` occurs in `s`. */
-function count(s: string, text: string): number {
-  return s.split(text).length - 1;
 }
 
 test("a static server on TCP and a unix socket: 3 restarts, each while a slow request holds the old one and 3 connections queue behind it: each answered by the old generation; the unix socket handed over, the TCP address joined; accept() sent from generation 2 on", async () => {

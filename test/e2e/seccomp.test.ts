@@ -12,7 +12,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runCli, serve } from "../helpers/cli";
+import { count, runCli, serve } from "../helpers/cli";
 import { goFixture } from "../helpers/go";
 import { freePort, loadLoop, request } from "../helpers/net";
 import { notifyListener } from "../helpers/notify";
@@ -83,11 +83,6 @@ function listeningPorts(pid: number): number[] {
     }
   }
   return ports.sort();
-}
-
-/** How many times `text` occurs in `s`. */
-function count(s: string, text: string): number {
-  return s.split(text).length - 1;
 }
 
 describe("static programs under seccomp", () => {

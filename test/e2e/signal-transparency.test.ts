@@ -12,7 +12,7 @@
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { ROOT, runCli, serve } from "../helpers/cli";
+import { count, ROOT, runCli, serve } from "../helpers/cli";
 import type { Group } from "../helpers/spawn";
 import { compileC } from "../helpers/gcc";
 import { freePort, request } from "../helpers/net";
@@ -32,11 +32,6 @@ afterEach(() => {
   running?.killGroup();
   running = undefined;
 });
-
-/** How often `text` occurs in `s`. */
-function count(s: string, text: string): number {
-  return s.split(text).length - 1;
-}
 
 /** The answering image, "PID:IMAGE" (undefined while nothing answers). */
 async function imageOf(port: number): Promise<string | undefined> {

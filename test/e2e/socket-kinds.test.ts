@@ -5,32 +5,17 @@
 import { describe, expect, test } from "bun:test";
 import { createSocket } from "node:dgram";
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serve } from "../helpers/cli";
 import { SERVERS } from "../helpers/matrix";
-import { freePort, request } from "../helpers/net";
+import { freePort, request, unixRequest } from "../helpers/net";
 import { alive, groupMembers, waitFor } from "../helpers/procs";
 
 function cookieFile(v: string): string {
   const f = join(mkdtempSync(join(tmpdir(), "huptime-kinds-")), "cookie");
   writeFileSync(f, v);
   return f;
-}
-
-/** One HTTP/1.0 request over a unix socket; resolves with the body or an error string. */
-function unixRequest(path: string): Promise<string> {
-  return new Promise((resolve) => {
-    let raw = "";
-    const s = connect({ path });
-    s.setEncoding("utf8");
-    s.setTimeout(5000, () => (s.destroy(), resolve("error: timeout")));
-    s.on("connect", () => s.write("GET / HTTP/1.0\r\n\r\n"));
-    s.on("data", (d) => (raw += d));
-    s.on("end", () => resolve(raw.slice(raw.indexOf("\r\n\r\n") + 4)));
-    s.on("error", (e) => resolve(`error: ${(e as NodeJS.ErrnoException).code}`));
-  });
 }
 
 /** One datagram round trip. */

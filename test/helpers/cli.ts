@@ -41,3 +41,8 @@ export function serve(args: string[], opts: GroupOptions & { prefix?: string[] }
   const { prefix = [], ...rest } = opts;
   return spawnGroup([...prefix, HUPTIME, ...args], rest);
 }
+
+/** How many times `text` occurs in `s` (huptime's or a program's output). */
+export function count(s: string, text: string): number {
+  return s.split(text).length - 1;
+}

@@ -276,3 +276,17 @@ export function keepAliveLoad(port: number, clients: number) {
     },
   };
 }
+
+/** One HTTP/1.0 request over a unix socket; resolves with the body or an error string. */
+export function unixRequest(path: string): Promise<string> {
+  return new Promise((resolve) => {
+    let raw = "";
+    const s = connect({ path });
+    s.setEncoding("utf8");
+    s.setTimeout(5000, () => (s.destroy(), resolve("error: timeout")));
+    s.on("connect", () => s.write("GET / HTTP/1.0\r\n\r\n"));
+    s.on("data", (d) => (raw += d));
+    s.on("end", () => resolve(raw.slice(raw.indexOf("\r\n\r\n") + 4)));
+    s.on("error", (e) => resolve(`error: ${(e as NodeJS.ErrnoException).code}`));
+  });
+}
