@@ -253,13 +253,16 @@ describe("static programs under seccomp", () => {
       process.kill(s.pid, "SIGHUP");
       await answer(port, "v2", s);
       // The old one still listens (it ignores SIGTERM) until it is killed, yet every new
-      // connection goes to the new one: huptime steered them to its socket.
+      // connection goes to the new one: huptime steered them to its socket. (Counted: the replies
+      // that came while the old one still ran, however fast this machine makes them.)
       const during: string[] = [];
+      let whileOldRuns = 0;
       for (let i = 0; i < 20; i++) {
         const r = await request(port, "/", 5000);
         during.push(r.ok ? r.body.trim() : `failed: ${r.error}`);
+        if (alive(pid)) whileOldRuns++;
       }
-      expect(alive(pid), "the old generation still runs").toBe(true);
+      expect(whileOldRuns, "replies while the old generation still ran").toBeGreaterThan(0);
       expect(during.filter((b) => !b.startsWith("v2 ")), s.output()).toEqual([]);
       expect(await short).toEqual({ ok: true, body: `ignoreterm a ${pid}\n` });
       const cut = await long;
