@@ -138,51 +138,81 @@ export async function overhead(kind: Kind, repeats: number, close = false, secon
   return { kind, close, repeats, bare: { rps: rps(bare), p99Ms: p99(bare) }, huptime: { rps: rps(under), p99Ms: p99(under) }, ratio: rps(under) / rps(bare), runs: { bare, huptime: under } };
 }
 
+/** What {@link overheadSideBySide} measured for one load. */
+export interface SideBySide {
+  kind: Kind;
+  close: boolean;
+  /** Fresh processes started, and rounds run on each set. */
+  blocks: number;
+  rounds: number;
+  seconds: number;
+  /** Both bare servers' runs together. */
+  bare: { rps: number; p99Ms: number };
+  huptime: { rps: number; p99Ms: number };
+  /** huptime's requests over the bare servers' mean, all runs (equal durations). */
+  ratio: number;
+  /** The median of the rounds' own ratios (huptime over that round's bare mean). */
+  medianPairRatio: number;
+  /** The second bare server's requests over the first's: what the measurement can tell apart. */
+  bareRatio: number;
+  medianBarePairRatio: number;
+  /** `ratio` and `bareRatio` of each set of processes. */
+  blockRatios: { huptime: number; bare: number }[];
+}
+
 /**
- * Throughput and p99 bare vs under huptime with the servers running side by side (each idle
- * while another is measured), measured in `pairs` rounds of back-to-back `seconds`-long wrk runs,
- * in rotating order, so that the machine's drift and a fresh process's warm-up weigh on all
- * alike. A 3 s run of the same server moves by about 5% on a shared machine: a ratio near 1 needs
- * many rounds to be told from 0.97. `ratio` is huptime's requests over bare's (equal durations),
- * with the median of the rounds' own ratios beside it. With `floor` (a launcher that runs the
- * program under something else huptime needs, e.g. a seccomp filter alone), a third server runs
- * that way, and `floorRatio` is its requests over bare's: the cost huptime can't go below.
+ * Throughput and p99 under huptime against the same server run bare twice: the three run side
+ * by side (each idle while another is measured) in rounds of back-to-back `seconds`-long wrk runs
+ * in rotating order, so that the machine's drift and a fresh process's warm-up weigh on all alike.
+ * A 2 s run of the same server moves by 6 to 10% on a shared machine, more than what is measured:
+ * a ratio near 1 needs many rounds to be told from 0.97. The servers are started afresh `blocks`
+ * times, with `rounds` rounds on each set, so that no one process's luck (where its memory
+ * landed, which CPU it warmed up on) weighs on the whole run, and huptime is compared with the
+ * mean of two bare processes; the two bare ones' ratio to each other shows what the measurement
+ * can tell apart in this run.
  */
-export async function overheadSideBySide(kind: Kind, pairs: number, close = false, seconds = 2, floor?: string[]) {
-  const bare = await startServer(kind, "bare", await freePort());
-  const under = await startServer(kind, "fork", await freePort());
-  const limit = floor ? await startServer(kind, "bare", await freePort(), [], floor) : undefined;
-  try {
-    const runs: { bare: WrkResult[]; huptime: WrkResult[]; floor: WrkResult[] } = { bare: [], huptime: [], floor: [] };
-    const servers = { bare, huptime: under, floor: limit };
-    const order = (["bare", "huptime", "floor"] as const).filter((w) => servers[w]);
-    for (let i = 0; i < pairs; i++) {
-      for (let j = 0; j < order.length; j++) {
-        const which = order[(i + j) % order.length];
-        runs[which].push(wrk(servers[which]!.url, { connections: 16, seconds, close }));
-      }
-    }
-    const sum = (rs: WrkResult[]) => rs.reduce((n, r) => n + r.requests, 0);
-    const pairRatios = runs.huptime.map((r, i) => r.rps / runs.bare[i].rps);
-    const summary = (rs: WrkResult[]) => ({ rps: sum(rs) / (rs.length * seconds), p99Ms: median(rs.map((r) => r.p99Ms)) });
-    const brief = (rs: WrkResult[]) => rs.map((r) => ({ rps: r.rps, p99Ms: r.p99Ms, failed: r.failed }));
-    return {
-      kind,
-      close,
-      pairs,
-      seconds,
-      bare: summary(runs.bare),
-      huptime: summary(runs.huptime),
-      ratio: sum(runs.huptime) / sum(runs.bare),
-      medianPairRatio: median(pairRatios),
-      floorRatio: limit ? sum(runs.floor) / sum(runs.bare) : undefined,
-      runs: { bare: brief(runs.bare), huptime: brief(runs.huptime), floor: brief(runs.floor) },
+export async function overheadSideBySide(kind: Kind, blocks: number, rounds: number, close = false, seconds = 2): Promise<SideBySide> {
+  const order = ["bare", "huptime", "bare2"] as const;
+  const runs: Record<(typeof order)[number], WrkResult[]> = { bare: [], huptime: [], bare2: [] };
+  const sum = (rs: WrkResult[]) => rs.reduce((n, r) => n + r.requests, 0);
+  const ratios = (rs: typeof runs) => ({ huptime: (2 * sum(rs.huptime)) / (sum(rs.bare) + sum(rs.bare2)), bare: sum(rs.bare2) / sum(rs.bare) });
+  const blockRatios: SideBySide["blockRatios"] = [];
+  for (let b = 0; b < blocks; b++) {
+    const servers = {
+      bare: await startServer(kind, "bare", await freePort()),
+      huptime: await startServer(kind, "fork", await freePort()),
+      bare2: await startServer(kind, "bare", await freePort()),
     };
-  } finally {
-    await limit?.stop();
-    await under.stop();
-    await bare.stop();
+    const block: typeof runs = { bare: [], huptime: [], bare2: [] };
+    try {
+      for (let i = 0; i < rounds; i++) {
+        for (let j = 0; j < order.length; j++) {
+          const which = order[(b + i + j) % order.length];
+          block[which].push(wrk(servers[which].url, { connections: 16, seconds, close }));
+        }
+      }
+    } finally {
+      for (const which of order) await servers[which].stop();
+    }
+    blockRatios.push(ratios(block));
+    for (const which of order) runs[which].push(...block[which]);
   }
+  const all = ratios(runs);
+  const summary = (rs: WrkResult[]) => ({ rps: sum(rs) / (rs.length * seconds), p99Ms: median(rs.map((r) => r.p99Ms)) });
+  return {
+    kind,
+    close,
+    blocks,
+    rounds,
+    seconds,
+    bare: summary([...runs.bare, ...runs.bare2]),
+    huptime: summary(runs.huptime),
+    ratio: all.huptime,
+    medianPairRatio: median(runs.huptime.map((r, i) => (2 * r.rps) / (runs.bare[i].rps + runs.bare2[i].rps))),
+    bareRatio: all.bare,
+    medianBarePairRatio: median(runs.bare2.map((r, i) => r.rps / runs.bare[i].rps)),
+    blockRatios,
+  };
 }
 
 /** hyperfine: mean seconds of each command (no shell). */

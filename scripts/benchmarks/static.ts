@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { compileC } from "../../test/helpers/gcc";
 import { table, restartRows, f1, f2, f3, type Check, type ScenarioPart } from "./report";
 import { median, overheadSideBySide, restartsUnderLoad, type RestartRun } from "./scenarios";
-import { HUPTIME, ROOT } from "./servers";
+import { HUPTIME } from "./servers";
 
 /** Calls per accept() measurement. */
 const ACCEPTS = 100_000;
@@ -43,21 +43,20 @@ function acceptRoundTrip(repeats: number): { bareUs: number; huptimeUs: number; 
 export async function staticPart(restarts: number, intervalMs: number, repeats: number, date: string, say: (s: string) => void): Promise<ScenarioPart> {
   say(`scenario 8: static go (seccomp) fork, ${restarts} restarts every ${intervalMs} ms, 16 connections`);
   const run: RestartRun = await restartsUnderLoad("go", "fork", restarts, intervalMs, true);
-  // 30 rounds of 2 s runs: about ±1.5% on the ratio here, where 5 runs of 3 s gave ±5%.
-  const pairs = repeats * 6;
-  // The floor: the same program under a seccomp filter huptime has nothing to do with (one that
-  // sends no call: test/fixtures/seccomp/container_seccomp.c), which any system call pays for.
-  const plainFilter = [compileC(join(ROOT, "test", "fixtures", "seccomp", "container_seccomp.c"), { flags: ["-static"] }), "LISTENER"];
-  say(`scenario 8: static go bare, under huptime and under a plain seccomp filter side by side, keep-alive and Connection: close, ${pairs} rounds of 2 s runs each, rotating`);
-  const keepAlive = await overheadSideBySide("go", pairs, false, 2, plainFilter);
-  const close = await overheadSideBySide("go", pairs, true, 2, plainFilter);
+  // Fresh processes `blocks` times, `rounds` rotating rounds of 2 s runs on each set: 40 rounds
+  // in all (24 with --quick), where 5 runs of 3 s moved by 5%.
+  const blocks = repeats * 2;
+  const rounds = 4;
+  say(`scenario 8: static go under huptime and bare twice side by side, keep-alive and Connection: close, ${blocks} sets of fresh processes × ${rounds} rounds of 2 s runs, rotating`);
+  const keepAlive = await overheadSideBySide("go", blocks, rounds, false, 2);
+  const close = await overheadSideBySide("go", blocks, rounds, true, 2);
   say("scenario 8: one accept() bare and under huptime's seccomp filter");
   const accept = acceptRoundTrip(repeats);
   const { samples, marks, ...figures } = run;
 
   const checks: Check[] = [];
   const check = (what: string, value: number, target: string, pass: boolean, unit = "") =>
-    checks.push({ what, value: `${Number.isInteger(value) ? value : value.toFixed(2)}${unit}`, target, pass });
+    checks.push({ what, value: `${Number.isInteger(value) ? value : value.toFixed(3)}${unit}`, target, pass });
   check("8 go (static, seccomp) fork: failed requests", run.load.failed, "0", run.load.failed === 0);
   const sighups = run.marks.length; // sent before the load ended
   check("8 go fork: restarts / SIGHUPs", run.restartsCompleted, "all", run.restartsCompleted === sighups, `/${sighups}`);
@@ -77,18 +76,20 @@ ${table(head, restartRows([run]))}
 
 Restart latency (SIGHUP → new generation serving): median ${f1(median(run.readyMs))} ms (the preloaded servers' are in section 1).
 
-The same server bare, under huptime and under a plain seccomp filter (one that sends no call,
-installed by test/fixtures/seccomp/container_seccomp.c: the cost of being filtered at all, which
-huptime can't go below) run side by side, each idle while another is measured, in ${pairs} rounds
-of back-to-back 2 s wrk runs (16 connections), in rotating order. The ratio is huptime's requests
-over bare's; the median of the ${pairs} rounds' own ratios is beside it (one 3 s run of the same
-server moves by about 5% on this shared machine).
+The same server under huptime and bare twice run side by side, each idle while another is
+measured, in rounds of back-to-back 2 s wrk runs (16 connections) in rotating order: ${blocks} sets
+of fresh processes × ${rounds} rounds each (no one process's luck weighs on the whole run).
+huptime's requests are compared with the two bare processes' mean; the two bare processes'
+ratio to each other shows what the measurement itself can tell apart. Beside each, the median
+of the ${blocks * rounds} rounds' own ratios.
 
-${table(["load", "bare req/s", "huptime req/s", "ratio", "median round ratio", "plain filter / bare", "bare p99 ms", "huptime p99 ms"], [keepAlive, close].map((o) => [o.close ? "Connection: close" : "keep-alive", f1(o.bare.rps), f1(o.huptime.rps), f2(o.ratio), f2(o.medianPairRatio), f2(o.floorRatio ?? NaN), f2(o.bare.p99Ms), f2(o.huptime.p99Ms)]))}
+${table(["load", "bare req/s", "huptime req/s", "huptime / bare", "median round", "bare / bare", "median round", "bare p99 ms", "huptime p99 ms"], [keepAlive, close].map((o) => [o.close ? "Connection: close" : "keep-alive", f1(o.bare.rps), f1(o.huptime.rps), f3(o.ratio), f3(o.medianPairRatio), f3(o.bareRatio), f3(o.medianBarePairRatio), f2(o.bare.p99Ms), f2(o.huptime.p99Ms)]))}
+
+Per set of processes, huptime / bare and bare / bare: ${[keepAlive, close].map((o) => `${o.close ? "Connection: close" : "keep-alive"} ${o.blockRatios.map((r) => `${f2(r.huptime)} and ${f2(r.bare)}`).join(", ")}`).join("; ")}.
 
 One accept() that finds no connection: ${f2(accept.bareUs)} µs bare, ${f2(accept.huptimeUs)} µs under huptime's
-seccomp filter (median of ${repeats} × ${ACCEPTS.toLocaleString("en")} calls): ${f2(extraUs)} µs more per accept(), the filter's
-cost (the call is not sent to huptime). Every new connection costs at least one; bare, the server
+seccomp filter (median of ${repeats} × ${ACCEPTS.toLocaleString("en")} calls), ${f2(extraUs)} µs apart: the filter's cost, since
+the call is not sent to huptime. Every new connection costs at least one; bare, the server
 handled a Connection: close request every ${f2(perRequestUs)} µs. Any system call pays about as much for
 passing the filter: getppid() took ${f3(accept.bareSyscallUs)} µs bare and ${f3(accept.huptimeSyscallUs)} µs under the filter (a task under
 seccomp enters the kernel by its slower path). A keep-alive request makes several system calls
