@@ -138,6 +138,27 @@ export async function overhead(kind: Kind, repeats: number, close = false, secon
   return { kind, close, repeats, bare: { rps: rps(bare), p99Ms: p99(bare) }, huptime: { rps: rps(under), p99Ms: p99(under) }, ratio: rps(under) / rps(bare), runs: { bare, huptime: under } };
 }
 
+/** The CPUs this process may run on, from /proc/self/status ("0-3,6" -> [0, 1, 2, 3, 6]). */
+export function allowedCpus(): number[] {
+  const list = /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? "0";
+  return list.split(",").flatMap((part) => {
+    const [from, to] = part.split("-").map(Number);
+    return Array.from({ length: (to ?? from) - from + 1 }, (_, i) => from + i);
+  });
+}
+
+/**
+ * Where a throughput comparison runs: the server on the last allowed CPU, wrk on the others, so
+ * that the scheduler's placing them differently from one run to the next does not add to the
+ * noise (a 2 s run of the same server moved by 6.6% unpinned against 3.4% pinned on a 2-CPU
+ * machine). None with a single CPU.
+ */
+export function cpuSplit(): { server: string; wrk: string } | undefined {
+  const cpus = allowedCpus();
+  if (cpus.length < 2) return undefined;
+  return { server: String(cpus[cpus.length - 1]), wrk: cpus.slice(0, -1).join(",") };
+}
+
 /** What {@link overheadSideBySide} measured for one load. */
 export interface SideBySide {
   kind: Kind;
@@ -158,18 +179,24 @@ export interface SideBySide {
   medianBarePairRatio: number;
   /** `ratio` and `bareRatio` of each set of processes. */
   blockRatios: { huptime: number; bare: number }[];
+  /** The CPUs the servers and wrk ran on (taskset lists), if they were kept apart. */
+  cpus?: { server: string; wrk: string };
 }
 
 /**
  * Throughput and p99 under huptime against the same server run bare twice: the three run side
  * by side (each idle while another is measured) in rounds of back-to-back `seconds`-long wrk runs
  * in rotating order, so that the machine's drift and a fresh process's warm-up weigh on all alike.
- * A 2 s run of the same server moves by 6 to 10% on a shared machine, more than what is measured:
- * a ratio near 1 needs many rounds to be told from 0.97. The servers are started afresh `blocks`
- * times, with `rounds` rounds on each set, so that no one process's luck (where its memory
- * landed, which CPU it warmed up on) weighs on the whole run, and huptime is compared with the
- * mean of two bare processes; the two bare ones' ratio to each other shows what the measurement
- * can tell apart in this run.
+ * Each server runs on one CPU and wrk on the others ({@link cpuSplit}); huptime runs on the
+ * server's CPU with it, so what it does while the program serves counts against it. Two kinds of
+ * noise are larger than what is measured, on a shared 2-CPU machine:
+ * - a 2 s run of the same server moves by about 3.5%;
+ * - a process keeps its own speed for its life (where its memory landed): two bare processes
+ *   stayed 11 to 13% apart over 4 rounds.
+ * So the servers are started afresh `blocks` times, each set warmed up by a 1 s run of each
+ * server (not counted), then measured in `rounds` rounds (more sets of fewer rounds tell more),
+ * and huptime is compared with the mean of two bare processes; the two bare ones' ratio to each
+ * other shows what the measurement can tell apart in this run.
  */
 export async function overheadSideBySide(kind: Kind, blocks: number, rounds: number, close = false, seconds = 2): Promise<SideBySide> {
   const order = ["bare", "huptime", "bare2"] as const;
@@ -177,18 +204,22 @@ export async function overheadSideBySide(kind: Kind, blocks: number, rounds: num
   const sum = (rs: WrkResult[]) => rs.reduce((n, r) => n + r.requests, 0);
   const ratios = (rs: typeof runs) => ({ huptime: (2 * sum(rs.huptime)) / (sum(rs.bare) + sum(rs.bare2)), bare: sum(rs.bare2) / sum(rs.bare) });
   const blockRatios: SideBySide["blockRatios"] = [];
+  const split = cpuSplit();
+  const pin = split ? ["taskset", "-c", split.server] : [];
   for (let b = 0; b < blocks; b++) {
     const servers = {
-      bare: await startServer(kind, "bare", await freePort()),
-      huptime: await startServer(kind, "fork", await freePort()),
-      bare2: await startServer(kind, "bare", await freePort()),
+      bare: await startServer(kind, "bare", await freePort(), [], pin),
+      huptime: await startServer(kind, "fork", await freePort(), [], pin),
+      bare2: await startServer(kind, "bare", await freePort(), [], pin),
     };
     const block: typeof runs = { bare: [], huptime: [], bare2: [] };
     try {
+      // Not counted: a fresh process's first second (its heap growing, its first connections).
+      for (const which of order) wrk(servers[which].url, { connections: 16, seconds: 1, close, cpus: split?.wrk });
       for (let i = 0; i < rounds; i++) {
         for (let j = 0; j < order.length; j++) {
           const which = order[(b + i + j) % order.length];
-          block[which].push(wrk(servers[which].url, { connections: 16, seconds, close }));
+          block[which].push(wrk(servers[which].url, { connections: 16, seconds, close, cpus: split?.wrk }));
         }
       }
     } finally {
@@ -212,6 +243,7 @@ export async function overheadSideBySide(kind: Kind, blocks: number, rounds: num
     bareRatio: all.bare,
     medianBarePairRatio: median(runs.bare2.map((r, i) => r.rps / runs.bare[i].rps)),
     blockRatios,
+    cpus: split,
   };
 }
 

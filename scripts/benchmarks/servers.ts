@@ -112,7 +112,8 @@ function answers(port: number): Promise<boolean> {
 
 /**
  * Starts `kind` on `port`, bare or under huptime (`extra`: more huptime options; `launcher`: a
- * command that runs the bare program, exec'ing it in the same process).
+ * command that runs what follows it, bare program or huptime, exec'ing it in the same process,
+ * such as `taskset -c 1`).
  */
 export async function startServer(kind: Kind, mode: Mode, port: number, extra: string[] = [], launcher: string[] = []): Promise<Server> {
   const dir = mkdtempSync(join(tmpdir(), `huptime-bench-${kind}-`));
@@ -123,7 +124,7 @@ export async function startServer(kind: Kind, mode: Mode, port: number, extra: s
     : kind === "go" ? [goFixture("plain"), join(dir, "version"), `127.0.0.1:${port}`]
     : nginxConf(dir, port);
   const pidfile = join(dir, "nginx.pid");
-  const full = mode === "bare" ? [...launcher, ...argv] : [HUPTIME, `--${mode}`, ...(kind === "nginx" ? ["--unlink", pidfile] : []), ...extra, ...argv];
+  const full = [...launcher, ...(mode === "bare" ? argv : [HUPTIME, `--${mode}`, ...(kind === "nginx" ? ["--unlink", pidfile] : []), ...extra, ...argv])];
   const logPath = join(dir, "stderr.log");
   const child = spawn(full[0], full.slice(1), { detached: true, stdio: ["ignore", "ignore", openSync(logPath, "w")] });
   const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));

@@ -43,11 +43,13 @@ function acceptRoundTrip(repeats: number): { bareUs: number; huptimeUs: number; 
 export async function staticPart(restarts: number, intervalMs: number, repeats: number, date: string, say: (s: string) => void): Promise<ScenarioPart> {
   say(`scenario 8: static go (seccomp) fork, ${restarts} restarts every ${intervalMs} ms, 16 connections`);
   const run: RestartRun = await restartsUnderLoad("go", "fork", restarts, intervalMs, true);
-  // Fresh processes `blocks` times, `rounds` rotating rounds of 2 s runs on each set: 40 rounds
-  // in all (24 with --quick), where 5 runs of 3 s moved by 5%.
-  const blocks = repeats * 2;
-  const rounds = 4;
-  say(`scenario 8: static go under huptime and bare twice side by side, keep-alive and Connection: close, ${blocks} sets of fresh processes × ${rounds} rounds of 2 s runs, rotating`);
+  // 20 sets of fresh processes (12 with --quick), 2 rounds of 2 s runs on each: one process
+  // keeps its own speed (two bare processes stayed 11 to 13% apart over 4 rounds, where one 2 s
+  // run moves by 3.5%), so more sets of fewer rounds tell more; 10 sets of 4 rounds left that
+  // luck at about ±2% on the ratio.
+  const blocks = repeats * 4;
+  const rounds: number = 2;
+  say(`scenario 8: static go under huptime and bare twice side by side (server and wrk on separate CPUs), keep-alive and Connection: close, ${blocks} sets of fresh processes × ${rounds} rounds of 2 s runs, rotating`);
   const keepAlive = await overheadSideBySide("go", blocks, rounds, false, 2);
   const close = await overheadSideBySide("go", blocks, rounds, true, 2);
   say("scenario 8: one accept() bare and under huptime's seccomp filter");
@@ -63,6 +65,7 @@ export async function staticPart(restarts: number, intervalMs: number, repeats: 
   check("8 go: throughput under huptime / bare", keepAlive.ratio, "≥ 0.97", keepAlive.ratio >= 0.97);
   check("8 go Connection: close: throughput under huptime / bare", close.ratio, "≥ 0.97", close.ratio >= 0.97);
 
+  const range = (xs: number[]) => `${f2(Math.min(...xs))} to ${f2(Math.max(...xs))}`;
   const head = ["run", "phase", "requests", "failed", "req/s", "p50 ms", "p99 ms", "max ms"];
   const extraUs = accept.huptimeUs - accept.bareUs;
   const perRequestUs = 1e6 / close.bare.rps;
@@ -76,16 +79,18 @@ ${table(head, restartRows([run]))}
 
 Restart latency (SIGHUP → new generation serving): median ${f1(median(run.readyMs))} ms (the preloaded servers' are in section 1).
 
-The same server under huptime and bare twice run side by side, each idle while another is
-measured, in rounds of back-to-back 2 s wrk runs (16 connections) in rotating order: ${blocks} sets
-of fresh processes × ${rounds} rounds each (no one process's luck weighs on the whole run).
+The same server under huptime and bare twice, side by side: ${blocks} times, three fresh processes
+ran ${rounds === 1 ? "one round" : `${rounds} rounds`} of back-to-back 2 s wrk runs (16 connections), each idle while another
+is measured, in rotating order, after a 1 s run of each that is not counted (a process keeps its
+own speed for its life: no one process's luck may weigh on the whole run).
+${keepAlive.cpus ? `Each server (huptime with it) runs on CPU ${keepAlive.cpus.server} and wrk on CPU ${keepAlive.cpus.wrk}.` : "Server and wrk share this machine's one CPU."}
 huptime's requests are compared with the two bare processes' mean; the two bare processes'
 ratio to each other shows what the measurement itself can tell apart. Beside each, the median
 of the ${blocks * rounds} rounds' own ratios.
 
 ${table(["load", "bare req/s", "huptime req/s", "huptime / bare", "median round", "bare / bare", "median round", "bare p99 ms", "huptime p99 ms"], [keepAlive, close].map((o) => [o.close ? "Connection: close" : "keep-alive", f1(o.bare.rps), f1(o.huptime.rps), f3(o.ratio), f3(o.medianPairRatio), f3(o.bareRatio), f3(o.medianBarePairRatio), f2(o.bare.p99Ms), f2(o.huptime.p99Ms)]))}
 
-Per set of processes, huptime / bare and bare / bare: ${[keepAlive, close].map((o) => `${o.close ? "Connection: close" : "keep-alive"} ${o.blockRatios.map((r) => `${f2(r.huptime)} and ${f2(r.bare)}`).join(", ")}`).join("; ")}.
+Per set of processes, huptime / bare and bare / bare ranged over ${[keepAlive, close].map((o) => `${o.close ? "Connection: close" : "keep-alive"} ${range(o.blockRatios.map((r) => r.huptime))} and ${range(o.blockRatios.map((r) => r.bare))}`).join("; ")}.
 
 One accept() that finds no connection: ${f2(accept.bareUs)} µs bare, ${f2(accept.huptimeUs)} µs under huptime's
 seccomp filter (median of ${repeats} × ${ACCEPTS.toLocaleString("en")} calls), ${f2(extraUs)} µs apart: the filter's cost, since

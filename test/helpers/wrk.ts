@@ -42,6 +42,8 @@ export interface WrkOptions {
   close: boolean;
   /** Record who answered each response (see the module comment); costs some throughput. */
   origins?: boolean;
+  /** Run wrk on these CPUs only (a taskset(1) list such as "0" or "0,2-3"). */
+  cpus?: string;
 }
 
 // The origin hook: per thread, flat tables (wrk copies flat tables between its Lua states, not
@@ -96,6 +98,11 @@ end
   return path;
 }
 
+/** The command line: wrk, under taskset with `cpus`. */
+function command(url: string, opts: WrkOptions): string[] {
+  return [...(opts.cpus ? ["taskset", "-c", opts.cpus] : []), "wrk", ...args(url, opts)];
+}
+
 function args(url: string, opts: WrkOptions): string[] {
   return ["-t2", `-c${opts.connections}`, `-d${Math.ceil(opts.seconds)}s`, "--timeout", "5s", "-s", script(opts), url];
 }
@@ -122,7 +129,8 @@ function parse(stdout: string, stderr: string): WrkResult {
 
 /** Runs wrk against `url` for `seconds` with `connections` (2 threads) and waits for it. */
 export function wrk(url: string, opts: WrkOptions): WrkResult {
-  const r = spawnSync("wrk", args(url, opts), { encoding: "utf8", timeout: (opts.seconds + 30) * 1000 });
+  const [cmd, ...argv] = command(url, opts);
+  const r = spawnSync(cmd, argv, { encoding: "utf8", timeout: (opts.seconds + 30) * 1000 });
   return parse(r.stdout ?? "", r.stderr ?? String(r.error ?? ""));
 }
 
@@ -136,7 +144,8 @@ export interface WrkRun {
 
 /** Starts wrk against `url` in the background (see `wrk`). */
 export function startWrk(url: string, opts: WrkOptions): WrkRun {
-  const child = spawn("wrk", args(url, opts), { stdio: ["ignore", "pipe", "pipe"] });
+  const [cmd, ...argv] = command(url, opts);
+  const child = spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
   child.stdout.on("data", (d) => (out += d));
