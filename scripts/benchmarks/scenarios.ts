@@ -139,7 +139,7 @@ export async function overhead(kind: Kind, repeats: number, close = false, secon
 }
 
 /** The CPUs this process may run on, from /proc/self/status ("0-3,6" -> [0, 1, 2, 3, 6]). */
-export function allowedCpus(): number[] {
+function allowedCpus(): number[] {
   const list = /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? "0";
   return list.split(",").flatMap((part) => {
     const [from, to] = part.split("-").map(Number);
@@ -153,7 +153,7 @@ export function allowedCpus(): number[] {
  * noise (a 2 s run of the same server moved by 6.6% unpinned against 3.4% pinned on a 2-CPU
  * machine). None with a single CPU.
  */
-export function cpuSplit(): { server: string; wrk: string } | undefined {
+function cpuSplit(): { server: string; wrk: string } | undefined {
   const cpus = allowedCpus();
   if (cpus.length < 2) return undefined;
   return { server: String(cpus[cpus.length - 1]), wrk: cpus.slice(0, -1).join(",") };

@@ -48,7 +48,7 @@ export async function staticPart(restarts: number, intervalMs: number, repeats: 
   // run moves by 3.5%), so more sets of fewer rounds tell more; 10 sets of 4 rounds left that
   // luck at about ±2% on the ratio.
   const blocks = repeats * 4;
-  const rounds: number = 2;
+  const rounds = 2;
   say(`scenario 8: static go under huptime and bare twice side by side (server and wrk on separate CPUs), keep-alive and Connection: close, ${blocks} sets of fresh processes × ${rounds} rounds of 2 s runs, rotating`);
   const keepAlive = await overheadSideBySide("go", blocks, rounds, false, 2);
   const close = await overheadSideBySide("go", blocks, rounds, true, 2);
@@ -80,7 +80,7 @@ ${table(head, restartRows([run]))}
 Restart latency (SIGHUP → new generation serving): median ${f1(median(run.readyMs))} ms (the preloaded servers' are in section 1).
 
 The same server under huptime and bare twice, side by side: ${blocks} times, three fresh processes
-ran ${rounds === 1 ? "one round" : `${rounds} rounds`} of back-to-back 2 s wrk runs (16 connections), each idle while another
+ran ${rounds} rounds of back-to-back 2 s wrk runs (16 connections), each idle while another
 is measured, in rotating order, after a 1 s run of each that is not counted (a process keeps its
 own speed for its life: no one process's luck may weigh on the whole run).
 ${keepAlive.cpus ? `Each server (huptime with it) runs on CPU ${keepAlive.cpus.server} and wrk on CPU ${keepAlive.cpus.wrk}.` : "Server and wrk share this machine's one CPU."}
